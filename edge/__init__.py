@@ -1,0 +1,1 @@
+"""Field agent: Modbus polling, the wire format, uplink publishing and the plant simulator."""

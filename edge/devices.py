@@ -1,0 +1,67 @@
+"""Configuration of one edge agent: its Modbus devices and register maps."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+RegisterType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+
+# Registers each type occupies.
+WIDTH: dict[str, int] = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
+
+
+class Strict(BaseModel):
+    """Base for edge config models: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Register(Strict):
+    """Where a point's raw value lives and how it becomes an engineering value."""
+
+    table: Literal["holding", "input"] = "holding"
+    address: int = Field(ge=0, le=65535)
+    type: RegisterType = "float32"
+    word_order: Literal["ABCD", "CDAB"] = Field(
+        default="ABCD", description="ABCD: high word first (big-endian); CDAB: low word first")
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @property
+    def width(self) -> int:
+        """Number of 16-bit registers the value occupies."""
+        return WIDTH[self.type]
+
+    @model_validator(mode="after")
+    def _fits(self) -> Register:
+        if self.address + self.width - 1 > 65535:
+            raise ValueError(f"{self.type} at address {self.address} runs past register 65535")
+        return self
+
+
+class ModbusDevice(Strict):
+    """A Modbus TCP device polled by the edge agent; value = raw × scale + offset."""
+
+    host: str
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=247)
+    poll_interval_s: float = Field(default=1.0, gt=0)
+    timeout_s: float = Field(default=1.0, gt=0)
+    max_registers_per_read: int = Field(default=125, ge=1, le=125)
+    registers: dict[Identifier, Register] = Field(
+        description="point id → register", min_length=1)
+
+
+class EdgeAgent(Strict):
+    """One edge agent: the devices it polls and how it batches for the uplink."""
+
+    modbus: dict[Identifier, ModbusDevice] = Field(default_factory=dict)
+    max_batch_readings: int = Field(default=1000, ge=1, le=100_000)
+    max_batch_delay_s: float = Field(default=0.5, gt=0)
+
+    def point_ids(self) -> list[tuple[str, str]]:
+        """(device id, point id) of every mapped register."""
+        return [(d, p) for d, dev in self.modbus.items() for p in dev.registers]

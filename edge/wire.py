@@ -1,0 +1,112 @@
+"""Wire format v1: the contract between edge agents and the gateway core.
+
+A message is one orjson-encoded JSON object, published at QoS 1 on
+``mhs/v1/<enterprise code>/<edge id>/readings``::
+
+    {"v": 1,                      # format version; the gateway rejects versions it does not know
+     "edge": "edge-01",           # edge id, equal to the topic's <edge id>
+     "boot": 1732345678123,       # the edge agent's start time (ms): a new boot restarts seq at 0
+     "seq": 42,                   # per (edge, boot), +1 for each message: gaps and duplicates show
+     "ids": ["V101_level", ...],  # point ids               ┐
+     "ts":  [1732345679000, ...], # Unix time, ms           │ columns of equal length
+     "val": [42.1, null, ...],    # engineering value; null when there is none (bad quality)
+     "q":   [0, 2, ...]}          # quality: 0 good, 1 uncertain, 2 bad, 3 stale ┘
+
+Columns rather than row objects because the decoder turns them straight into numpy arrays
+(3.2–3.4 M readings/s per core against 1.4 M/s for rows, DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+
+VERSION = 1
+TOPIC_ROOT = "mhs/v1"
+
+
+class WireError(ValueError):
+    """A message that is not a valid v1 batch; the text says what is wrong."""
+
+
+def readings_topic(enterprise: str, edge: str) -> str:
+    """The topic an edge publishes its reading batches on."""
+    return f"{TOPIC_ROOT}/{enterprise}/{edge}/readings"
+
+
+@dataclass(frozen=True, slots=True)
+class WireBatch:
+    """A decoded message: header plus columns."""
+
+    edge: str
+    boot: int
+    seq: int
+    ids: npt.NDArray[np.str_]
+    ts_ms: npt.NDArray[np.int64]
+    value: npt.NDArray[np.float64]
+    quality: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode(edge: str, boot: int, seq: int, ids: list[str], ts_ms: npt.ArrayLike,
+           value: npt.ArrayLike, quality: npt.ArrayLike) -> bytes:
+    """Serialise one batch; NaN values go out as null."""
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    val = np.asarray(value, dtype=np.float64)
+    q = np.asarray(quality, dtype=np.uint8)
+    if not (len(ids) == len(ts) == len(val) == len(q)):
+        raise WireError("ids, ts, val and q must have equal lengths")
+    return orjson.dumps(
+        {"v": VERSION, "edge": edge, "boot": boot, "seq": seq, "ids": ids, "ts": ts,
+         "val": val, "q": q},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+def _column(msg: dict[str, Any], key: str, dtype: type[np.generic], n: int) -> npt.NDArray[Any]:
+    col = msg.get(key)
+    if not isinstance(col, list):
+        raise WireError(f"field {key!r} must be a list")
+    if len(col) != n:
+        raise WireError(f"field {key!r} has {len(col)} entries, 'ids' has {n}")
+    try:
+        return np.array(col, dtype=dtype)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise WireError(f"field {key!r}: {exc}") from None
+
+
+def decode(payload: bytes) -> WireBatch:
+    """Parse and check one message; raises WireError naming the first problem found."""
+    try:
+        msg = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(f"not JSON: {exc}") from None
+    if not isinstance(msg, dict):
+        raise WireError("message must be a JSON object")
+    if msg.get("v") != VERSION:
+        raise WireError(f"unsupported wire version {msg.get('v')!r} (this gateway reads v1)")
+    edge, boot, seq = msg.get("edge"), msg.get("boot"), msg.get("seq")
+    if not isinstance(edge, str) or not edge:
+        raise WireError("field 'edge' must be a non-empty string")
+    if not isinstance(boot, int) or not isinstance(seq, int) or seq < 0:
+        raise WireError("fields 'boot' and 'seq' must be non-negative integers")
+    ids = msg.get("ids")
+    if not isinstance(ids, list):
+        raise WireError("field 'ids' must be a list of strings")
+    n = len(ids)
+    id_arr = np.array(ids) if n else np.empty(0, np.str_)
+    if id_arr.dtype.kind != "U" or id_arr.ndim != 1:
+        raise WireError("field 'ids' must be a list of strings")
+    ts = _column(msg, "ts", np.int64, n)
+    # None (JSON null) becomes NaN in a float array, which is what we want for "no value".
+    val = _column(msg, "val", np.float64, n)
+    q = _column(msg, "q", np.int64, n)
+    if n and (q.min() < 0 or q.max() > 3):
+        raise WireError("field 'q' holds a quality code outside 0..3")
+    return WireBatch(edge, boot, seq, id_arr, ts, val, q.astype(np.uint8))

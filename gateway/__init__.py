@@ -1,0 +1,1 @@
+"""Imperative shell: asyncio runtime, MQTT ingest, InfluxDB sinks, CLI and demo."""

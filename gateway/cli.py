@@ -1,0 +1,145 @@
+"""``hazgw``: check configs, generate schemas, run the core, an edge agent, the simulator or
+the all-in-one demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from gateway.config import ConfigError, Settings, SiteConfig, format_errors, load_site
+
+
+def _site(path: str) -> SiteConfig:
+    try:
+        return load_site(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print("environment settings (HAZGW_*): invalid", file=sys.stderr)
+        for line in format_errors(exc):
+            print(f"  HAZGW_{line}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a site file; print every error by path, or a summary."""
+    from gateway.summary import summary
+
+    site = _site(args.path)
+    print(f"{args.path}: OK")
+    print(summary(site))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Write the JSON Schemas of the config files."""
+    from gateway.schema import write_schemas
+
+    for p in write_schemas(Path(args.out)):
+        print(p)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """All-in-one demo on embedded defaults."""
+    from gateway.demo import run_demo
+
+    site = _site(args.config)
+    with contextlib.suppress(KeyboardInterrupt):
+        counts = asyncio.run(run_demo(site, args.duration, Path(args.output)))
+        print(f"demo finished: {counts}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """The gateway core: MQTT ingest → rules → InfluxDB."""
+    from gateway.service import run_gateway
+
+    settings = _settings()
+    site = _site(args.config or str(settings.config))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_gateway(site, settings))
+    return 0
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    """An edge agent: Modbus polling → MQTT."""
+    from gateway.service import run_edge
+
+    settings = _settings()
+    site = _site(args.config or str(settings.config))
+    edge_id = args.edge_id or settings.edge_id
+    if edge_id not in site.edges:
+        print(f"edge {edge_id!r} is not in {args.config}; known: {', '.join(site.edges)}",
+              file=sys.stderr)
+        return 2
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_edge(site, edge_id, settings))
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Serve the site's Modbus devices with simulated values."""
+    from gateway.service import run_simulator
+
+    site = _site(args.config)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_simulator(site, args.host))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``hazgw``."""
+    p = argparse.ArgumentParser(prog="hazgw", description=__doc__)
+    p.add_argument("--log-level", default="INFO")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("check-config", help="validate a site YAML file")
+    c.add_argument("path")
+    c.set_defaults(func=cmd_check_config)
+    s = sub.add_parser("schema", help="write JSON Schemas of the config files")
+    s.add_argument("--out", default="config/schema")
+    s.set_defaults(func=cmd_schema)
+    d = sub.add_parser("demo", help="simulator + edge + core in one process")
+    d.add_argument("--config", default="config/demo/plant.yaml")
+    d.add_argument("--duration", type=float, default=None, help="seconds; default: until ^C")
+    d.add_argument("--output", default="var/demo/readings.lp")
+    d.set_defaults(func=cmd_demo)
+    r = sub.add_parser("run", help="gateway core (settings from HAZGW_* environment)")
+    r.add_argument("--config", default=None)
+    r.set_defaults(func=cmd_run)
+    e = sub.add_parser("edge", help="edge agent (settings from HAZGW_* environment)")
+    e.add_argument("--config", default=None)
+    e.add_argument("--edge-id", default=None)
+    e.set_defaults(func=cmd_edge)
+    m = sub.add_parser("simulate", help="serve the site's Modbus devices with simulated values")
+    m.add_argument("--config", default="config/demo/plant.yaml")
+    m.add_argument("--host", default=None, help="bind address (default: each device's host)")
+    m.set_defaults(func=cmd_simulate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``hazgw`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rc: int = args.func(args)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,132 @@
+"""Loading the site configuration (YAML) and the runtime settings (environment).
+
+A bad file stops start-up with every problem listed by its path, e.g.
+``enterprise.hazard_sources.lpg_farm.equipment.V101.points.V101_level.hi: must be below hihi``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from alerting.plant import Enterprise, problems_of, rule_problems
+from edge.devices import EdgeAgent
+from edge.mqtt import MqttSettings
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+
+
+class SiteConfig(BaseModel):
+    """One enterprise's plant model together with the edge agents that feed it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enterprise: Enterprise
+    edges: dict[Identifier, EdgeAgent] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _registers_name_known_points(self) -> SiteConfig:
+        known = self.enterprise.points()
+        mapped: dict[str, str] = {}
+        problems: list[tuple[str, str]] = []
+        for edge_id, agent in self.edges.items():
+            for dev_id, pid in agent.point_ids():
+                where = f"edges.{edge_id}.modbus.{dev_id}.registers.{pid}"
+                if pid not in known:
+                    problems.append((where, f"point {pid!r} is not defined under enterprise"))
+                elif pid in mapped:
+                    problems.append((where, f"point {pid!r} is already read at {mapped[pid]}"))
+                else:
+                    mapped[pid] = where
+        if problems:
+            raise rule_problems(problems)
+        return self
+
+
+class ConfigError(Exception):
+    """The configuration could not be loaded; ``errors`` lists ``path: message`` lines."""
+
+    def __init__(self, source: str, errors: list[str]) -> None:
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(errors))
+        self.source = source
+        self.errors = errors
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """One ``path: message`` line per problem, field-level problems expanded."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        path = _dotted(err["loc"])
+        problems = problems_of(err.get("ctx"))
+        if problems:
+            lines += [f"{path}.{field}: {msg}" if path else f"{field}: {msg}"
+                      for field, msg in problems]
+        else:
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {msg}" if path else msg)
+    return lines
+
+
+def parse_site(data: Any, source: str = "<config>") -> SiteConfig:
+    """Validate already-parsed YAML data; raises ConfigError listing every problem."""
+    try:
+        return SiteConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(source, format_errors(exc)) from None
+
+
+def load_site(path: Path | str) -> SiteConfig:
+    """Read and validate a site YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [f"cannot read file: {exc.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError(str(p), [f"{where}: not valid YAML: {exc}"]) from None
+    return parse_site(data, str(p))
+
+
+class InfluxSettings(BaseModel):
+    """Where readings and alarm events are written."""
+
+    kind: Literal["v1", "v2", "file", "none"] = "v1"
+    url: str = "http://127.0.0.1:8086"
+    database: str = "hazgw"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    org: str = "hazgw"
+    bucket: str = "hazgw"
+    token: SecretStr | None = None
+    path: Path = Path("var/readings.lp")
+    gzip: bool = False
+    batch_points: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=0.2, gt=0)
+    writers: int = Field(default=2, ge=1, le=8)
+    max_pending_batches: int = Field(default=64, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Runtime settings from the environment (``HAZGW_``, nested with ``__``)."""
+
+    model_config = SettingsConfigDict(env_prefix="HAZGW_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    config: Path = Path("config/demo/plant.yaml")
+    edge_id: str = "edge-01"
+    mqtt: MqttSettings = MqttSettings()
+    influx: InfluxSettings = InfluxSettings()
