@@ -7,6 +7,7 @@ detector range cannot reach the OEL-based values. A point may opt out only with 
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -39,7 +40,8 @@ class Strict(BaseModel):
 def rule_problems(problems: list[tuple[str, str]]) -> PydanticCustomError:
     """One validation error carrying several field-level problems (see gateway.config)."""
     summary = "; ".join(f"{f}: {m}" for f, m in problems)
-    return PydanticCustomError("plant_rules", "{summary}", {"summary": summary, "problems": problems})
+    return PydanticCustomError("plant_rules", "{summary}",
+                               {"summary": summary, "problems": problems})
 
 
 class GasInfo(Strict):
@@ -91,7 +93,7 @@ class Point(Strict):
                 problems.append(
                     (name, f"{value} is outside the instrument range "
                            f"[{self.range_low}, {self.range_high}]"))
-        for (lower, lv), (upper, uv) in zip(set_limits, set_limits[1:], strict=False):
+        for (lower, lv), (upper, uv) in itertools.pairwise(set_limits):
             if lv >= uv:
                 problems.append((lower, f"must be below {upper} ({lv} >= {uv})"))
         problems += self._gas_problems()

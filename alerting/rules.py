@@ -126,7 +126,8 @@ def evaluate(table: PointTable, state: I8, batch: ReadingBatch) -> tuple[AlarmEv
     prior = state
 
     with np.errstate(invalid="ignore"):
-        hh_l, h_l, l_l, ll_l = table.hihi[point], table.hi[point], table.lo[point], table.lolo[point]
+        hh_l, h_l = table.hihi[point], table.hi[point]
+        l_l, ll_l = table.lo[point], table.lolo[point]
         # NaN limits compare False on both sides, so an unset limit never sets; reset it
         # explicitly so a removed limit clears.
         hh = _switch(v >= hh_l, (v < hh_l - db) | np.isnan(hh_l), prior >= 2, group_start, point)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -66,10 +67,8 @@ class EdgeRunner:
         tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device_id}") for p in self.pollers]
         try:
             while True:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.cfg.max_batch_delay_s)
-                except TimeoutError:
-                    pass
                 self._wake.clear()
                 await self.flush()
         finally:

@@ -12,6 +12,7 @@ from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, Field, SecretStr
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class MqttUplink:
         self._last: mqtt.MQTTMessageInfo | None = None
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason: mqtt.ReasonCode, props: object) -> None:
+                    reason: ReasonCode, props: object) -> None:
         if reason.is_failure:
             log.error("uplink: broker refused the connection: %s", reason)
             return
@@ -76,7 +77,7 @@ class MqttUplink:
         log.info("uplink: connected")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason: mqtt.ReasonCode, props: object) -> None:
+                       reason: ReasonCode, props: object) -> None:
         if self._connected:
             log.warning("uplink: disconnected (%s); paho reconnects", reason)
         self._connected = False

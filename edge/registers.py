@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +27,7 @@ class ReadBlock:
     scale: npt.NDArray[np.float64]
     add: npt.NDArray[np.float64]
 
-    def decode(self, registers: list[int]) -> npt.NDArray[np.float64]:
+    def decode(self, registers: Sequence[int]) -> npt.NDArray[np.float64]:
         """Engineering values of this block's points from the registers read."""
         regs = np.asarray(registers, dtype=np.uint16)
         if len(regs) < self.count:

@@ -143,7 +143,7 @@ class SimulatedDevice:
 
     async def stop(self) -> None:
         """Stop the server and its task."""
-        await self._server.shutdown()
+        await self._server.shutdown()  # type: ignore[no-untyped-call]
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)

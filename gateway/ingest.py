@@ -13,6 +13,7 @@ import threading
 from collections import deque
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.mqtt import MqttSettings, make_client
 
@@ -103,7 +104,7 @@ class MqttIngest:
         self._client.loop_stop()
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason: mqtt.ReasonCode, props: object) -> None:
+                    reason: ReasonCode, props: object) -> None:
         if reason.is_failure:
             self.connect_failures += 1
             log.error("ingest: broker refused the connection: %s", reason)
@@ -113,7 +114,7 @@ class MqttIngest:
         self.connected.set()
 
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                      reasons: list[mqtt.ReasonCode], props: object) -> None:
+                      reasons: list[ReasonCode], props: object) -> None:
         failed = [r for r in reasons if r.is_failure]
         if failed:
             log.error("ingest: subscription refused: %s", failed)
@@ -121,7 +122,7 @@ class MqttIngest:
         self.subscribed.set()
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason: mqtt.ReasonCode, props: object) -> None:
+                       reason: ReasonCode, props: object) -> None:
         if self.connected.is_set():
             log.warning("ingest: disconnected (%s); paho reconnects", reason)
         self.connected.clear()
@@ -129,4 +130,4 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     msg: mqtt.MQTTMessage) -> None:
-        self._buffer.push((msg.topic, msg.payload))
+        self._buffer.push((msg.topic, bytes(msg.payload)))

@@ -13,7 +13,7 @@ def summary(site: SiteConfig) -> str:
     for sid, src in ent.hazard_sources.items():
         g = src.grading()
         if src.category == "hazardous_chemicals":
-            level = g.level if g.is_major else "not major (S < 1)"
+            level: str = g.level if g.level is not None else "not major (S < 1)"
             s_txt, r_txt = f"{g.s:8.2f}", f"{g.r:8.2f}"
         else:
             level, s_txt, r_txt = "n/a (dust rules)", f"{'-':>8}", f"{'-':>8}"

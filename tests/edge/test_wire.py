@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+import pytest
+
+from edge import wire
+
+
+def test_round_trip_keeps_columns_and_turns_nan_into_null() -> None:
+    payload = wire.encode("edge-01", 1700, 5, ["a", "b"], [1, 2], [1.5, math.nan], [0, 2])
+    assert orjson.loads(payload)["val"] == [1.5, None]
+    wb = wire.decode(payload)
+    assert (wb.edge, wb.boot, wb.seq) == ("edge-01", 1700, 5)
+    assert wb.ids.tolist() == ["a", "b"]
+    assert wb.ts_ms.tolist() == [1, 2]
+    assert wb.value[0] == 1.5 and np.isnan(wb.value[1])
+    assert wb.quality.tolist() == [0, 2]
+
+
+def test_empty_batch_round_trips() -> None:
+    assert len(wire.decode(wire.encode("e", 1, 0, [], [], [], []))) == 0
+
+
+def test_topic_layout() -> None:
+    assert wire.readings_topic("91320582MA1W3K4X5R", "edge-01") == \
+        "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
+
+
+GOOD = {"v": 1, "edge": "e", "boot": 1, "seq": 0, "ids": ["a"], "ts": [1], "val": [2.0],
+        "q": [0]}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"v": 2}, "unsupported wire version 2"),
+    ({"edge": ""}, "'edge' must be a non-empty string"),
+    ({"seq": -1}, "'boot' and 'seq' must be non-negative integers"),
+    ({"ids": "a"}, "'ids' must be a list of strings"),
+    ({"ids": [{"x": 1}]}, "'ids' must be a list of strings"),
+    ({"ts": [1, 2]}, "field 'ts' has 2 entries, 'ids' has 1"),
+    ({"val": ["high"]}, "field 'val'"),
+    ({"q": [7]}, "quality code outside 0..3"),
+])
+def test_invalid_messages_name_the_problem(change: dict[str, object], message: str) -> None:
+    with pytest.raises(wire.WireError, match=message):
+        wire.decode(orjson.dumps({**GOOD, **change}))
+
+
+def test_not_json_and_not_an_object() -> None:
+    with pytest.raises(wire.WireError, match="not JSON"):
+        wire.decode(b"\x00garbage")
+    with pytest.raises(wire.WireError, match="must be a JSON object"):
+        wire.decode(b"[1, 2]")
