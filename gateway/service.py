@@ -3,40 +3,51 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from edge import wire
 from edge.agent import EdgeRunner
 from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
 from gateway.config import Settings, SiteConfig
+from gateway.core import Core
 from gateway.ingest import MessageBuffer, MqttIngest
 from gateway.runtime import running_core
 
 log = logging.getLogger(__name__)
 
 
-async def run_gateway(site: SiteConfig, settings: Settings,
-                      stop: asyncio.Event | None = None) -> None:
-    """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
-    stop = stop or asyncio.Event()
+@asynccontextmanager
+async def gateway_session(site: SiteConfig, settings: Settings
+                          ) -> AsyncIterator[tuple[Core, MqttIngest]]:
+    """MQTT ingest feeding the core while the context is open; drains and flushes on exit."""
     buffer = MessageBuffer(asyncio.get_running_loop())
     topic = wire.readings_topic(site.enterprise.code, "+")
     ingest = MqttIngest(settings.mqtt, [topic], buffer)
     async with running_core(site, settings.influx, buffer) as core:
         ingest.start()
         try:
-            while not stop.is_set():
-                with_timeout = asyncio.create_task(stop.wait())
-                await asyncio.wait([with_timeout], timeout=30)
-                with_timeout.cancel()
-                s = core.stats
-                log.info("core: %d readings, %d alarm events, %d malformed, %d duplicates, "
-                         "%d gaps; written %d, pending %d", s.readings, s.alarm_events,
-                         s.malformed_messages, s.duplicate_messages, s.sequence_gaps,
-                         core.writer.stats.points_written, core.writer.pending_points)
+            yield core, ingest
         finally:
             ingest.stop()
+
+
+async def run_gateway(site: SiteConfig, settings: Settings,
+                      stop: asyncio.Event | None = None, status_every_s: float = 30) -> None:
+    """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
+    stop = stop or asyncio.Event()
+    async with gateway_session(site, settings) as (core, _):
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), status_every_s)
+            s = core.stats
+            log.info("core: %d readings, %d alarm events, %d malformed, %d duplicates, "
+                     "%d gaps; written %d, pending %d", s.readings, s.alarm_events,
+                     s.malformed_messages, s.duplicate_messages, s.sequence_gaps,
+                     core.writer.stats.points_written, core.writer.pending_points)
 
 
 async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
