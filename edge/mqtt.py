@@ -65,8 +65,9 @@ class MqttUplink:
         self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
         self._client.loop_start()
         self.published = 0
+        self.acknowledged = 0
         self.publish_waits = 0
-        self._last: mqtt.MQTTMessageInfo | None = None
+        self._client.on_publish = self._on_publish
 
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
                     reason: ReasonCode, props: object) -> None:
@@ -87,15 +88,20 @@ class MqttUplink:
         while True:
             info = self._client.publish(topic, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_QUEUE_SIZE:
+                # Queued by paho even while disconnected (rc NO_CONN): it is sent on reconnect.
                 self.published += 1
-                self._last = info
                 return
             self.publish_waits += 1
             await asyncio.sleep(0.05)
 
+    def _on_publish(self, client: mqtt.Client, userdata: object, mid: int,
+                    reason: ReasonCode, props: object) -> None:
+        # Called from paho's thread on PUBACK; a plain int increment is atomic under the GIL.
+        self.acknowledged += 1
+
     def all_acknowledged(self) -> bool:
-        """Whether the broker acknowledged the last message (QoS 1 flows are in order)."""
-        return self._last is None or self._last.is_published()
+        """Whether the broker acknowledged every message published so far."""
+        return self.acknowledged >= self.published
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Wait (bounded) for the broker to acknowledge what we sent, then disconnect."""
@@ -104,6 +110,7 @@ class MqttUplink:
         while not self.all_acknowledged() and loop.time() < deadline:
             await asyncio.sleep(0.02)
         if not self.all_acknowledged():
-            log.warning("uplink: closing with messages the broker has not acknowledged")
+            log.warning("uplink: closing with %d messages the broker has not acknowledged",
+                        self.published - self.acknowledged)
         self._client.disconnect()
         self._client.loop_stop()

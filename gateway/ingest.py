@@ -91,6 +91,7 @@ class MqttIngest:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.connect_failures = 0
+        self._stopping = False
 
     def start(self) -> None:
         """Connect in the background; paho reconnects by itself."""
@@ -99,6 +100,7 @@ class MqttIngest:
 
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
+        self._stopping = True
         self._buffer.close()
         self._client.disconnect()
         self._client.loop_stop()
@@ -123,7 +125,7 @@ class MqttIngest:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
                        reason: ReasonCode, props: object) -> None:
-        if self.connected.is_set():
+        if self.connected.is_set() and not self._stopping:
             log.warning("ingest: disconnected (%s); paho reconnects", reason)
         self.connected.clear()
         self.subscribed.clear()

@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 BINARIES = {"mosquitto": "/usr/sbin/mosquitto", "influxdb": "/usr/bin/influxd",
             "victoria-metrics": "/usr/bin/victoria-metrics"}
@@ -188,7 +189,7 @@ def victoria_metrics(workdir: Path) -> Iterator[Server]:
         server.stop()
 
 
-def influx_query(server: Server, db: str, q: str) -> list[dict[str, object]]:
+def influx_query(server: Server, db: str, q: str) -> list[dict[str, Any]]:
     """Run an InfluxQL query; the series of the first statement (raises on an error)."""
     import json
 
@@ -198,7 +199,7 @@ def influx_query(server: Server, db: str, q: str) -> list[dict[str, object]]:
     result = body["results"][0]
     if "error" in result:
         raise RuntimeError(result["error"])
-    series: list[dict[str, object]] = result.get("series", [])
+    series: list[dict[str, Any]] = result.get("series", [])
     return series
 
 

@@ -16,7 +16,7 @@ def errors_of(**fields: Any) -> list[str]:
 
 
 COMBUSTIBLE = {"kind": "combustible_gas", "unit": "%LEL", "range_low": 0, "range_high": 100}
-CHLORINE = {"kind": "toxic_gas", "unit": "mg/m3", "range_low": 0, "range_high": 30,
+CHLORINE: dict[str, Any] = {"kind": "toxic_gas", "unit": "mg/m3", "range_low": 0, "range_high": 30,
             "gas": {"substance": "chlorine", "oel": 1, "oel_basis": "MAC", "idlh": 88}}
 
 
@@ -47,8 +47,8 @@ def test_opting_out_of_gbt50493_needs_a_reason() -> None:
 def test_toxic_limits_follow_oel() -> None:
     Point.model_validate({**CHLORINE, "hi": 1, "hihi": 2})
     errs = errors_of(**CHLORINE, hi=1.5, hihi=2.5)
-    assert any(e.startswith("hi: GB/T 50493 first-level alarm must be <= 1 mg/m3 (100 % / 200 % MAC)")
-               for e in errs)
+    assert any(e.startswith("hi: GB/T 50493 first-level alarm must be <= 1 mg/m3 "
+                            "(100 % / 200 % MAC)") for e in errs)
     assert any(e.startswith("hihi:") for e in errs)
 
 

@@ -69,7 +69,7 @@ def test_bad_quality_and_missing_values_neither_raise_nor_clear() -> None:
 
 
 def test_unknown_points_are_ignored() -> None:
-    ev, s = evaluate(table(), new_state(2), batch([-1, 1], [1000, 60]))
+    ev, _ = evaluate(table(), new_state(2), batch([-1, 1], [1000, 60]))
     assert transitions(ev) == [(1, 1, 0, 1)]
 
 
@@ -83,7 +83,8 @@ def test_readings_are_ordered_by_time_within_a_batch() -> None:
 def test_one_batch_equals_one_reading_at_a_time(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n_points, n = 20, 3000
-    limits = [(10.0, 20.0, 80.0, 90.0)] * 10 + [(None, None, 50.0, 70.0)] * 10
+    limits: list[tuple[float | None, float | None, float | None, float | None]] = \
+        [(10.0, 20.0, 80.0, 90.0)] * 10 + [(None, None, 50.0, 70.0)] * 10
     t = PointTable.build([f"p{i}" for i in range(n_points)], limits,
                          list(rng.uniform(0, 5, n_points)))
     pts = rng.integers(0, n_points, n).astype(np.int32)

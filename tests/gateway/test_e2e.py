@@ -103,12 +103,11 @@ async def test_modbus_to_influxdb_with_one_excursion(
                                               wb.value.tolist(), strict=True))
     rows = influx_query(influx_server, influx_db,
                         "SELECT value, point FROM reading GROUP BY point")
-    stored = sorted((s["tags"]["point"], r[0], r[1])  # type: ignore[index]
-                    for s in rows for r in s["values"])  # type: ignore[attr-defined]
+    stored = sorted((s["tags"]["point"], r[0], r[1]) for s in rows for r in s["values"])
     assert stored == expected
     assert not np.isnan([v for _, _, v in expected]).any()
 
     events = influx_query(influx_server, influx_db,
                           "SELECT point, transition, level, value, \"limit\" FROM alarm_event")
-    got = [(r[1], r[2], r[3], r[5]) for r in events[0]["values"]]  # type: ignore[index,union-attr]
+    got = [(r[1], r[2], r[3], r[5]) for r in events[0]["values"]]
     assert got == [("L1", "raise", "H", 10.0), ("L1", "clear", "normal", 10.0)]

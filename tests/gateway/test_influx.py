@@ -8,6 +8,7 @@ import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,8 +16,7 @@ from aiohttp import web
 
 from alerting.batch import ReadingBatch
 from gateway.config import InfluxSettings
-from gateway.influx import InfluxV2Sink, PermanentError, RetryableError, ThrottledError, \
-    influx_v1
+from gateway.influx import InfluxV2Sink, PermanentError, RetryableError, ThrottledError, influx_v1
 from gateway.lineproto import LineBuilder
 from gateway.writer import BatchingWriter
 from tests import services
@@ -58,7 +58,7 @@ async def test_v1_write_round_trips_values_quality_and_escaped_tags(
     assert rows[0]["values"] == [[1_700_000_000_005, None, 2]]
     tags = influx_query(influx_server, influx_db,
                         'SHOW TAG VALUES FROM reading WITH KEY = "source"')
-    assert sorted(v[1] for v in tags[0]["values"]) == ["lpg", "lpg farm"]  # type: ignore[union-attr]
+    assert sorted(v[1] for v in tags[0]["values"]) == ["lpg", "lpg farm"]
 
 
 async def test_v1_classifies_unknown_database_and_bad_lines_as_permanent(
@@ -66,7 +66,7 @@ async def test_v1_classifies_unknown_database_and_bad_lines_as_permanent(
     missing = influx_v1(InfluxSettings(url=influx_server.url, database="no_such_db"))
     bad = influx_v1(InfluxSettings(url=influx_server.url, database=influx_db))
     try:
-        with pytest.raises(PermanentError, match="HTTP 404.*database not found"):
+        with pytest.raises(PermanentError, match=r"HTTP 404.*database not found"):
             await missing.write(b"reading,point=a value=1 1700000000000\n")
         with pytest.raises(PermanentError, match="HTTP 400"):
             await bad.write(b"reading,point=a value=oops 1700000000000\n")
@@ -84,7 +84,7 @@ async def test_unreachable_server_is_retryable() -> None:
         await sink.close()
 
 
-def vm_export(server: Server, match: str) -> list[dict[str, object]]:
+def vm_export(server: Server, match: str) -> list[dict[str, Any]]:
     urllib.request.urlopen(f"{server.url}/internal/force_flush", timeout=10).read()
     q = urllib.parse.urlencode({"match[]": match})
     with urllib.request.urlopen(f"{server.url}/api/v1/export?{q}", timeout=10) as r:
@@ -96,15 +96,15 @@ async def test_v2_write_through_influxdb_client_reaches_victoria_metrics(
     batch = sample_batch(200)
     tags = [{**t, "enterprise": "E_v2"} for t in TAGS]
     sink = InfluxV2Sink(InfluxSettings(kind="v2", url=vm_server.url, org="o", bucket="b",
-                                       token=None, gzip=True))  # type: ignore[arg-type]
+                                       token=None, gzip=True))
     try:
         await sink.write(LineBuilder(tags).readings(batch))
     finally:
         await sink.close()
     series = vm_export(vm_server, '{__name__="reading_value",enterprise="E_v2"}')
-    total = sum(len(s["values"]) for s in series)  # type: ignore[arg-type]
+    total = sum(len(s["values"]) for s in series)
     assert total == 199  # one reading had no value
-    points = {s["metric"]["point"] for s in series}  # type: ignore[index]
+    points = {s["metric"]["point"] for s in series}
     assert points == {"L=1", "L2"}
 
 
@@ -166,4 +166,4 @@ async def test_writer_keeps_data_while_influxdb_is_down_and_delivers_after(
             await w.flush()
         assert w.stats.points_written == 1000 and w.stats.rejected_points == 0
         rows = influx_query(server, "down", "SELECT count(quality) FROM reading")
-        assert rows[0]["values"][0][1] == 1000  # type: ignore[index]
+        assert rows[0]["values"][0][1] == 1000

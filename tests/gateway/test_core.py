@@ -1,0 +1,87 @@
+"""The core's handling of what arrives: malformed, duplicate, gapped and unknown input."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from pathlib import Path
+
+import orjson
+
+from edge import wire
+from edge.mqtt import MqttSettings, MqttUplink
+from gateway.config import InfluxSettings, Settings, load_site
+from gateway.core import Core
+from gateway.influx import NullSink
+from gateway.service import gateway_session
+from gateway.writer import BatchingWriter
+from tests.services import Server, influx_query
+
+TOPIC = "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
+
+
+def msg(seq: int, ids: list[str], vals: list[float], boot: int = 1) -> tuple[str, bytes]:
+    n = len(ids)
+    return TOPIC, wire.encode("edge-01", boot, seq, ids, [1000 + seq] * n, vals, [0] * n)
+
+
+async def test_bad_input_is_counted_and_dead_lettered_not_fatal(
+        demo_config_path: Path) -> None:
+    site = load_site(demo_config_path)
+    async with BatchingWriter(NullSink()) as writer:
+        core = Core(site, writer)
+        await core.handle([
+            msg(0, ["GT101", "V101_level"], [1.0, 5.0]),
+            (TOPIC, b"{not json"),
+            (TOPIC, orjson.dumps({"v": 9})),
+            ("mhs/v1/91320582MA1W3K4X5R/other-edge/readings", msg(1, ["GT101"], [1.0])[1]),
+            msg(1, ["GT101", "NO_SUCH_POINT"], [2.0, 3.0]),
+            msg(1, ["GT101"], [2.0]),           # duplicate of seq 1
+            msg(5, ["GT101"], [60.0]),          # seq 2..4 missing
+        ])
+    s = core.stats
+    assert s.malformed_messages == 3
+    reasons = [d["reason"] for d in s.dead_letters]
+    assert reasons[0].startswith("not JSON: ")
+    assert reasons[1] == "unsupported wire version 9 (this gateway reads v1)"
+    assert "does not match the topic" in reasons[2]
+    assert s.duplicate_messages == 1
+    assert (s.sequence_gaps, s.missing_messages) == (1, 3)
+    assert s.unknown_point_readings == 1
+    assert s.readings == 4
+    assert s.alarm_events == 1  # GT101 jumped to 60 %LEL: straight to HH
+
+
+async def test_a_new_boot_restarts_the_sequence(demo_config_path: Path) -> None:
+    site = load_site(demo_config_path)
+    async with BatchingWriter(NullSink()) as writer:
+        core = Core(site, writer)
+        await core.handle([msg(0, ["GT101"], [1.0], boot=1), msg(1, ["GT101"], [1.0], boot=1),
+                           msg(0, ["GT101"], [1.0], boot=2), msg(0, ["GT101"], [1.0], boot=1)])
+    assert core.stats.readings == 3
+    assert core.stats.duplicate_messages == 1 and core.stats.sequence_gaps == 0
+
+
+async def test_malformed_payload_over_mqtt_does_not_stop_the_core(
+        demo_config_path: Path, mosquitto_server: Server, influx_server: Server,
+        influx_db: str) -> None:
+    site = load_site(demo_config_path)
+    mqtt = MqttSettings(port=mosquitto_server.port, client_id="core-malformed")
+    settings = Settings(mqtt=mqtt, influx=InfluxSettings(url=influx_server.url,
+                                                         database=influx_db))
+    async with gateway_session(site, settings) as (core, ingest):
+        for _ in range(200):
+            if ingest.subscribed.is_set():
+                break
+            await asyncio.sleep(0.05)
+        up = MqttUplink(mqtt.model_copy(update={"client_id": "edge-malformed"}))
+        await up.publish(TOPIC, b"\xff\xfe garbage")
+        await up.publish(*msg(0, ["GT101", "AT201"], [3.5, math.nan]))
+        await up.close()
+        for _ in range(200):
+            if core.stats.messages >= 2:
+                break
+            await asyncio.sleep(0.05)
+    assert core.stats.malformed_messages == 1 and core.stats.readings == 2
+    rows = influx_query(influx_server, influx_db, "SELECT count(quality) FROM reading")
+    assert rows[0]["values"][0][1] == 2

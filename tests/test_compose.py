@@ -1,0 +1,81 @@
+"""docker-compose.yml cannot run here (no Docker engine), so check what can be checked: the
+services, the files they mount, their commands and the settings their environment names."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from gateway.cli import build_parser
+from gateway.config import Settings, load_site
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return data
+
+
+def test_every_part_of_the_stack_is_a_service(compose: dict[str, Any]) -> None:
+    assert {"mosquitto", "influxdb", "grafana", "gateway", "edge", "simulator"} <= \
+        set(compose["services"])
+
+
+def test_mounted_host_paths_exist(compose: dict[str, Any]) -> None:
+    named = set(compose.get("volumes", {}))
+    for name, svc in compose["services"].items():
+        for vol in svc.get("volumes", []):
+            src = vol.split(":")[0]
+            if src in named:
+                continue
+            assert (ROOT / src).exists(), f"{name}: mounts {src}, which does not exist"
+        if "build" in svc:
+            assert (ROOT / svc["build"] / "Dockerfile").exists()
+
+
+def _setting_exists(model: type[BaseModel], parts: list[str]) -> bool:
+    field = model.model_fields.get(parts[0].lower())
+    if field is None:
+        return False
+    if len(parts) == 1:
+        return True
+    sub = field.annotation
+    return isinstance(sub, type) and issubclass(sub, BaseModel) and _setting_exists(sub, parts[1:])
+
+
+def test_environment_names_match_the_settings_model(compose: dict[str, Any]) -> None:
+    seen = 0
+    for name, svc in compose["services"].items():
+        for key in svc.get("environment", {}):
+            if not key.startswith("HAZGW_") or name == "grafana":
+                continue
+            seen += 1
+            parts = key.removeprefix("HAZGW_").split("__")
+            assert _setting_exists(Settings, parts), f"{name}: {key} is not a setting"
+    assert seen >= 10
+
+
+def test_environment_values_are_valid_settings(compose: dict[str, Any],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    for svc in ("gateway", "edge"):
+        for key, value in compose["services"][svc]["environment"].items():
+            monkeypatch.setenv(key, str(value).replace("${HAZGW_INFLUX_TOKEN:-", "").rstrip("}"))
+        s = Settings()
+        assert s.mqtt.host == "mosquitto"
+        assert load_site(ROOT / str(s.config).removeprefix("/app/")) is not None
+
+
+def test_commands_are_hazgw_subcommands(compose: dict[str, Any]) -> None:
+    parser = build_parser()
+    for name in ("gateway", "edge", "simulator"):
+        cmd = compose["services"][name]["command"]
+        argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
+        args = parser.parse_args([a.replace("/app/", "") for a in argv])
+        assert args.func is not None
