@@ -27,7 +27,7 @@ from bench.publisher import write_messages
 from bench.workload import messages, synthetic_site
 from edge.mqtt import MqttSettings
 from gateway.config import InfluxSettings, Settings
-from gateway.core import Core
+from gateway.core import Core, point_table
 from gateway.influx import NullSink, influx_v1
 from gateway.service import gateway_session
 from gateway.writer import BatchingWriter
@@ -39,7 +39,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def bench_rules(n_points: int, n: int) -> float:
     """Threshold evaluation alone, readings/s (best of 3)."""
     site = synthetic_site(n_points)
-    from gateway.core import point_table
     table = point_table(site)
     rng = np.random.default_rng(2)
     batch = ReadingBatch(rng.integers(0, n_points, n).astype(np.int32),
@@ -156,15 +155,15 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     figures["core_readings_per_s"] = await bench_core(args.points, msgs, 20)
     print(f"core path alone (decode+rules+lines, no I/O):{figures['core_readings_per_s']:>12,.0f}"
           " readings/s", flush=True)
-    with tempfile.TemporaryDirectory(prefix="hazgw-bench-") as tmp:
-        with services.mosquitto(Path(tmp) / "mq") as mq, \
-                services.influxdb(Path(tmp) / "influx") as influx:
-            raw, _ = await bench_raw_influx(influx, args.points, msgs)
-            figures["influx_raw_points_per_s"] = raw
-            print(f"raw InfluxDB 1.6.7 ingest (2 writers):       {raw:>12,.0f} points/s",
-                  flush=True)
-            e2e = await bench_e2e(mq, influx, args.points, msgs, args.timeout)
-            figures.update(e2e)
+    with tempfile.TemporaryDirectory(prefix="hazgw-bench-") as tmp, \
+            services.mosquitto(Path(tmp) / "mq") as mq, \
+            services.influxdb(Path(tmp) / "influx") as influx:
+        raw, _ = await bench_raw_influx(influx, args.points, msgs)
+        figures["influx_raw_points_per_s"] = raw
+        print(f"raw InfluxDB 1.6.7 ingest (2 writers):       {raw:>12,.0f} points/s",
+              flush=True)
+        e2e = await bench_e2e(mq, influx, args.points, msgs, args.timeout)
+        figures.update(e2e)
     print(f"end to end MQTT → core → InfluxDB:           {figures['e2e_readings_per_s']:>12,.0f}"
           f" readings/s ({figures['e2e_readings_stored']:.0f} of "
           f"{figures['e2e_readings_sent']:.0f} stored)", flush=True)

@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pymodbus logs every server start/stop at INFO; its warnings still show.
+    logging.getLogger("pymodbus").setLevel(max(logging.WARNING, logging.root.level))
     rc: int = args.func(args)
     return rc
 
