@@ -13,8 +13,9 @@ import numpy.typing as npt
 
 from edge import wire
 from edge.devices import EdgeAgent
-from edge.mqtt import Uplink
+from edge.mqtt import MqttSettings, Uplink
 from edge.poller import DevicePoller, Samples
+from edge.sensors import MqttSensorSource
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,8 @@ log = logging.getLogger(__name__)
 class EdgeRunner:
     """Collects samples from every poller and publishes them in batches."""
 
-    def __init__(self, enterprise: str, edge_id: str, cfg: EdgeAgent, uplink: Uplink) -> None:
+    def __init__(self, enterprise: str, edge_id: str, cfg: EdgeAgent, uplink: Uplink,
+                 sensor_broker: MqttSettings | None = None) -> None:
         self.edge_id = edge_id
         self.cfg = cfg
         self.topic = wire.readings_topic(enterprise, edge_id)
@@ -34,6 +36,8 @@ class EdgeRunner:
         self._pending_n = 0
         self._wake = asyncio.Event()
         self.readings_published = 0
+        self._sensor_broker = sensor_broker
+        self.sensors: MqttSensorSource | None = None
 
     def _collect(self, samples: Samples) -> None:
         self._pending.append(samples)
@@ -65,6 +69,12 @@ class EdgeRunner:
     async def run(self) -> None:
         """Run the pollers and the batcher until cancelled; flush on the way out."""
         tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device_id}") for p in self.pollers]
+        if self.cfg.mqtt_sensors:
+            if self._sensor_broker is None:
+                raise ValueError(f"edge {self.edge_id} has MQTT sensors but no broker to read")
+            self.sensors = MqttSensorSource(self._sensor_broker, self.cfg.mqtt_sensors,
+                                            self._collect, asyncio.get_running_loop())
+            self.sensors.start()
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -72,6 +82,8 @@ class EdgeRunner:
                 self._wake.clear()
                 await self.flush()
         finally:
+            if self.sensors is not None:
+                self.sensors.stop()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -55,13 +55,32 @@ class ModbusDevice(Strict):
         description="point id → register", min_length=1)
 
 
+class MqttSensor(Strict):
+    """An MQTT-native sensor: one topic, one point.
+
+    The payload is either a plain number (``value_path`` unset) or a JSON object whose value
+    sits at the dotted ``value_path``; the timestamp comes from ``ts_path`` (Unix ms) when
+    given, otherwise from the arrival time.
+    """
+
+    topic: str = Field(min_length=1, pattern=r"^[^#+]+$",
+                       description="exact topic (wildcards are not allowed: one topic, one point)")
+    point: Identifier
+    value_path: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    ts_path: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+
+
 class EdgeAgent(Strict):
-    """One edge agent: the devices it polls and how it batches for the uplink."""
+    """One edge agent: the devices it polls, the sensors it subscribes to, and how it
+    batches for the uplink."""
 
     modbus: dict[Identifier, ModbusDevice] = Field(default_factory=dict)
+    mqtt_sensors: dict[Identifier, MqttSensor] = Field(default_factory=dict)
     max_batch_readings: int = Field(default=1000, ge=1, le=100_000)
     max_batch_delay_s: float = Field(default=0.5, gt=0)
 
     def point_ids(self) -> list[tuple[str, str]]:
-        """(device id, point id) of every mapped register."""
-        return [(d, p) for d, dev in self.modbus.items() for p in dev.registers]
+        """(config path below the edge, point id) of every mapped register and sensor."""
+        return ([(f"modbus.{d}.registers.{p}", p) for d, dev in self.modbus.items()
+                 for p in dev.registers]
+                + [(f"mqtt_sensors.{sid}.point", s.point) for sid, s in self.mqtt_sensors.items()])

@@ -34,8 +34,8 @@ class SiteConfig(BaseModel):
         mapped: dict[str, str] = {}
         problems: list[tuple[str, str]] = []
         for edge_id, agent in self.edges.items():
-            for dev_id, pid in agent.point_ids():
-                where = f"edges.{edge_id}.modbus.{dev_id}.registers.{pid}"
+            for path, pid in agent.point_ids():
+                where = f"edges.{edge_id}.{path}"
                 if pid not in known:
                     problems.append((where, f"point {pid!r} is not defined under enterprise"))
                 elif pid in mapped:

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 Message = tuple[str, bytes]
 
+# Mosquitto's count of QoS 1/2 messages it dropped because a client's queue was full: the
+# loss that the gateway's persistent session and the shipped queue limits exist to prevent.
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+
 
 class MessageBuffer:
     """A bounded hand-over from one producer thread (or task) to one asyncio consumer."""
@@ -90,6 +94,7 @@ class MqttIngest:
         self._s = s
         self.connected = threading.Event()
         self.subscribed = threading.Event()
+        self.broker_dropped: int | None = None
         self.connect_failures = 0
         self._stopping = False
 
@@ -111,7 +116,7 @@ class MqttIngest:
             self.connect_failures += 1
             log.error("ingest: broker refused the connection: %s", reason)
             return
-        client.subscribe([(t, 1) for t in self._topics])
+        client.subscribe([(t, 1) for t in self._topics] + [(BROKER_DROPPED_TOPIC, 0)])
         log.info("ingest: connected, subscribing to %s", ", ".join(self._topics))
         self.connected.set()
 
@@ -132,4 +137,10 @@ class MqttIngest:
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == BROKER_DROPPED_TOPIC:
+            try:
+                self.broker_dropped = int(msg.payload)
+            except ValueError:
+                log.warning("ingest: unreadable %s: %r", msg.topic, msg.payload[:40])
+            return
         self._buffer.push((msg.topic, bytes(msg.payload)))

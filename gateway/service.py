@@ -14,6 +14,7 @@ from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
 from gateway.config import Settings, SiteConfig
 from gateway.core import Core
+from gateway.health import snapshot, stats_line
 from gateway.ingest import MessageBuffer, MqttIngest
 from gateway.runtime import running_core
 
@@ -33,21 +34,27 @@ async def gateway_session(site: SiteConfig, settings: Settings
             yield core, ingest
         finally:
             ingest.stop()
+            # the last snapshot, so a clean stop leaves final totals in the database
+            await core.writer.put(stats_line(site.enterprise.code, settings.mqtt.client_id,
+                                             snapshot(core, buffer, ingest)), 1)
 
 
 async def run_gateway(site: SiteConfig, settings: Settings,
                       stop: asyncio.Event | None = None, status_every_s: float = 30) -> None:
     """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
     stop = stop or asyncio.Event()
-    async with gateway_session(site, settings) as (core, _):
+    last_logged: dict[str, int] = {}
+    async with gateway_session(site, settings) as (core, ingest):
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), status_every_s)
-            s = core.stats
-            log.info("core: %d readings, %d alarm events, %d malformed, %d duplicates, "
-                     "%d gaps; written %d, pending %d", s.readings, s.alarm_events,
-                     s.malformed_messages, s.duplicate_messages, s.sequence_gaps,
-                     core.writer.stats.points_written, core.writer.pending_points)
+            values = snapshot(core, None, ingest)
+            await core.writer.put(stats_line(site.enterprise.code, settings.mqtt.client_id,
+                                             values), 1)
+            # Log changes, not repetitions: an idle gateway stays quiet.
+            if values != last_logged:
+                log.info("core: %s", ", ".join(f"{k}={v}" for k, v in values.items()))
+                last_logged = values
 
 
 async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
@@ -56,7 +63,10 @@ async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
     stop = stop or asyncio.Event()
     mqtt_settings = settings.mqtt.model_copy(update={"client_id": f"hazgw-edge-{edge_id}"})
     uplink = MqttUplink(mqtt_settings)
-    runner = EdgeRunner(site.enterprise.code, edge_id, site.edges[edge_id], uplink)
+    sensor_settings = settings.mqtt.model_copy(
+        update={"client_id": f"hazgw-edge-{edge_id}-sensors"})
+    runner = EdgeRunner(site.enterprise.code, edge_id, site.edges[edge_id], uplink,
+                        sensor_settings)
     task = asyncio.create_task(runner.run(), name=f"edge-{edge_id}")
     try:
         await stop.wait()

@@ -1,0 +1,120 @@
+"""MQTT-native sensors: payloads mapped to point samples, and the subscriber that feeds them to
+the edge runner. A payload that cannot be read is counted and dead-lettered, never fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
+
+from alerting.batch import Quality
+from edge.devices import MqttSensor
+from edge.mqtt import MqttSettings, make_client
+from edge.poller import SampleSink
+
+log = logging.getLogger(__name__)
+
+
+class PayloadError(ValueError):
+    """A sensor payload that does not hold a usable value; the text says why."""
+
+
+def _at(doc: Any, path: str) -> Any:
+    for key in path.split("."):
+        if not isinstance(doc, dict) or key not in doc:
+            raise PayloadError(f"no field {path!r} in payload")
+        doc = doc[key]
+    return doc
+
+
+def _number(x: Any, what: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        if isinstance(x, str):
+            try:
+                return float(x)
+            except ValueError:
+                pass
+        raise PayloadError(f"{what} is not a number: {str(x)[:40]!r}")
+    return float(x)
+
+
+def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int) -> tuple[float, int]:
+    """(value, ts_ms) from one payload, or PayloadError."""
+    if sensor.value_path is None:
+        try:
+            value = float(payload.decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise PayloadError(f"payload is not a plain number: {payload[:40]!r}") from None
+        ts = now_ms
+    else:
+        try:
+            doc = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise PayloadError(f"payload is not JSON: {exc}") from None
+        value = _number(_at(doc, sensor.value_path), sensor.value_path)
+        ts = int(_number(_at(doc, sensor.ts_path), sensor.ts_path)) if sensor.ts_path else now_ms
+    if not math.isfinite(value):
+        raise PayloadError(f"value is not finite: {value}")
+    return value, ts
+
+
+class MqttSensorSource:
+    """Subscribes to the sensors' topics and hands each reading to ``sink`` on the loop."""
+
+    def __init__(self, s: MqttSettings, sensors: dict[str, MqttSensor], sink: SampleSink,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._by_topic = {sen.topic: sen for sen in sensors.values()}
+        self._sink = sink
+        self._loop = loop
+        self._client = make_client(s, persistent=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._s = s
+        self.received = 0
+        self.malformed = 0
+        self.dead_letters: deque[dict[str, str]] = deque(maxlen=20)
+
+    def start(self) -> None:
+        """Connect in the background (paho reconnects by itself)."""
+        self._client.connect_async(self._s.host, self._s.port, keepalive=self._s.keepalive_s)
+        self._client.loop_start()
+
+    def stop(self) -> None:
+        """Disconnect and stop paho's thread."""
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
+                    reason: ReasonCode, props: object) -> None:
+        if reason.is_failure:
+            log.error("sensors: broker refused the connection: %s", reason)
+            return
+        client.subscribe([(t, 1) for t in self._by_topic])
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    msg: mqtt.MQTTMessage) -> None:
+        sensor = self._by_topic.get(msg.topic)
+        if sensor is None:
+            return
+        self.received += 1
+        try:
+            value, ts = parse_payload(sensor, bytes(msg.payload), int(time.time() * 1000))
+        except PayloadError as exc:
+            self.malformed += 1
+            self.dead_letters.append({"topic": msg.topic, "reason": str(exc),
+                                      "sample": bytes(msg.payload[:256]).decode(errors="replace")})
+            if self.malformed in (1, 10, 100, 1000, 10000):
+                log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
+                            msg.topic, self.malformed, exc)
+            return
+        samples = ([sensor.point], np.array([ts], np.int64), np.array([value]),
+                   np.array([Quality.GOOD], np.uint8))
+        self._loop.call_soon_threadsafe(self._sink, samples)

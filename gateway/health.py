@@ -1,0 +1,45 @@
+"""Self-metrics of the gateway: counters and gauges, logged and written as ``gateway_stats``.
+
+Measurement ``gateway_stats``: tags ``enterprise, instance``; integer fields as below; time =
+when the snapshot was taken. Counters are totals since start (use ``non_negative_derivative``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from gateway.core import Core
+from gateway.ingest import MessageBuffer, MqttIngest
+from gateway.lineproto import escape_tag
+
+
+def snapshot(core: Core, buffer: MessageBuffer | None = None,
+             ingest: MqttIngest | None = None) -> dict[str, int]:
+    """Current counters and gauges by name."""
+    s, w = core.stats, core.writer.stats
+    out = {
+        "messages": s.messages, "readings": s.readings,
+        "malformed_messages": s.malformed_messages,
+        "unknown_point_readings": s.unknown_point_readings,
+        "duplicate_messages": s.duplicate_messages, "sequence_gaps": s.sequence_gaps,
+        "missing_messages": s.missing_messages, "alarm_events": s.alarm_events,
+        "points_written": w.points_written, "batches_written": w.batches_written,
+        "write_retries": w.retries, "write_throttled": w.throttled,
+        "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
+    }
+    if buffer is not None:
+        out["ingest_buffered_messages"] = len(buffer)
+    if ingest is not None:
+        out["mqtt_connected"] = int(ingest.connected.is_set())
+        if ingest.broker_dropped is not None:
+            out["broker_dropped_messages"] = ingest.broker_dropped
+    return out
+
+
+def stats_line(enterprise: str, instance: str, values: dict[str, int],
+               ts_ms: int | None = None) -> bytes:
+    """One ``gateway_stats`` line of line protocol."""
+    ts = int(time.time() * 1000) if ts_ms is None else ts_ms
+    fields = ",".join(f"{k}={v}i" for k, v in values.items())
+    return (f"gateway_stats,enterprise={escape_tag(enterprise)},instance={escape_tag(instance)} "
+            f"{fields} {ts}\n").encode()

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import asyncio
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge import wire
+from edge.agent import EdgeRunner
+from edge.devices import EdgeAgent, MqttSensor
+from edge.mqtt import MqttSettings
+from edge.sensors import PayloadError, parse_payload
+from tests.services import Server
+
+PLAIN = MqttSensor(topic="plant/gt1", point="GT1")
+NESTED = MqttSensor(topic="plant/at1", point="AT1", value_path="data.conc", ts_path="data.t")
+
+
+def test_plain_number_payload_takes_the_arrival_time() -> None:
+    assert parse_payload(PLAIN, b" 12.5\n", now_ms=99) == (12.5, 99)
+
+
+def test_json_payload_by_field_path() -> None:
+    assert parse_payload(NESTED, b'{"data": {"conc": 0.8, "t": 1700000000000}}', 5) == \
+        (0.8, 1_700_000_000_000)
+    assert parse_payload(NESTED, b'{"data": {"conc": "0.8", "t": 1}}', 5) == (0.8, 1)
+
+
+@pytest.mark.parametrize(("sensor", "payload", "message"), [
+    (PLAIN, b"high", "not a plain number"),
+    (PLAIN, b"nan", "not finite"),
+    (NESTED, b"{oops", "not JSON"),
+    (NESTED, b'{"data": {"t": 1}}', "no field 'data.conc'"),
+    (NESTED, b'{"data": {"conc": true, "t": 1}}', "data.conc is not a number"),
+])
+def test_unusable_payloads_say_why(sensor: MqttSensor, payload: bytes, message: str) -> None:
+    with pytest.raises(PayloadError, match=message):
+        parse_payload(sensor, payload, 0)
+
+
+class ListUplink:
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        self.payloads.append(payload)
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
+        mosquitto_server: Server) -> None:
+    cfg = EdgeAgent(mqtt_sensors={"gt1": PLAIN, "at1": NESTED}, max_batch_delay_s=0.05)
+    uplink = ListUplink()
+    broker = MqttSettings(port=mosquitto_server.port, client_id="edge-sensors-test")
+    runner = EdgeRunner("E", "edge-s", cfg, uplink, broker)
+    task = asyncio.create_task(runner.run())
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sensor-device")
+    pub.connect("127.0.0.1", mosquitto_server.port)
+    pub.loop_start()
+    try:
+        for _ in range(100):  # wait for the edge's subscription (bounded)
+            await asyncio.sleep(0.05)
+            if runner.sensors is not None and runner.sensors._client.is_connected():
+                break
+        await asyncio.sleep(0.2)
+        infos = [pub.publish("plant/gt1", b"3.5", qos=1),
+                 pub.publish("plant/at1", b'{"data": {"conc": 0.4, "t": 1700000000000}}', qos=1),
+                 pub.publish("plant/at1", b"not json", qos=1)]
+        for info in infos:
+            info.wait_for_publish(5)
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if runner.readings_published >= 2 and runner.sensors.malformed >= 1:  # type: ignore[union-attr]
+                break
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    got = {}
+    for p in uplink.payloads:
+        wb = wire.decode(p)
+        got.update({i: (v, t) for i, v, t in zip(wb.ids.tolist(), wb.value.tolist(),
+                                                 wb.ts_ms.tolist(), strict=True)})
+    assert got["GT1"][0] == 3.5
+    assert got["AT1"] == (0.4, 1_700_000_000_000)
+    assert runner.sensors is not None and runner.sensors.malformed == 1
+    assert runner.sensors.dead_letters[0]["reason"].startswith("payload is not JSON")
