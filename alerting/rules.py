@@ -31,21 +31,16 @@ F64 = npt.NDArray[np.float64]
 I8 = npt.NDArray[np.int8]
 
 
-@dataclass(frozen=True)
 class PointTable:
     """Point ids and their limits as arrays, indexed by the position of a point in config."""
 
-    ids: npt.NDArray[np.str_]
-    lolo: F64
-    lo: F64
-    hi: F64
-    hihi: F64
-    deadband: F64
-
-    def __post_init__(self) -> None:
-        order = np.argsort(self.ids, kind="stable")
-        object.__setattr__(self, "_sorted_ids", self.ids[order])
-        object.__setattr__(self, "_order", order.astype(np.int32))
+    def __init__(self, ids: npt.NDArray[np.str_], lolo: F64, lo: F64, hi: F64, hihi: F64,
+                 deadband: F64) -> None:
+        self.ids, self.lolo, self.lo, self.hi, self.hihi = ids, lolo, lo, hi, hihi
+        self.deadband = deadband
+        order = np.argsort(ids, kind="stable")
+        self._sorted_ids = ids[order]
+        self._order = order.astype(np.int32)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -62,14 +57,11 @@ class PointTable:
 
     def index(self, ids: npt.NDArray[np.str_]) -> npt.NDArray[np.int32]:
         """Positions of ``ids`` in the table, -1 for ids it does not know (vectorised)."""
-        sorted_ids: npt.NDArray[np.str_] = self._sorted_ids  # type: ignore[attr-defined]
-        order: npt.NDArray[np.int32] = self._order  # type: ignore[attr-defined]
-        if len(sorted_ids) == 0:
+        if len(self._sorted_ids) == 0:
             return np.full(len(ids), -1, np.int32)
-        pos = np.searchsorted(sorted_ids, ids)
-        pos = np.minimum(pos, len(sorted_ids) - 1)
-        found = sorted_ids[pos] == ids
-        return np.where(found, order[pos], -1).astype(np.int32)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        found = self._sorted_ids[pos] == ids
+        return np.where(found, self._order[pos], -1).astype(np.int32)
 
 
 @dataclass(frozen=True, slots=True)

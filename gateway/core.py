@@ -86,7 +86,8 @@ class Core:
         self.stats = CoreStats()
         self._seq: dict[str, tuple[int, int]] = {}
 
-    def _dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
+    def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
+        """Count a message that cannot be used and keep a sample of it."""
         self.stats.malformed_messages += 1
         self.stats.dead_letters.append(
             {"topic": topic, "reason": reason, "sample": payload[:256].decode(errors="replace")})
@@ -118,10 +119,10 @@ class Core:
             try:
                 wb = decode(payload)
             except WireError as exc:
-                self._dead_letter(topic, payload, str(exc))
+                self.dead_letter(topic, payload, str(exc))
                 continue
             if not topic.endswith(f"/{wb.edge}/readings"):
-                self._dead_letter(topic, payload, f"edge {wb.edge!r} does not match the topic")
+                self.dead_letter(topic, payload, f"edge {wb.edge!r} does not match the topic")
                 continue
             if not self._fresh(wb.edge, wb.boot, wb.seq):
                 continue

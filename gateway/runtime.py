@@ -38,7 +38,7 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event) -> Non
             # A bug must not stop ingest silently; the messages are counted as dead letters.
             log.exception("core failed on a batch of %d messages", len(messages))
             for topic, payload in messages:
-                core._dead_letter(topic, payload, "core error (see log)")
+                core.dead_letter(topic, payload, "core error (see log)")
         finally:
             buffer.release(len(messages))
 

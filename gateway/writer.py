@@ -48,6 +48,7 @@ class BatchingWriter:
         self._buf: list[bytes] = []
         self._buf_points = 0
         self._buf_since = 0.0
+        self._queued_points = 0
         self._max_backoff = max_backoff_s
         self._close_timeout = close_timeout_s
         self._tasks: list[asyncio.Task[None]] = []
@@ -65,20 +66,22 @@ class BatchingWriter:
             await self._seal()
             await asyncio.wait_for(self._queue.join(), self._close_timeout)
         except TimeoutError:
-            log.error("influx writer: closing with data the target did not accept")
+            pass
         finally:
+            # Counted before cancelling: a cancelled writer's finally gives its batch back.
+            self.stats.unwritten_points_at_close = self._queued_points + self._buf_points
+            if self.stats.unwritten_points_at_close:
+                log.error("influx writer: closing with %d points the target did not accept",
+                          self.stats.unwritten_points_at_close)
             for t in self._tasks:
                 t.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            while not self._queue.empty():
-                _, n = self._queue.get_nowait()
-                self.stats.unwritten_points_at_close += n
             await self._sink.close()
 
     @property
     def pending_points(self) -> int:
         """Points accepted but not yet written (buffered or queued)."""
-        return self._buf_points + sum(n for _, n in self._queue._queue)  # type: ignore[attr-defined]
+        return self._buf_points + self._queued_points
 
     async def put(self, body: bytes, n_points: int) -> None:
         """Add lines; waits when too many batches are already queued."""
@@ -101,6 +104,7 @@ class BatchingWriter:
             return
         body, n = b"".join(self._buf), self._buf_points
         self._buf, self._buf_points = [], 0
+        self._queued_points += n
         await self._queue.put((body, n))
 
     async def _ticker(self) -> None:
@@ -115,6 +119,7 @@ class BatchingWriter:
             try:
                 await self._write_with_retry(body, n)
             finally:
+                self._queued_points -= n
                 self._queue.task_done()
 
     async def _write_with_retry(self, body: bytes, n: int) -> None:

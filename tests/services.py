@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import os
 import shutil
 import signal
@@ -117,12 +118,17 @@ def _http_ok(path: str) -> Callable[[Server], bool]:
     return check
 
 
-def _start(name: str, argv: list[str], workdir: Path, port: int,
-           ready: Callable[[Server], bool], timeout_s: float = 30) -> Server:
+@contextlib.contextmanager
+def _serve(name: str, argv: list[str], workdir: Path, port: int,
+           ready: Callable[[Server], bool], timeout_s: float = 30) -> Iterator[Server]:
+    """Start a server, wait until it answers, and stop it (by its PID) on exit."""
     log_path = workdir / f"{name}.log"
     server = Server(name, port, _spawn(argv, log_path), workdir, argv, log_path)
-    _wait_ready(server, ready, timeout_s)
-    return server
+    try:
+        _wait_ready(server, ready, timeout_s)
+        yield server
+    finally:
+        server.stop()
 
 
 MOSQUITTO_READY = _port_open
@@ -145,11 +151,8 @@ def mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[Server]:
         "sys_interval 1\n"
         f"log_dest file {workdir}/mosquitto-broker.log\n"
         f"listener {port} 127.0.0.1\nallow_anonymous true\n{extra_conf}")
-    server = _start("mosquitto", [binary, "-c", str(conf)], workdir, port, MOSQUITTO_READY)
-    try:
+    with _serve("mosquitto", [binary, "-c", str(conf)], workdir, port, MOSQUITTO_READY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -168,11 +171,8 @@ def influxdb(workdir: Path) -> Iterator[Server]:
         '  max-body-size = 0\n'
         '[monitor]\n  store-enabled = false\n'
         '[continuous_queries]\n  enabled = false\n')
-    server = _start("influxd", [binary, "-config", str(conf)], workdir, port, INFLUX_READY)
-    try:
+    with _serve("influxd", [binary, "-config", str(conf)], workdir, port, INFLUX_READY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @contextlib.contextmanager
@@ -183,17 +183,12 @@ def victoria_metrics(workdir: Path) -> Iterator[Server]:
     port = free_port()
     argv = [binary, f"-storageDataPath={workdir}/data", f"-httpListenAddr=127.0.0.1:{port}",
             "-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=ERROR"]
-    server = _start("victoria-metrics", argv, workdir, port, VM_READY)
-    try:
+    with _serve("victoria-metrics", argv, workdir, port, VM_READY) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def influx_query(server: Server, db: str, q: str) -> list[dict[str, Any]]:
     """Run an InfluxQL query; the series of the first statement (raises on an error)."""
-    import json
-
     qs = urllib.parse.urlencode({"db": db, "q": q, "epoch": "ms"})
     with urllib.request.urlopen(f"{server.url}/query?{qs}", timeout=10) as r:
         body = json.loads(r.read())

@@ -167,3 +167,12 @@ async def test_writer_keeps_data_while_influxdb_is_down_and_delivers_after(
         assert w.stats.points_written == 1000 and w.stats.rejected_points == 0
         rows = influx_query(server, "down", "SELECT count(quality) FROM reading")
         assert rows[0]["values"][0][1] == 1000
+
+
+async def test_writer_counts_what_it_could_not_deliver_at_close() -> None:
+    sink = influx_v1(InfluxSettings(url=f"http://127.0.0.1:{free_port()}", timeout_s=1))
+    async with BatchingWriter(sink, batch_points=10, writers=1, max_backoff_s=0.1,
+                              close_timeout_s=0.5) as w:
+        await w.put(b"reading,point=a value=1 1\n" * 25, 25)
+    assert w.stats.points_written == 0
+    assert w.stats.unwritten_points_at_close == 25 and w.stats.retries >= 1
