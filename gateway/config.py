@@ -118,6 +118,12 @@ class InfluxSettings(BaseModel):
     writers: int = Field(default=2, ge=1, le=8)
     max_pending_batches: int = Field(default=64, ge=1)
     timeout_s: float = Field(default=10.0, gt=0)
+    spool_dir: Path | None = Field(
+        default=None, description="where batches wait while the target is down (none: "
+                                  "retry in memory with backpressure)")
+    spool_max_mb: int = Field(default=1024, ge=1)
+    spool_after_s: float = Field(default=5.0, ge=0,
+                                 description="how long a batch is retried before it is spooled")
 
 
 class Settings(BaseSettings):
@@ -129,4 +135,5 @@ class Settings(BaseSettings):
     config: Path = Path("config/demo/plant.yaml")
     edge_id: str = "edge-01"
     mqtt: MqttSettings = MqttSettings()
-    influx: InfluxSettings = InfluxSettings()
+    # A process configured from the environment spools by default: nothing lost.
+    influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))

@@ -26,7 +26,13 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         "points_written": w.points_written, "batches_written": w.batches_written,
         "write_retries": w.retries, "write_throttled": w.throttled,
         "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
+        "spooled_points": w.spooled_points, "replayed_points": w.replayed_points,
     }
+    spool = core.writer.spool
+    if spool is not None:
+        out["spool_batches"] = len(spool)
+        out["spool_bytes"] = spool.bytes
+        out["spool_dropped_points"] = spool.dropped_points
     if buffer is not None:
         out["ingest_buffered_messages"] = len(buffer)
     if ingest is not None:

@@ -11,6 +11,7 @@ from gateway.config import InfluxSettings, SiteConfig
 from gateway.core import AlarmRecord, Core
 from gateway.influx import make_sink
 from gateway.ingest import MessageBuffer
+from gateway.spool import Spool
 from gateway.writer import BatchingWriter
 
 log = logging.getLogger(__name__)
@@ -19,10 +20,12 @@ MAX_MESSAGES_PER_STEP = 500
 
 
 def writer_for(s: InfluxSettings) -> BatchingWriter:
-    """A batching writer on the sink the settings name."""
+    """A batching writer on the sink the settings name, with its spool if one is set."""
+    spool = Spool(s.spool_dir, s.spool_max_mb * 1024 * 1024) if s.spool_dir else None
     return BatchingWriter(make_sink(s), batch_points=s.batch_points,
                           flush_interval_s=s.flush_interval_s, writers=s.writers,
-                          max_pending_batches=s.max_pending_batches)
+                          max_pending_batches=s.max_pending_batches, spool=spool,
+                          spool_after_s=s.spool_after_s)
 
 
 async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event) -> None:

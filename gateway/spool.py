@@ -1,0 +1,95 @@
+"""A bounded on-disk spool of line-protocol batches, replayed oldest first.
+
+One file per batch, named ``<sequence>-<points>.lp`` and written atomically (temporary name,
+fsync, rename), so a crash leaves either the whole batch or nothing. When the spool would
+exceed its byte limit the oldest batches are dropped, and their points counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledBatch:
+    """One batch waiting on disk."""
+
+    path: Path
+    seq: int
+    points: int
+    size: int
+
+
+class Spool:
+    """Batches that could not be written yet, oldest first, at most ``max_bytes`` on disk."""
+
+    def __init__(self, directory: Path, max_bytes: int) -> None:
+        self.dir = directory
+        self.max_bytes = max_bytes
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob("*.tmp"):
+            stale.unlink()  # an append interrupted by a crash never completed
+        self._batches: list[SpooledBatch] = sorted(
+            (b for b in map(self._parse, self.dir.glob("*.lp")) if b is not None),
+            key=lambda b: b.seq)
+        self._next = self._batches[-1].seq + 1 if self._batches else 0
+        self.bytes = sum(b.size for b in self._batches)
+        self.dropped_points = 0
+        if self._batches:
+            log.info("spool %s: %d batches (%d points) from a previous run to replay",
+                     self.dir, len(self._batches), self.points)
+
+    @staticmethod
+    def _parse(path: Path) -> SpooledBatch | None:
+        try:
+            seq, points = path.stem.split("-")
+            return SpooledBatch(path, int(seq), int(points), path.stat().st_size)
+        except (ValueError, OSError):
+            log.warning("spool: ignoring unexpected file %s", path)
+            return None
+
+    def __len__(self) -> int:
+        return len(self._batches)
+
+    @property
+    def points(self) -> int:
+        """Points waiting in the spool."""
+        return sum(b.points for b in self._batches)
+
+    def append(self, body: bytes, points: int) -> None:
+        """Store a batch; drops the oldest batches while over the byte limit."""
+        seq = self._next
+        self._next += 1
+        path = self.dir / f"{seq:020d}-{points}.lp"
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("wb") as f:
+            f.write(body)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.rename(path)
+        self._batches.append(SpooledBatch(path, seq, points, len(body)))
+        self.bytes += len(body)
+        while self.bytes > self.max_bytes and len(self._batches) > 1:
+            oldest = self._batches[0]
+            self.remove(oldest)
+            self.dropped_points += oldest.points
+            log.error("spool full (%d bytes): dropped %d oldest points", self.max_bytes,
+                      oldest.points)
+
+    def oldest(self) -> tuple[SpooledBatch, bytes] | None:
+        """The oldest batch and its body, or None when empty."""
+        if not self._batches:
+            return None
+        b = self._batches[0]
+        return b, b.path.read_bytes()
+
+    def remove(self, batch: SpooledBatch) -> None:
+        """Forget a batch once it has been written."""
+        self._batches.remove(batch)
+        self.bytes -= batch.size
+        batch.path.unlink(missing_ok=True)
