@@ -14,6 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from alerting.grading import SUBSTANCES, Grading, Inventory, alpha_for_population, grade
+from alerting.rulecfg import (
+    DEFAULT_DELAYS_S,
+    GAS_KINDS,
+    Console,
+    FlatlineRule,
+    RocRule,
+    TamperRule,
+    TrendRule,
+    Vote,
+)
 
 PointKind = Literal[
     "combustible_gas", "toxic_gas", "level", "temperature", "pressure",
@@ -69,11 +79,36 @@ class Point(Strict):
     hi: float | None = None
     hihi: float | None = None
     deadband: float | None = Field(default=None, ge=0, description="in engineering units")
-    on_delay_s: float = Field(default=0.0, ge=0)
-    off_delay_s: float = Field(default=0.0, ge=0)
+    on_delay_s: float | None = Field(default=None, ge=0, description="default by kind")
+    off_delay_s: float | None = Field(default=None, ge=0, description="default by kind")
+    latched: bool | None = Field(
+        default=None, description="an alarm that returns to normal unacknowledged waits for "
+                                  "the acknowledgement (default: gas points)")
+    re_alarm_s: float | None = Field(
+        default=None, gt=0, description="an acknowledged alarm still active this long "
+                                        "annunciates again")
+    roc: RocRule | None = None
+    trend: TrendRule | None = None
+    stale_after_s: float | None = Field(
+        default=None, gt=0, description="no reading this long is a stale (deadman) alarm "
+                                        "(default: 10 × the poll interval, at least 30 s)")
+    flatline: FlatlineRule | None = None
+    tamper: TamperRule | None = None
     gas: GasInfo | None = None
     gbt50493: bool = Field(default=True, description="gas point subject to GB/T 50493 limits")
     gbt50493_exempt_reason: str | None = None
+
+    @property
+    def delays_s(self) -> tuple[float, float]:
+        """(on-delay, off-delay) in seconds, the kind's defaults where not configured."""
+        on, off = DEFAULT_DELAYS_S[self.kind]
+        return (on if self.on_delay_s is None else self.on_delay_s,
+                off if self.off_delay_s is None else self.off_delay_s)
+
+    @property
+    def is_latched(self) -> bool:
+        """Whether an unacknowledged alarm stays after the value returns to normal."""
+        return self.kind in GAS_KINDS if self.latched is None else self.latched
 
     @property
     def effective_deadband(self) -> float:
@@ -148,6 +183,17 @@ class Equipment(Strict):
     ]
     name: str = ""
     points: dict[Identifier, Point] = Field(default_factory=dict)
+    votes: dict[Identifier, Vote] = Field(
+        default_factory=dict, description="k-out-of-n composite alarms over this equipment's "
+                                          "points")
+
+    @model_validator(mode="after")
+    def _votes_name_own_points(self) -> Equipment:
+        problems = [(f"votes.{vid}.points", f"{p!r} is not a point of this equipment")
+                    for vid, v in self.votes.items() for p in v.points if p not in self.points]
+        if problems:
+            raise rule_problems(problems)
+        return self
 
 
 class Person(Strict):
@@ -221,6 +267,8 @@ class Enterprise(Strict):
                       description="unified social credit code (统一社会信用代码)")
     name: str
     hazard_sources: dict[Identifier, HazardSource]
+    consoles: dict[Identifier, Console] = Field(
+        default_factory=dict, description="default: one console 'control_room' for all")
 
     @model_validator(mode="after")
     def _unique_point_ids(self) -> Enterprise:
@@ -233,9 +281,25 @@ class Enterprise(Strict):
                     problems.append((where, f"point id {pid!r} is already used at {seen[pid]}"))
                 else:
                     seen[pid] = where
+        for cid, console in self.consoles.items():
+            problems += [(f"consoles.{cid}.hazard_sources", f"unknown hazard source {s!r}")
+                         for s in console.hazard_sources if s not in self.hazard_sources]
+        for sid, src in self.hazard_sources.items():
+            for eid, pid, p in src.iter_points():
+                if p.flatline and p.flatline.related:
+                    where = f"hazard_sources.{sid}.equipment.{eid}.points.{pid}.flatline.related"
+                    problems += [(where, f"unknown point {r!r}") for r in p.flatline.related
+                                 if r not in seen]
         if problems:
             raise rule_problems(problems)
         return self
+
+    def console_of(self) -> dict[str, str]:
+        """Hazard source id → console id (every source on 'control_room' by default)."""
+        out = {sid: "control_room" for sid in self.hazard_sources}
+        for cid, console in self.consoles.items():
+            out.update({s: cid for s in console.hazard_sources})
+        return out
 
     def points(self) -> dict[str, tuple[str, str, Point]]:
         """Point id → (hazard source id, equipment id, point), in config order."""

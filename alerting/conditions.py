@@ -1,0 +1,276 @@
+"""Alarm conditions of a batch, vectorised: which (alarm, level) changed when.
+
+For every known reading: stale (a gap longer than the point's stale time) and sensor fault
+(bad quality, no value, or outside the instrument range). For every valid reading: process
+level (four hysteresis limits, then on/off delays), rate of change, trend forecast, flatline
+and tamper. Votes follow from the process-level changes. The output is one row per condition
+change, in time order, for the alarm lifecycle to turn into transitions.
+
+Timestamps of changes are those of the readings that reveal them, except where the true time
+is known exactly: a stale alarm starts ``stale_after`` after the last reading, a delayed
+process alarm when its delay ran out, a flatline when the run became long enough. Thus a
+series yields the same changes whether it arrives in one batch or one reading at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alerting.batch import Quality, ReadingBatch
+from alerting.grouping import Groups, group, switch
+from alerting.state import RuleState
+from alerting.table import (
+    FAULT,
+    FLATLINE,
+    POINT_TYPES,
+    PREDICTIVE,
+    PROCESS,
+    ROC,
+    STALE,
+    TAMPER,
+    RuleTable,
+)
+from alerting.windows import rate_of_change, trend_forecast, update_ring
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+I8 = npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Condition changes as columns: alarm slot, time, new level, value, limit, extra info
+    (forecast seconds for predictive warnings)."""
+
+    slot: I64
+    ts: I64
+    level: I8
+    value: F64
+    limit: F64
+    info: F64
+
+    def __len__(self) -> int:
+        return len(self.slot)
+
+    @staticmethod
+    def join(parts: list[Changes]) -> Changes:
+        """All parts, ordered by (time, slot)."""
+        parts = [c for c in parts if len(c)]
+        if not parts:
+            e = np.empty(0)
+            return Changes(e.astype(np.int64), e.astype(np.int64), e.astype(np.int8), e, e, e)
+        cols = [np.concatenate([getattr(c, f) for c in parts])
+                for f in ("slot", "ts", "level", "value", "limit", "info")]
+        order = np.lexsort((cols[0], cols[1]))
+        return Changes(*(c[order] for c in cols))
+
+
+def _changes(kind: int, n: int, g: Groups, ts: I64, level: I8, prior: I8, value: F64,
+             limit: F64 | None = None, stamp: I64 | None = None,
+             info: F64 | None = None) -> Changes:
+    """Rows where ``level`` differs from the reading before it (or ``prior``), and ``prior``
+    updated to each group's last level."""
+    prev = g.previous(level, prior)
+    at = np.flatnonzero(level != prev)
+    prior[g.point[g.last]] = level[g.last]
+    return Changes(kind * n + g.point[at].astype(np.int64),
+                   (stamp if stamp is not None else ts)[at], level[at], value[at],
+                   limit[at] if limit is not None else np.full(len(at), np.nan),
+                   info[at] if info is not None else np.full(len(at), np.nan))
+
+
+def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
+    """Condition changes caused by ``batch``; updates ``st``."""
+    n = len(table)
+    known = batch.point >= 0
+    if st.origin_ts < 0 and known.any():
+        st.origin_ts = int(batch.ts_ms[known].min())
+    g_all = group(batch.point, batch.ts_ms, known)
+    out = [_stale(table, st, g_all), _fault(table, st, g_all, batch)]
+
+    v_all = batch.value
+    p_all = np.where(known, batch.point, 0)
+    in_range = ((v_all >= table.range_low[p_all] - table.fault_margin[p_all])
+                & (v_all <= table.range_high[p_all] + table.fault_margin[p_all]))
+    valid = known & (batch.quality <= Quality.UNCERTAIN) & np.isfinite(v_all) & in_range
+    g = group(batch.point, batch.ts_ms, valid)
+    ts, v = g.ts, batch.value[g.order]
+    before = st.proc_level.copy() if table.votes else st.proc_level
+    if len(g):
+        out.append(_process(table, st, g, ts, v))
+        if (table.roc_k > 0).any():
+            roc = rate_of_change(table, st, g, ts, v)
+            limit = np.where(roc >= 0, table.roc_rise[g.point], -table.roc_fall[g.point]) * 60
+            out.append(_changes(ROC, n, g, ts, roc, st.roc, v, limit))
+        if (table.trend_k > 0).any():
+            lvl, target, secs = trend_forecast(table, st, g, ts, v)
+            out.append(_changes(PREDICTIVE, n, g, ts, lvl, st.pred, v, target, info=secs))
+        out.append(_flatline(table, st, g, ts, v))
+        out.append(_tamper(table, st, g, ts, v))
+        update_ring(st, g, ts, v)
+        st.last_v[g.point[g.last]] = v[g.last]
+        st.last_valid_ts[g.point[g.last]] = ts[g.last]
+    changes = Changes.join(out)
+    if not table.votes:
+        return changes
+    return Changes.join([changes, votes(table, st, changes, before)])
+
+
+def _stale(table: RuleTable, st: RuleState, g: Groups) -> Changes:
+    """A gap beyond the stale time: stale from last + stale_after until the next reading."""
+    n = len(table)
+    if len(g) == 0:
+        return Changes.join([])
+    p, ts = g.point, g.ts
+    prev_ts = g.previous(ts, st.last_ts)
+    lim = table.stale_ms[p]
+    gap = (lim > 0) & (prev_ts >= 0) & (ts - prev_ts > lim)
+    already = g.first & (st.stale[p] == 1)          # a tick raised it before this reading
+    start = gap & ~already
+    end = gap | already
+    slots = STALE * n + p.astype(np.int64)
+    nan = np.full(int(start.sum()), np.nan)
+    nan_e = np.full(int(end.sum()), np.nan)
+    st.stale[p[g.last]] = 0
+    st.last_ts[p[g.last]] = ts[g.last]
+    return Changes.join([
+        Changes(slots[start], (prev_ts + lim)[start], np.ones(len(nan), np.int8), nan, nan, nan),
+        Changes(slots[end], ts[end], np.zeros(len(nan_e), np.int8), nan_e, nan_e, nan_e)])
+
+
+def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch) -> Changes:
+    """Sensor fault: bad or stale quality, no value, or outside the instrument range."""
+    p = g.point
+    v = batch.value[g.order]
+    q = batch.quality[g.order]
+    margin = table.fault_margin[p]
+    with np.errstate(invalid="ignore"):
+        bad = ((q >= Quality.BAD) | ~np.isfinite(v) | (v < table.range_low[p] - margin)
+               | (v > table.range_high[p] + margin))
+    return _changes(FAULT, len(table), g, g.ts, bad.astype(np.int8), st.fault, v)
+
+
+def _process(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
+    """Process level: hysteresis on the four limits, then on-/off-delays."""
+    p = g.point
+    db = table.deadband[p]
+    prior = st.proc_raw
+    with np.errstate(invalid="ignore"):
+        hh_l, h_l, l_l, ll_l = table.hihi[p], table.hi[p], table.lo[p], table.lolo[p]
+        # NaN limits compare False both ways: never set; resetting them clears a removed limit.
+        hh = switch(g, v >= hh_l, (v < hh_l - db) | np.isnan(hh_l), prior >= 2)
+        h = switch(g, v >= h_l, (v < h_l - db) | np.isnan(h_l), prior >= 1)
+        ll = switch(g, v <= ll_l, (v > ll_l + db) | np.isnan(ll_l), prior <= -2)
+        lw = switch(g, v <= l_l, (v > l_l + db) | np.isnan(l_l), prior <= -1)
+    raw = np.select([hh, h, ll, lw], [2, 1, -2, -1], 0).astype(np.int8)
+    # Delays: a raw level counts once it has lasted its delay (on-delay into an alarm level,
+    # off-delay back to normal), confirmed by a reading at or after that time.
+    moved = raw != g.previous(raw, st.proc_raw)
+    at, inside = g.carry(moved)
+    since = np.where(inside, ts[at], st.proc_since[p])
+    since = np.where(since < 0, ts, since)
+    need = np.where(raw != 0, table.on_ms[p], table.off_ms[p])
+    at2, inside2 = g.carry(ts - since >= need)
+    level = np.where(inside2, raw[at2], st.proc_level[p]).astype(np.int8)
+    st.proc_raw[p[g.last]] = raw[g.last]
+    st.proc_since[p[g.last]] = since[g.last]
+    shown = np.where(level != 0, level, g.previous(level, st.proc_level))
+    limits = np.stack([ll_l, l_l, np.full(len(g), np.nan), h_l, hh_l])
+    limit = limits[shown.astype(np.intp) + 2, np.arange(len(g))]
+    return _changes(PROCESS, len(table), g, ts, level, st.proc_level, v, limit, since + need)
+
+
+def _flatline(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
+    """Values that stopped moving: level 1 after suspect time, 2 after fail time."""
+    p = g.point
+    prev = g.previous(v, st.last_v)
+    with np.errstate(invalid="ignore"):
+        moved = ~(np.abs(v - prev) <= table.flat_tol[p])      # NaN prev: a fresh start
+    at, inside = g.carry(moved)
+    since = np.where(inside, ts[at], st.flat_since[p])
+    since = np.where(since < 0, ts, since)
+    last_move = np.where(inside, ts[at], st.last_change[p])
+    st.flat_since[p[g.last]] = since[g.last]
+    st.last_change[p[g.last]] = last_move[g.last]
+    sus, fail = table.flat_suspect_ms[p], table.flat_fail_ms[p]
+    dur = ts - since
+    level = np.where((fail > 0) & (dur >= fail), 2,
+                     np.where((sus > 0) & (dur >= sus), 1, 0)).astype(np.int8)
+    need = table.flat_require_related[p]
+    if need.any():
+        level = np.where(need & ~_related_moving(table, st, p, ts - sus), 0, level).astype(np.int8)
+    stamp = np.where(level == 2, since + fail, np.where(level == 1, since + sus, ts))
+    return _changes(FLATLINE, len(table), g, ts, level, st.flat, v, stamp=stamp)
+
+
+def _related_moving(table: RuleTable, st: RuleState, p: npt.NDArray[np.int32], after: I64,
+                    ) -> npt.NDArray[np.bool_]:
+    """Whether any related point of ``p`` moved after ``after`` (as the state knows now)."""
+    ptr, idx = table.related_ptr, table.related_idx
+    if len(idx) == 0:
+        return np.zeros(len(p), bool)
+    counts = np.diff(ptr)
+    latest = np.full(len(table), -1, np.int64)
+    has = counts > 0
+    latest[has] = np.maximum.reduceat(st.last_change[idx], ptr[:-1][has])
+    return latest[p] > after
+
+
+def _tamper(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
+    """A sudden drop to the bottom of the range (covered or pulled probe)."""
+    p = g.point
+    frm, zero = table.tamper_from[p], table.tamper_zero[p]
+    prev_v = g.previous(v, st.last_v)
+    prev_t = g.previous(ts, st.last_valid_ts)
+    with np.errstate(invalid="ignore"):
+        drop = (v <= zero) & (prev_v >= frm) & (ts - prev_t <= table.tamper_within_ms[p]) \
+            & (prev_t >= 0)
+        back_up = v >= frm
+    level = switch(g, drop, back_up & ~drop, st.tamper > 0).astype(np.int8)
+    return _changes(TAMPER, len(table), g, ts, level, st.tamper, v, zero)
+
+
+def votes(table: RuleTable, st: RuleState, changes: Changes, before: I8) -> Changes:
+    """k-out-of-n votes over the process-level changes, in time order (changes are few, so
+    they are walked one by one). ``before`` holds the process levels before the batch."""
+    n = len(table)
+    proc = np.flatnonzero(changes.slot < n)          # PROCESS is type 0: slot = point
+    current: dict[int, int] = {}
+    rows: list[tuple[int, int, int]] = []
+    for i in proc.tolist():
+        pt = int(changes.slot[i])
+        new_level = int(changes.level[i])
+        old_level = current.get(pt, int(before[pt]))
+        current[pt] = new_level
+        for vi in table.vote_members.get(pt, ()):
+            need = table.votes[vi].level
+            was, now = old_level >= need, new_level >= need
+            if was == now:
+                continue
+            st.vote_count[vi] += 1 if now else -1
+            active = int(st.vote_count[vi] >= table.votes[vi].k)
+            if active != st.vote_level[vi]:
+                st.vote_level[vi] = active
+                rows.append((POINT_TYPES * n + vi, int(changes.ts[i]), active))
+    if not rows:
+        return Changes.join([])
+    arr = np.array(rows, dtype=np.int64)
+    nan = np.full(len(rows), np.nan)
+    return Changes(arr[:, 0], arr[:, 1], arr[:, 2].astype(np.int8), nan, nan, nan)
+
+
+def tick(table: RuleTable, st: RuleState, now_ms: int) -> Changes:
+    """Clock-driven conditions: points silent beyond their stale time."""
+    n = len(table)
+    if st.origin_ts < 0:
+        st.origin_ts = now_ms
+    last = np.where(st.last_ts >= 0, st.last_ts, st.origin_ts)
+    due = (table.stale_ms > 0) & (st.stale == 0) & (now_ms - last > table.stale_ms)
+    at = np.flatnonzero(due)
+    st.stale[at] = 1
+    nan = np.full(len(at), np.nan)
+    return Changes(STALE * n + at.astype(np.int64), last[at] + table.stale_ms[at],
+                   np.ones(len(at), np.int8), nan, nan, nan)

@@ -1,0 +1,82 @@
+"""Readings grouped by point in time order, and the scans the rules build on.
+
+Rules are sequential per point (hysteresis, delays, windows) but must not loop in Python per
+reading. Sorting by (point, time) makes each point's readings contiguous; a decision carried
+through a run of "hold" readings is then a forward fill (``np.maximum.accumulate`` over
+positions) that must not cross into the previous point's group, where the carried state of
+the previous batch takes over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+IDX = npt.NDArray[np.intp]
+T = TypeVar("T", bound=np.generic)
+BOOL = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class Groups:
+    """Positions (into the batch) of some readings, sorted by (point, ts), with group marks."""
+
+    order: IDX
+    point: npt.NDArray[np.int32]
+    ts: npt.NDArray[np.int64]
+    first: BOOL
+    last: BOOL
+    start: IDX
+    rank: IDX
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def carry(self, decided: BOOL) -> tuple[IDX, BOOL]:
+        """For each reading, the position of the latest decided reading of its own group at
+        or before it, and whether there is one (else the prior batch's state applies)."""
+        n = len(decided)
+        pos = np.where(decided, np.arange(n), -1)
+        last = np.maximum.accumulate(pos) if n else pos
+        inside = last >= self.start
+        return np.maximum(last, 0), inside
+
+    def previous(self, values: npt.NDArray[T], prior: npt.NDArray[T]) -> npt.NDArray[T]:
+        """Each reading's predecessor in its group; ``prior[point]`` for a group's first."""
+        out = np.empty_like(values)
+        if len(values):
+            out[1:] = values[:-1]
+            out[self.first] = prior[self.point[self.first]]
+        return out
+
+
+def group(point: npt.NDArray[np.int32], ts: npt.NDArray[np.int64], mask: BOOL) -> Groups:
+    """Group the readings selected by ``mask``; stable for equal (point, ts)."""
+    sel = np.flatnonzero(mask)
+    p, t = point[sel], ts[sel]
+    n = len(sel)
+    # Poll batches list each point once or in point order: a stable sort by point alone is
+    # then cheap (timsort finds the runs). Out-of-order times within a point need the full sort.
+    order = np.argsort(p, kind="stable")
+    p, t = p[order], t[order]
+    same = p[1:] == p[:-1] if n else np.zeros(0, bool)
+    if n > 1 and np.any(same & (t[1:] < t[:-1])):
+        order = np.lexsort((ts[sel], point[sel]))
+        p, t = point[sel][order], ts[sel][order]
+        same = p[1:] == p[:-1]
+    first = np.ones(n, bool)
+    first[1:] = ~same
+    last = np.ones(n, bool)
+    last[:-1] = ~same
+    start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.intp)
+    return Groups(sel[order], p, t, first, last, start, np.arange(n) - start)
+
+
+def switch(groups: Groups, set_mask: BOOL, reset_mask: BOOL, prior: BOOL) -> BOOL:
+    """Hysteresis: set, reset, or hold the previous state (prior batch's for a group's first
+    readings). ``prior`` is indexed by point."""
+    at, inside = groups.carry(set_mask | reset_mask)
+    return np.where(inside, set_mask[at], prior[groups.point])

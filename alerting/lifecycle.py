@@ -1,0 +1,279 @@
+"""The ISA-18.2 alarm lifecycle of every alarm slot (IEC 62682; OPC UA Part 9 mechanics).
+
+States: NORMAL, UNACK (active, unacknowledged), ACK (active, acknowledged), RTN_UNACK
+(returned to normal, unacknowledged), SHELVED, SUPPRESSED (by design), OUT_OF_SERVICE.
+
+=============  =================  ==================  =====================  ===============
+state          condition active   condition clears    acknowledge            other
+=============  =================  ==================  =====================  ===============
+NORMAL         → UNACK activate   –                   refused                shelve, suppress,
+                                                                             remove
+UNACK          more severe: raise latched: → RTN_UNACK → ACK ack              shelve, suppress,
+               less: change       else → NORMAL clear                        remove
+ACK            more severe:       → NORMAL clear      refused                re-alarm after
+               → UNACK raise;                                                re_alarm_s → UNACK;
+               less: change                                                  shelve, suppress,
+                                                                             remove
+RTN_UNACK      → UNACK activate   –                   → NORMAL ack           shelve, suppress,
+                                                                             remove
+SHELVED        recorded, not annunciated (event "condition")                 unshelve / expiry →
+                                                                             UNACK if active else
+                                                                             NORMAL
+SUPPRESSED     recorded, not annunciated                                     unsuppress → as
+                                                                             unshelve
+OUT_OF_SERVICE recorded, not annunciated; entering needs a person and a      return → as
+               reason                                                        unshelve
+=============  =================  ==================  =====================  ===============
+
+Shelved, suppressed and out-of-service alarms stay fully evaluated (OPC UA Part 9): their
+condition changes are recorded, only not annunciated. Chattering (≥ 3 activations within
+60 s, domain.md §6.3) is announced once; the alarm's further changes are then recorded
+without being annunciated until it has been quiet for 60 s. Every transition carries who,
+when and why; refused operator actions raise ``InvalidTransitionError`` and change nothing.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import IntEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from alerting.conditions import Changes
+
+CHATTER_COUNT = 3
+CHATTER_WINDOW_MS = 60_000
+
+
+class AlarmState(IntEnum):
+    """ISA-18.2 states."""
+
+    NORMAL = 0
+    UNACK = 1
+    ACK = 2
+    RTN_UNACK = 3
+    SHELVED = 4
+    SUPPRESSED = 5
+    OUT_OF_SERVICE = 6
+
+
+S = AlarmState
+ACTIVE_STATES = (S.UNACK, S.ACK)
+HIDDEN_STATES = (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE)
+
+
+class InvalidTransitionError(ValueError):
+    """An operator action the alarm's state does not allow; nothing was changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One lifecycle event of one alarm slot."""
+
+    slot: int
+    ts: int
+    event: str
+    from_state: AlarmState
+    to_state: AlarmState
+    level: int
+    prev_level: int
+    value: float
+    limit: float
+    info: float
+    user: str | None = None
+    reason: str | None = None
+    annunciated: bool = True
+
+
+class Lifecycle:
+    """States of all alarm slots; condition changes and operator actions in, transitions out."""
+
+    def __init__(self, latched: npt.NDArray[np.bool_], re_alarm_ms: npt.NDArray[np.int64]):
+        n = len(latched)
+        self.latched = latched
+        self.re_alarm_ms = re_alarm_ms
+        self.state = np.zeros(n, np.int8)
+        self.condition = np.zeros(n, np.int8)
+        self.since = np.full(n, -1, np.int64)     # when the current state was entered
+        self.value = np.full(n, np.nan)
+        self.shelved_until: dict[int, int] = {}
+        self._activations: dict[int, deque[int]] = {}
+        self.chattering: dict[int, int] = {}      # slot → last activation while chattering
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def _t(self, slot: int, ts: int, event: str, to: AlarmState, level: int, prev: int,
+           value: float = np.nan, limit: float = np.nan, info: float = np.nan,
+           user: str | None = None, reason: str | None = None,
+           annunciated: bool = True) -> Transition:
+        frm = AlarmState(int(self.state[slot]))
+        if to != frm:
+            self.since[slot] = ts
+        self.state[slot] = to
+        return Transition(slot, ts, event, frm, to, level, prev, value, limit, info, user,
+                          reason, annunciated)
+
+    def apply(self, changes: Changes) -> list[Transition]:
+        """Turn condition changes (time-ordered) into transitions."""
+        out: list[Transition] = []
+        for slot, ts, lvl, val, lim, info in zip(
+                changes.slot.tolist(), changes.ts.tolist(), changes.level.tolist(),
+                changes.value.tolist(), changes.limit.tolist(), changes.info.tolist(),
+                strict=True):
+            last = self.chattering.get(slot)
+            if last is not None and ts - last >= CHATTER_WINDOW_MS:
+                # quiet long enough before this change: the chatter ended (as a tick would say)
+                del self.chattering[slot]
+                out.append(self._end_chatter(slot, last + CHATTER_WINDOW_MS))
+            out.append(self._condition(slot, ts, lvl, val, lim, info))
+        return out
+
+    def _condition(self, slot: int, ts: int, lvl: int, val: float, lim: float,
+                   info: float) -> Transition:
+        prev = int(self.condition[slot])
+        self.condition[slot] = lvl
+        self.value[slot] = val
+        state = AlarmState(int(self.state[slot]))
+        activation = prev == 0 and lvl != 0
+        if activation and self._chatters(slot, ts):
+            return self._t(slot, ts, "chattering", state, lvl, prev, val, lim, info)
+        if slot in self.chattering or state in HIDDEN_STATES:
+            return Transition(slot, ts, "condition", state, state, lvl, prev, val, lim, info,
+                              annunciated=False)
+        more_severe = abs(lvl) > abs(prev) or (prev != 0 and (lvl > 0) != (prev > 0))
+        if lvl == 0:
+            if state == S.UNACK:
+                to = S.RTN_UNACK if self.latched[slot] else S.NORMAL
+            elif state == S.ACK:
+                to = S.NORMAL
+            else:
+                to = state
+            return self._t(slot, ts, "clear", to, lvl, prev, val, lim, info)
+        if state in (S.NORMAL, S.RTN_UNACK):
+            return self._t(slot, ts, "activate", S.UNACK, lvl, prev, val, lim, info)
+        if more_severe:
+            return self._t(slot, ts, "raise", S.UNACK, lvl, prev, val, lim, info)
+        return self._t(slot, ts, "change", state, lvl, prev, val, lim, info)
+
+    def _chatters(self, slot: int, ts: int) -> bool:
+        """Record an activation; True when it makes the alarm chatter (announced once)."""
+        if slot in self.chattering:
+            self.chattering[slot] = ts
+            return False
+        window = self._activations.setdefault(slot, deque(maxlen=CHATTER_COUNT))
+        window.append(ts)
+        if len(window) == CHATTER_COUNT and ts - window[0] <= CHATTER_WINDOW_MS:
+            self.chattering[slot] = ts
+            window.clear()
+            return True
+        return False
+
+    def _resolved(self, slot: int) -> AlarmState:
+        """The state an alarm returns to from shelving, suppression or out of service."""
+        return S.UNACK if self.condition[slot] != 0 else S.NORMAL
+
+    def acknowledge(self, slot: int, user: str, ts: int, comment: str | None = None,
+                    ) -> Transition:
+        """Operator acknowledgement of an unacknowledged alarm."""
+        state = AlarmState(int(self.state[slot]))
+        lvl = int(self.condition[slot])
+        if state == S.UNACK:
+            return self._t(slot, ts, "ack", S.ACK, lvl, lvl, user=user, reason=comment)
+        if state == S.RTN_UNACK:
+            return self._t(slot, ts, "ack", S.NORMAL, lvl, lvl, user=user, reason=comment)
+        raise InvalidTransitionError(f"alarm {slot} is {state.name}: nothing to acknowledge")
+
+    def shelve(self, slot: int, user: str, reason: str, until_ts: int, ts: int) -> Transition:
+        """Shelve until ``until_ts``; the alarm keeps being evaluated and recorded."""
+        state = AlarmState(int(self.state[slot]))
+        if state in HIDDEN_STATES:
+            raise InvalidTransitionError(f"alarm {slot} is {state.name}: cannot be shelved")
+        if until_ts <= ts:
+            raise InvalidTransitionError("shelving must end in the future")
+        _require(user, reason, "shelving")
+        self.shelved_until[slot] = until_ts
+        lvl = int(self.condition[slot])
+        return self._t(slot, ts, "shelve", S.SHELVED, lvl, lvl, info=float(until_ts),
+                       user=user, reason=reason)
+
+    def unshelve(self, slot: int, user: str | None, ts: int, event: str = "unshelve",
+                 ) -> Transition:
+        """End shelving (by an operator, or ``event='shelve_expired'`` on the clock)."""
+        if self.state[slot] != S.SHELVED:
+            raise InvalidTransitionError(f"alarm {slot} is not shelved")
+        self.shelved_until.pop(slot, None)
+        lvl = int(self.condition[slot])
+        return self._t(slot, ts, event, self._resolved(slot), lvl, lvl, user=user)
+
+    def suppress(self, slot: int, reason: str, ts: int) -> Transition:
+        """Suppression by design (e.g. the equipment is stopped)."""
+        state = AlarmState(int(self.state[slot]))
+        if state in HIDDEN_STATES:
+            raise InvalidTransitionError(f"alarm {slot} is {state.name}: cannot be suppressed")
+        lvl = int(self.condition[slot])
+        return self._t(slot, ts, "suppress", S.SUPPRESSED, lvl, lvl, reason=reason)
+
+    def unsuppress(self, slot: int, ts: int) -> Transition:
+        """The design condition for suppression no longer holds."""
+        if self.state[slot] != S.SUPPRESSED:
+            raise InvalidTransitionError(f"alarm {slot} is not suppressed")
+        lvl = int(self.condition[slot])
+        return self._t(slot, ts, "unsuppress", self._resolved(slot), lvl, lvl)
+
+    def remove_from_service(self, slot: int, user: str, reason: str, ts: int) -> Transition:
+        """Out of service for maintenance: a person and a reason are required."""
+        if self.state[slot] == S.OUT_OF_SERVICE:
+            raise InvalidTransitionError(f"alarm {slot} is already out of service")
+        _require(user, reason, "taking an alarm out of service")
+        self.shelved_until.pop(slot, None)
+        lvl = int(self.condition[slot])
+        return self._t(slot, ts, "remove", S.OUT_OF_SERVICE, lvl, lvl, user=user, reason=reason)
+
+    def return_to_service(self, slot: int, user: str, ts: int) -> Transition:
+        """Back in service after maintenance."""
+        if self.state[slot] != S.OUT_OF_SERVICE:
+            raise InvalidTransitionError(f"alarm {slot} is not out of service")
+        _require(user, "return", "returning an alarm to service")
+        lvl = int(self.condition[slot])
+        return self._t(slot, ts, "return", self._resolved(slot), lvl, lvl, user=user)
+
+    def tick(self, now_ms: int) -> list[Transition]:
+        """Clock-driven transitions: shelving expiry, re-alarm, end of chattering."""
+        out = [self.unshelve(s, None, now_ms, "shelve_expired")
+               for s, until in sorted(self.shelved_until.items()) if until <= now_ms]
+        due = np.flatnonzero((self.state == S.ACK) & (self.re_alarm_ms > 0)
+                             & (now_ms - self.since >= self.re_alarm_ms))
+        for s in due.tolist():
+            lvl = int(self.condition[s])
+            out.append(self._t(s, int(self.since[s] + self.re_alarm_ms[s]), "re-alarm", S.UNACK,
+                               lvl, lvl, float(self.value[s])))
+        for s, last in sorted(self.chattering.items()):
+            if now_ms - last >= CHATTER_WINDOW_MS:
+                del self.chattering[s]
+                out.append(self._end_chatter(s, last + CHATTER_WINDOW_MS))
+        return out
+
+    def _end_chatter(self, slot: int, ts: int) -> Transition:
+        state = AlarmState(int(self.state[slot]))
+        lvl = int(self.condition[slot])
+        if state in HIDDEN_STATES:
+            to = state
+        elif lvl != 0:
+            to = state if state in ACTIVE_STATES else S.UNACK
+        elif state == S.UNACK:
+            to = S.RTN_UNACK if self.latched[slot] else S.NORMAL
+        elif state == S.ACK:
+            to = S.NORMAL
+        else:
+            to = state
+        return self._t(slot, ts, "chatter_end", to, lvl, lvl, float(self.value[slot]))
+
+
+def _require(user: str, reason: str, what: str) -> None:
+    if not user or not user.strip():
+        raise InvalidTransitionError(f"{what} needs the person who does it")
+    if not reason or not reason.strip():
+        raise InvalidTransitionError(f"{what} needs a reason")

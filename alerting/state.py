@@ -1,0 +1,62 @@
+"""Per-point and per-vote memory of the rules between batches (numpy arrays only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alerting.table import K_MAX, RuleTable
+
+I8 = npt.NDArray[np.int8]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass
+class RuleState:
+    """What each rule remembers of each point; -1 timestamps mean "never"."""
+
+    proc_raw: I8          # hysteresis level before delays
+    proc_since: I64       # when proc_raw last changed
+    proc_level: I8        # level after on/off delays: what the alarm follows
+    fault: I8
+    roc: I8
+    pred: I8
+    flat: I8
+    flat_since: I64       # start of the current run of unchanging values
+    last_change: I64      # last time the value moved beyond the flatline tolerance
+    tamper: I8
+    stale: I8
+    last_ts: I64          # last reading of any quality
+    last_valid_ts: I64
+    last_v: npt.NDArray[np.float64]
+    ring_t: I64           # (points, K_MAX) recent valid samples, ring buffer
+    ring_v: npt.NDArray[np.float64]
+    ring_n: I64           # valid samples ever written per point
+    vote_count: npt.NDArray[np.int32]
+    vote_level: I8
+    origin_ts: int = -1   # first time seen: points that never report go stale from here
+
+    @staticmethod
+    def fresh(table: RuleTable) -> RuleState:
+        """Every point normal and without history."""
+        n, nv = len(table), len(table.votes)
+
+        def i8() -> I8:
+            return np.zeros(n, np.int8)
+
+        def never() -> I64:
+            return np.full(n, -1, np.int64)
+
+        return RuleState(
+            proc_raw=i8(), proc_since=never(), proc_level=i8(), fault=i8(), roc=i8(),
+            pred=i8(), flat=i8(), flat_since=never(), last_change=never(), tamper=i8(),
+            stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
+            ring_t=np.zeros((n, K_MAX), np.int64), ring_v=np.zeros((n, K_MAX)),
+            ring_n=np.zeros(n, np.int64), vote_count=np.zeros(nv, np.int32),
+            vote_level=np.zeros(nv, np.int8))
+
+    def nbytes(self) -> int:
+        """Memory held by the arrays."""
+        return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))

@@ -1,0 +1,198 @@
+"""The plant's alarm rules compiled into columns, one entry per point in config order.
+
+Everything the vectorised evaluation reads is here as a numpy array; NaN or 0 means "rule off".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from alerting.plant import Enterprise, Point
+
+# Alarm types; an alarm is identified by (type, point) or, for votes, by its vote index.
+ALARM_TYPES = ("process", "roc", "predictive", "fault", "stale", "flatline", "tamper", "vote")
+PROCESS, ROC, PREDICTIVE, FAULT, STALE, FLATLINE, TAMPER, VOTE = range(len(ALARM_TYPES))
+POINT_TYPES = VOTE  # the first VOTE types exist once per point
+
+# Samples kept per point for windowed rules (rate of change, trend).
+K_MAX = 16
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BOOL = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True)
+class VoteGroup:
+    """A compiled k-out-of-n vote."""
+
+    name: str
+    source: str
+    equipment: str
+    members: npt.NDArray[np.int32]
+    k: int
+    level: int
+
+
+def _arr(values: Sequence[float | None]) -> F64:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _ms(values: Sequence[float | None]) -> I64:
+    return np.array([0 if v is None else round(v * 1000) for v in values], dtype=np.int64)
+
+
+@dataclass
+class RuleTable:
+    """Compiled rules of every point (index = position in config order)."""
+
+    ids: npt.NDArray[np.str_]
+    kinds: list[str]
+    sources: list[str]
+    equipments: list[str]
+    consoles: list[str]
+    is_gas: BOOL
+    is_toxic: BOOL
+    lolo: F64
+    lo: F64
+    hi: F64
+    hihi: F64
+    deadband: F64
+    on_ms: I64
+    off_ms: I64
+    range_low: F64
+    range_high: F64
+    fault_margin: F64
+    latched: BOOL
+    re_alarm_ms: I64
+    roc_rise: F64
+    roc_fall: F64
+    roc_k: npt.NDArray[np.intp]
+    trend_horizon_ms: I64
+    trend_k: npt.NDArray[np.intp]
+    trend_min: npt.NDArray[np.intp]
+    stale_ms: I64
+    flat_suspect_ms: I64
+    flat_fail_ms: I64
+    flat_tol: F64
+    flat_require_related: BOOL
+    related_ptr: npt.NDArray[np.intp]
+    related_idx: npt.NDArray[np.int32]
+    tamper_from: F64
+    tamper_zero: F64
+    tamper_within_ms: I64
+    votes: list[VoteGroup] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        order = np.argsort(self.ids, kind="stable")
+        self._sorted_ids = self.ids[order]
+        self._order = order.astype(np.int32)
+        self.vote_members: dict[int, list[int]] = {}
+        for vi, vg in enumerate(self.votes):
+            for m in vg.members.tolist():
+                self.vote_members.setdefault(m, []).append(vi)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_alarms(self) -> int:
+        """Alarm slots: every point type for every point, then one per vote."""
+        return POINT_TYPES * len(self) + len(self.votes)
+
+    def index(self, ids: npt.NDArray[np.str_]) -> npt.NDArray[np.int32]:
+        """Positions of ``ids`` in the table, -1 for ids it does not know (vectorised)."""
+        if len(self._sorted_ids) == 0:
+            return np.full(len(ids), -1, np.int32)
+        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
+        found = self._sorted_ids[pos] == ids
+        return np.where(found, self._order[pos], -1).astype(np.int32)
+
+
+def _window_samples(window_s: float | None, interval_s: float) -> int:
+    if window_s is None:
+        return 0
+    return int(min(max(round(window_s / interval_s), 2), K_MAX - 1))
+
+
+def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = None,
+                  default_interval_s: float = 1.0) -> RuleTable:
+    """Compile an enterprise's points. ``poll_interval_s`` (point → seconds) sizes the windows
+    of rate-of-change and trend rules and the default stale time."""
+    intervals = poll_interval_s or {}
+    pts = ent.points()
+    ids = list(pts)
+    pos = {pid: i for i, pid in enumerate(ids)}
+    console_of = ent.console_of()
+    rows: list[tuple[str, str, str, Point]] = [(pid, s, e, p) for pid, (s, e, p) in pts.items()]
+    pts_cfg = [r[3] for r in rows]
+
+    def interval(pid: str) -> float:
+        return intervals.get(pid, default_interval_s)
+
+    related_ptr = [0]
+    related_idx: list[int] = []
+    for pid, _, eid, p in rows:
+        if p.flatline is None:
+            rel: list[str] = []
+        elif p.flatline.related is not None:
+            rel = p.flatline.related
+        else:
+            rel = [q for q, (_, e2, _) in pts.items() if e2 == eid and q != pid]
+        related_idx += [pos[q] for q in rel]
+        related_ptr.append(len(related_idx))
+
+    stale = [p.stale_after_s if p.stale_after_s is not None
+             else max(30.0, 10 * interval(pid)) for pid, _, _, p in rows]
+    span = np.array([p.range_high - p.range_low for p in pts_cfg])
+    rl = np.array([p.range_low for p in pts_cfg])
+    votes = [VoteGroup(vid, sid, eid, np.array([pos[m] for m in v.points], np.int32), v.k,
+                       v.level)
+             for sid, src in ent.hazard_sources.items() for eid, eq in src.equipment.items()
+             for vid, v in eq.votes.items()]
+    return RuleTable(
+        ids=np.array(ids, dtype=np.str_),
+        kinds=[p.kind for p in pts_cfg], sources=[r[1] for r in rows],
+        equipments=[r[2] for r in rows],
+        consoles=[console_of[r[1]] for r in rows],
+        is_gas=np.array([p.kind in ("combustible_gas", "toxic_gas") for p in pts_cfg], bool),
+        is_toxic=np.array([p.kind == "toxic_gas" for p in pts_cfg], bool),
+        lolo=_arr([p.lolo for p in pts_cfg]), lo=_arr([p.lo for p in pts_cfg]),
+        hi=_arr([p.hi for p in pts_cfg]), hihi=_arr([p.hihi for p in pts_cfg]),
+        deadband=np.array([p.effective_deadband for p in pts_cfg]),
+        on_ms=_ms([p.delays_s[0] for p in pts_cfg]), off_ms=_ms([p.delays_s[1] for p in pts_cfg]),
+        range_low=rl, range_high=rl + span,
+        # readings this far outside the instrument range are a sensor fault (1 % of span)
+        fault_margin=0.01 * span,
+        latched=np.array([p.is_latched for p in pts_cfg], bool),
+        re_alarm_ms=_ms([p.re_alarm_s for p in pts_cfg]),
+        roc_rise=_arr([p.roc.rise_per_min / 60 if p.roc and p.roc.rise_per_min else None
+                       for p in pts_cfg]),
+        roc_fall=_arr([p.roc.fall_per_min / 60 if p.roc and p.roc.fall_per_min else None
+                       for p in pts_cfg]),
+        roc_k=np.array([_window_samples(p.roc.window_s if p.roc else None, interval(pid))
+                        for pid, _, _, p in rows], np.intp),
+        trend_horizon_ms=_ms([p.trend.horizon_s if p.trend else None for p in pts_cfg]),
+        trend_k=np.array([_window_samples(p.trend.window_s if p.trend else None, interval(pid))
+                          for pid, _, _, p in rows], np.intp),
+        trend_min=np.array([p.trend.min_samples if p.trend else 0 for p in pts_cfg], np.intp),
+        stale_ms=_ms(stale),
+        flat_suspect_ms=_ms([p.flatline.suspect_s if p.flatline else None for p in pts_cfg]),
+        flat_fail_ms=_ms([p.flatline.fail_s if p.flatline else None for p in pts_cfg]),
+        flat_tol=np.array([p.flatline.tolerance if p.flatline else 0.0 for p in pts_cfg]),
+        flat_require_related=np.array([bool(p.flatline and p.flatline.require_related_moving)
+                                       for p in pts_cfg], bool),
+        related_ptr=np.array(related_ptr, np.intp), related_idx=np.array(related_idx, np.int32),
+        tamper_from=np.where([p.tamper is not None for p in pts_cfg],
+                             rl + span * np.array([p.tamper.from_fraction if p.tamper else 0
+                                                   for p in pts_cfg]), np.nan),
+        tamper_zero=np.where([p.tamper is not None for p in pts_cfg],
+                             rl + span * np.array([p.tamper.zero_fraction if p.tamper else 0
+                                                   for p in pts_cfg]), np.nan),
+        tamper_within_ms=_ms([p.tamper.within_s if p.tamper else None for p in pts_cfg]),
+        votes=votes,
+    )

@@ -1,0 +1,149 @@
+"""Windowed rules over each point's recent samples: rate of change and the trend forecast.
+
+The last ``K_MAX`` valid samples of every point live in a ring buffer; a reading's j-th
+predecessor comes from the batch when the batch holds it, else from the ring. Windows are
+counted in samples (sized from the poll interval when compiled), so memory stays fixed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from alerting.grouping import Groups, switch
+from alerting.state import RuleState
+from alerting.table import K_MAX, RuleTable
+
+F64 = npt.NDArray[np.float64]
+IDX = npt.NDArray[np.intp]
+
+
+def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX, lag: IDX,
+         ) -> tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.bool_]]:
+    """(ts, value, available) of the ``lag``-th predecessor (lag ≥ 1) of the grouped
+    readings at positions ``sub``: from the batch when it holds it, else from the ring."""
+    rank = g.rank[sub]
+    in_batch = rank >= lag
+    bi = np.maximum(sub - lag, 0)
+    m = lag - rank                                   # how far back into the ring
+    p = g.point[sub]
+    have = st.ring_n[p]
+    ok_ring = (~in_batch) & (have >= m) & (m <= K_MAX)
+    slot = (have - m) % K_MAX
+    t_out = np.where(in_batch, ts[bi], st.ring_t[p, slot])
+    v_out = np.where(in_batch, v[bi], st.ring_v[p, slot])
+    return t_out, v_out, in_batch | ok_ring
+
+
+def rate_of_change(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[np.int64],
+                   v: F64) -> npt.NDArray[np.int8]:
+    """ROC level per reading: +1 rising beyond its limit, -1 falling, 0 otherwise.
+
+    ROC = (PV − PV k samples ago) / elapsed, per second; it resets below 80 % of the limit.
+    """
+    p = g.point
+    k = table.roc_k[p]
+    t0, v0, ok = back(g, st, ts, v, np.arange(len(g)), np.maximum(k, 1))
+    dt = (ts - t0) / 1000.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(ok & (k > 0) & (dt > 0), (v - v0) / dt, np.nan)
+        rise, fall = table.roc_rise[p], table.roc_fall[p]
+        decided = ~np.isnan(rate)
+        up = switch(g, decided & (rate >= rise), decided & ~(rate >= 0.8 * rise), st.roc > 0)
+        down = switch(g, decided & (rate <= -fall), decided & ~(rate <= -0.8 * fall), st.roc < 0)
+    return np.where(up, 1, np.where(down, -1, 0)).astype(np.int8)
+
+
+def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[np.int64],
+                   v: F64) -> tuple[npt.NDArray[np.int8], F64, F64]:
+    """Predictive level per reading (+1 toward a high limit, -1 toward a low one, 0 none),
+    the limit it heads for and the forecast seconds until it gets there.
+
+    A least-squares line over the point's last k samples (k from its window) is extrapolated
+    to the nearest limit beyond the fitted value; a warning while that is nearer than the
+    horizon, reset beyond 125 % of it.
+    """
+    n = len(g)
+    level = np.zeros(n, np.int8)
+    target = np.full(n, np.nan)
+    secs = np.full(n, np.nan)
+    sub = np.flatnonzero(table.trend_k[g.point] > 0)
+    if len(sub) == 0:
+        return level, target, secs
+    p = g.point[sub]
+    k = table.trend_k[p]
+    cnt = np.ones(len(sub))
+    sx = np.zeros(len(sub))
+    sy = v[sub].copy()
+    sxy = np.zeros(len(sub))
+    sxx = np.zeros(len(sub))
+    # Sums over the window (the reading and its k-1 predecessors), one vectorised step per
+    # lag; x is seconds relative to this reading, which keeps the sums well conditioned.
+    for lag in range(1, int(k.max())):
+        tj, vj, ok = back(g, st, ts, v, sub, np.full(len(sub), lag))
+        use = ok & (lag < k)
+        x = np.where(use, (tj - ts[sub]) / 1000.0, 0.0)
+        y = np.where(use, vj, 0.0)
+        cnt += use
+        sx += x
+        sy += y
+        sxy += x * y
+        sxx += x * x
+    with np.errstate(divide="ignore", invalid="ignore"):
+        den = cnt * sxx - sx * sx
+        slope = np.where(den > 0, (cnt * sxy - sx * sy) / den, 0.0)
+        fit = (sy - slope * sx) / cnt
+        hi_t = _nearest_above(fit, table.hi[p], table.hihi[p])
+        lo_t = _nearest_below(fit, table.lo[p], table.lolo[p])
+        t_up = np.where(slope > 0, (hi_t - fit) / slope, np.inf)
+        t_dn = np.where(slope < 0, (lo_t - fit) / slope, np.inf)
+    t_up = np.where(np.isnan(t_up), np.inf, t_up)
+    t_dn = np.where(np.isnan(t_dn), np.inf, t_dn)
+    horizon = table.trend_horizon_ms[p] / 1000.0
+    enough = cnt >= table.trend_min[p]
+    ok_up = enough & (t_up <= horizon)
+    ok_dn = enough & (t_dn <= horizon)
+    full_up = np.zeros(n, bool)
+    full_dn = np.zeros(n, bool)
+    rst_up = np.zeros(n, bool)
+    rst_dn = np.zeros(n, bool)
+    full_up[sub] = ok_up
+    full_dn[sub] = ok_dn & ~ok_up
+    rst_up[sub] = enough & (t_up > 1.25 * horizon)
+    rst_dn[sub] = enough & (t_dn > 1.25 * horizon)
+    up = switch(g, full_up, rst_up & ~full_up, st.pred > 0)
+    dn = switch(g, full_dn, rst_dn & ~full_dn, st.pred < 0)
+    level = np.where(up, 1, np.where(dn, -1, 0)).astype(np.int8)
+    target[sub] = np.where(t_up <= t_dn, hi_t, lo_t)
+    secs[sub] = np.minimum(t_up, t_dn)
+    return level, target, secs
+
+
+def _nearest_above(x: F64, a: F64, b: F64) -> F64:
+    """The smaller of the limits a, b that lie above x (NaN if none)."""
+    ca = np.where(a > x, a, np.inf)
+    cb = np.where(b > x, b, np.inf)
+    out = np.minimum(ca, cb)
+    return np.where(np.isinf(out), np.nan, out)
+
+
+def _nearest_below(x: F64, a: F64, b: F64) -> F64:
+    """The larger of the limits a, b that lie below x (NaN if none)."""
+    ca = np.where(a < x, a, -np.inf)
+    cb = np.where(b < x, b, -np.inf)
+    out = np.maximum(ca, cb)
+    return np.where(np.isinf(out), np.nan, out)
+
+
+def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> None:
+    """Remember each point's last K_MAX samples of this batch."""
+    if len(g) == 0:
+        return
+    ends = np.flatnonzero(g.last)
+    group_size = np.repeat(g.rank[ends] + 1, np.diff(np.concatenate(([0], ends + 1))))
+    keep = g.rank >= group_size - K_MAX
+    p = g.point[keep]
+    slot = (st.ring_n[p] + g.rank[keep]) % K_MAX
+    st.ring_t[p, slot] = ts[keep]
+    st.ring_v[p, slot] = v[keep]
+    st.ring_n[g.point[ends]] += group_size[ends]
