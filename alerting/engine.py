@@ -1,0 +1,248 @@
+"""The alerting engine: compiled rules, their state, the alarm lifecycle and its health.
+
+``process(batch)`` and ``tick(now)`` return alarm events; operator actions (acknowledge,
+shelve, suppress, out of service) are methods that return the event they cause. Alarm ids are
+``<point>:<type>`` (e.g. ``GT101:process``) or ``<vote>:vote``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from alerting.batch import ReadingBatch
+from alerting.conditions import Changes, evaluate, tick
+from alerting.health import AlarmHealth, FloodChange
+from alerting.lifecycle import AlarmState, InvalidTransitionError, Lifecycle, Transition
+from alerting.state import RuleState
+from alerting.table import (
+    ALARM_TYPES,
+    FLATLINE,
+    POINT_TYPES,
+    PREDICTIVE,
+    PROCESS,
+    ROC,
+    TAMPER,
+    VOTE,
+    RuleTable,
+)
+
+PROCESS_LEVELS = {-2: "LL", -1: "L", 0: "normal", 1: "H", 2: "HH"}
+TYPE_LEVELS = {ROC: {1: "rising", -1: "falling"}, PREDICTIVE: {1: "toward_high",
+                                                               -1: "toward_low"},
+               FLATLINE: {1: "suspect", 2: "fail"}, TAMPER: {1: "drop_to_zero"}}
+PRIORITY_NAMES = {1: "emergency", 2: "high", 3: "medium", 4: "low"}
+ANNUNCIATING = ("activate", "raise", "re-alarm", "chattering")
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """One lifecycle event of one alarm, with names instead of indexes."""
+
+    alarm_id: str
+    alarm_type: str
+    point: str | None
+    source: str
+    equipment: str
+    console: str
+    kind: str
+    ts: int
+    event: str
+    state: str
+    prev_state: str
+    level: int
+    level_name: str
+    prev_level: int
+    gb50493_level: int | None
+    priority: int
+    value: float | None
+    limit: float | None
+    forecast_s: float | None
+    user: str | None
+    reason: str | None
+    annunciated: bool
+    toxic: bool
+
+    @property
+    def sort_key(self) -> tuple[int, int, int, int]:
+        """Display order: priority, toxic before combustible, more severe first, older first."""
+        return (self.priority, 0 if self.toxic else 1, -abs(self.level), self.ts)
+
+
+class Engine:
+    """Everything the alerting core knows about one enterprise's alarms."""
+
+    def __init__(self, table: RuleTable) -> None:
+        self.table = table
+        self.state = RuleState.fresh(table)
+        n, nv = len(table), len(table.votes)
+        latched = np.concatenate([np.tile(table.latched, POINT_TYPES) & _process_mask(n),
+                                  np.zeros(nv, bool)])
+        re_alarm = np.concatenate([np.tile(table.re_alarm_ms, POINT_TYPES)
+                                   * _process_mask(n), np.zeros(nv, np.int64)])
+        self.lifecycle = Lifecycle(latched, re_alarm)
+        self.health = AlarmHealth(sorted(set(table.consoles) | {"control_room"}))
+        self._vote_index = {v.name: i for i, v in enumerate(table.votes)}
+        self._point_index = {pid: i for i, pid in enumerate(table.ids.tolist())}
+
+    # -- input -------------------------------------------------------------------------------
+    def process(self, batch: ReadingBatch) -> list[AlarmEvent]:
+        """Evaluate a batch; events of every alarm it moved, in time order."""
+        return self._events(self.lifecycle.apply(evaluate(self.table, self.state, batch)))
+
+    def tick(self, now_ms: int) -> list[AlarmEvent]:
+        """Clock-driven work: stale points, shelving expiry, re-alarm, chatter and flood end."""
+        changes: Changes = tick(self.table, self.state, now_ms)
+        events = self._events(self.lifecycle.apply(changes) + self.lifecycle.tick(now_ms))
+        return events + [self._flood_event(f) for f in self.health.tick(now_ms)]
+
+    # -- operator actions --------------------------------------------------------------------
+    def acknowledge(self, alarm_id: str, user: str, ts: int,
+                    comment: str | None = None) -> AlarmEvent:
+        """Acknowledge an unacknowledged alarm."""
+        return self._one(self.lifecycle.acknowledge(self.slot(alarm_id), user, ts, comment))
+
+    def shelve(self, alarm_id: str, user: str, reason: str, until_ts: int,
+               ts: int) -> AlarmEvent:
+        """Shelve until a time; still evaluated and recorded."""
+        return self._one(self.lifecycle.shelve(self.slot(alarm_id), user, reason, until_ts, ts))
+
+    def unshelve(self, alarm_id: str, user: str, ts: int) -> AlarmEvent:
+        """End shelving early."""
+        return self._one(self.lifecycle.unshelve(self.slot(alarm_id), user, ts))
+
+    def suppress(self, alarm_id: str, reason: str, ts: int) -> AlarmEvent:
+        """Suppress by design."""
+        return self._one(self.lifecycle.suppress(self.slot(alarm_id), reason, ts))
+
+    def unsuppress(self, alarm_id: str, ts: int) -> AlarmEvent:
+        """End suppression by design."""
+        return self._one(self.lifecycle.unsuppress(self.slot(alarm_id), ts))
+
+    def remove_from_service(self, alarm_id: str, user: str, reason: str,
+                            ts: int) -> AlarmEvent:
+        """Take an alarm out of service (person and reason required)."""
+        return self._one(self.lifecycle.remove_from_service(self.slot(alarm_id), user, reason,
+                                                            ts))
+
+    def return_to_service(self, alarm_id: str, user: str, ts: int) -> AlarmEvent:
+        """Put an alarm back in service."""
+        return self._one(self.lifecycle.return_to_service(self.slot(alarm_id), user, ts))
+
+    # -- queries -----------------------------------------------------------------------------
+    def slot(self, alarm_id: str) -> int:
+        """The slot of an alarm id; InvalidTransitionError for an unknown id."""
+        name, _, kind = alarm_id.rpartition(":")
+        if kind == "vote" and name in self._vote_index:
+            return POINT_TYPES * len(self.table) + self._vote_index[name]
+        if kind in ALARM_TYPES[:POINT_TYPES] and name in self._point_index:
+            return ALARM_TYPES.index(kind) * len(self.table) + self._point_index[name]
+        raise InvalidTransitionError(f"unknown alarm {alarm_id!r}")
+
+    def alarm_id(self, slot: int) -> str:
+        """The id of a slot."""
+        n = len(self.table)
+        if slot >= POINT_TYPES * n:
+            return f"{self.table.votes[slot - POINT_TYPES * n].name}:vote"
+        return f"{self.table.ids[slot % n]}:{ALARM_TYPES[slot // n]}"
+
+    def standing(self) -> list[AlarmEvent]:
+        """Alarms not in NORMAL, in display order (priority, toxic first, severity, age)."""
+        lc = self.lifecycle
+        slots = np.flatnonzero(lc.state != AlarmState.NORMAL).tolist()
+        rows = [self._event(Transition(s, int(lc.since[s]), "standing", AlarmState(lc.state[s]),
+                                       AlarmState(lc.state[s]), int(lc.condition[s]),
+                                       int(lc.condition[s]), float(lc.value[s]), np.nan,
+                                       np.nan)) for s in slots]
+        return sorted(rows, key=lambda e: e.sort_key)
+
+    def counts(self) -> dict[str, int]:
+        """Alarms per lifecycle state, chattering and stale (active ≥ 24 h) alarms."""
+        lc = self.lifecycle
+        out = {s.name.lower(): int(np.count_nonzero(lc.state == s)) for s in AlarmState}
+        out["chattering"] = len(lc.chattering)
+        return out
+
+    # -- naming ------------------------------------------------------------------------------
+    def _one(self, t: Transition) -> AlarmEvent:
+        return self._events([t])[0]
+
+    def _events(self, transitions: list[Transition]) -> list[AlarmEvent]:
+        out: list[AlarmEvent] = []
+        for t in sorted(transitions, key=lambda t: (t.ts, t.slot)):
+            e = self._event(t)
+            out.append(e)
+            if e.annunciated and e.event in ANNUNCIATING:
+                flood = self.health.annunciated(e.console, e.ts)
+                if flood is not None:
+                    out.append(self._flood_event(flood))
+        return out
+
+    def _event(self, t: Transition) -> AlarmEvent:
+        tb, n = self.table, len(self.table)
+        if t.slot >= POINT_TYPES * n:
+            vote = tb.votes[t.slot - POINT_TYPES * n]
+            atype, point, source, equipment = VOTE, None, vote.source, vote.equipment
+            console, kind, toxic, gas = tb.consoles[int(vote.members[0])], "vote", bool(
+                tb.is_toxic[vote.members].any()), bool(tb.is_gas[vote.members].any())
+        else:
+            atype, p = divmod(t.slot, n)
+            point, source, equipment = str(tb.ids[p]), tb.sources[p], tb.equipments[p]
+            console, kind = tb.consoles[p], tb.kinds[p]
+            toxic, gas = bool(tb.is_toxic[p]), bool(tb.is_gas[p])
+        level = t.level
+        if atype == PROCESS:
+            name = PROCESS_LEVELS[level]
+        elif atype in TYPE_LEVELS:
+            name = TYPE_LEVELS[atype].get(level, "normal")
+        else:
+            name = ALARM_TYPES[atype] if level else "normal"
+        return AlarmEvent(
+            alarm_id=self.alarm_id(t.slot), alarm_type=ALARM_TYPES[atype], point=point,
+            source=source, equipment=equipment, console=console, kind=kind, ts=t.ts,
+            event=t.event, state=t.to_state.name.lower(), prev_state=t.from_state.name.lower(),
+            level=level, level_name=name, prev_level=t.prev_level,
+            gb50493_level=abs(level) if atype == PROCESS and gas and level > 0 else None,
+            priority=_priority(atype, max(abs(level), abs(t.prev_level)), gas), value=_f(t.value), limit=_f(t.limit),
+            forecast_s=_f(t.info) if atype == PREDICTIVE else None, user=t.user,
+            reason=t.reason, annunciated=t.annunciated, toxic=toxic)
+
+    def _flood_event(self, f: FloodChange) -> AlarmEvent:
+        return AlarmEvent(
+            alarm_id=f"{f.console}:flood", alarm_type="flood", point=None, source="",
+            equipment="", console=f.console, kind="console", ts=f.ts,
+            event="flood_start" if f.starts else "flood_end", state="active" if f.starts
+            else "normal", prev_state="normal" if f.starts else "active",
+            level=int(f.starts), level_name="flood" if f.starts else "normal",
+            prev_level=int(not f.starts), gb50493_level=None, priority=2, value=float(f.count),
+            limit=None, forecast_s=None, user=None, reason=None, annunciated=True, toxic=False)
+
+
+def _process_mask(n: int) -> npt.NDArray[np.bool_]:
+    """True for the PROCESS slots of the point types (latching and re-alarm apply there)."""
+    mask = np.zeros(POINT_TYPES * n, bool)
+    mask[PROCESS * n:(PROCESS + 1) * n] = True
+    return mask
+
+
+def _f(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _priority(atype: int, level: int, gas: bool) -> int:
+    """1 emergency .. 4 low. Gas L2 (and 2ooN votes of them) first; a predictive warning is
+    never above low, since it is not a GB/T 50493 alarm."""
+    a = abs(level)
+    if atype in (PROCESS, VOTE):
+        if gas or atype == VOTE:
+            return 1 if a >= 2 or atype == VOTE else 2
+        return 2 if a >= 2 else 3
+    if atype == TAMPER:
+        return 2
+    if atype == PREDICTIVE:
+        return 4
+    if atype == FLATLINE:
+        return 3 if a >= 2 else 4
+    return 3  # rate of change, fault, stale

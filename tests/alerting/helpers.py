@@ -1,0 +1,59 @@
+"""Small plants for rule tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from alerting.batch import ReadingBatch
+from alerting.engine import AlarmEvent, Engine
+from alerting.plant import Enterprise
+from alerting.table import compile_rules
+
+PERSONS = {r: {"name": r, "phone": "+86 138 0000 0000"} for r in ("main", "technical",
+                                                                  "operational")}
+
+
+def enterprise(points: dict[str, dict[str, Any]], votes: dict[str, Any] | None = None,
+               ) -> Enterprise:
+    """One hazard source, one equipment holding ``points``."""
+    return Enterprise.model_validate({
+        "code": "91320582MA1W3K4X5R", "name": "test",
+        "hazard_sources": {"src": {
+            "name": "src", "unit_type": "storage", "exposed_population_500m": 0,
+            "responsible_persons": PERSONS,
+            "equipment": {"eq": {"kind": "area", "points": points, "votes": votes or {}}}}}})
+
+
+def engine(points: dict[str, dict[str, Any]], votes: dict[str, Any] | None = None,
+           interval_s: float = 1.0) -> Engine:
+    """An engine over ``points`` polled every ``interval_s``."""
+    ent = enterprise(points, votes)
+    return Engine(compile_rules(ent, {p: interval_s for p in points}))
+
+
+def feed(e: Engine, rows: list[tuple[int, str, float]] | list[tuple[int, str, float, int]],
+         single: bool = False) -> list[AlarmEvent]:
+    """Feed (ts_ms, point, value[, quality]) rows in one batch or one at a time."""
+    idx = e.table.index(np.array([r[1] for r in rows]))
+    ts = np.array([r[0] for r in rows], np.int64)
+    val = np.array([r[2] for r in rows], np.float64)
+    q = np.array([r[3] if len(r) > 3 else 0 for r in rows], np.uint8)  # type: ignore[misc]
+    if not single:
+        return e.process(ReadingBatch(idx, ts, val, q))
+    out: list[AlarmEvent] = []
+    for i in range(len(rows)):
+        out += e.process(ReadingBatch(idx[i:i + 1], ts[i:i + 1], val[i:i + 1], q[i:i + 1]))
+    return out
+
+
+def timeline(events: list[AlarmEvent]) -> list[tuple[int, str, str, str]]:
+    """(ts, alarm id, event, level name) in time order."""
+    return sorted((e.ts, e.alarm_id, e.event, e.level_name) for e in events)
+
+
+LEVEL = {"kind": "level", "unit": "m", "range_low": 0, "range_high": 10, "hi": 8, "hihi": 9,
+         "lo": 1, "stale_after_s": 1000}
+GAS = {"kind": "combustible_gas", "unit": "%LEL", "range_low": 0, "range_high": 100,
+       "hi": 25, "hihi": 50, "stale_after_s": 1000}
