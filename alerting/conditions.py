@@ -154,33 +154,54 @@ def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch) -> C
 
 
 def _process(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
-    """Process level: hysteresis on the four limits, then on-/off-delays."""
+    """Process level: hysteresis on the four limits, then on-/off-delays per limit."""
     p = g.point
     db = table.deadband[p]
     prior = st.proc_raw
     with np.errstate(invalid="ignore"):
         hh_l, h_l, l_l, ll_l = table.hihi[p], table.hi[p], table.lo[p], table.lolo[p]
         # NaN limits compare False both ways: never set; resetting them clears a removed limit.
-        hh = switch(g, v >= hh_l, (v < hh_l - db) | np.isnan(hh_l), prior >= 2)
-        h = switch(g, v >= h_l, (v < h_l - db) | np.isnan(h_l), prior >= 1)
-        ll = switch(g, v <= ll_l, (v > ll_l + db) | np.isnan(ll_l), prior <= -2)
-        lw = switch(g, v <= l_l, (v > l_l + db) | np.isnan(l_l), prior <= -1)
-    raw = np.select([hh, h, ll, lw], [2, 1, -2, -1], 0).astype(np.int8)
-    # Delays: a raw level counts once it has lasted its delay (on-delay into an alarm level,
-    # off-delay back to normal), confirmed by a reading at or after that time.
-    moved = raw != g.previous(raw, st.proc_raw)
-    at, inside = g.carry(moved)
-    since = np.where(inside, ts[at], st.proc_since[p])
-    since = np.where(since < 0, ts, since)
-    need = np.where(raw != 0, table.on_ms[p], table.off_ms[p])
-    at2, inside2 = g.carry(ts - since >= need)
-    level = np.where(inside2, raw[at2], st.proc_level[p]).astype(np.int8)
-    st.proc_raw[p[g.last]] = raw[g.last]
-    st.proc_since[p[g.last]] = since[g.last]
+        raw = [switch(g, v >= h_l, (v < h_l - db) | np.isnan(h_l), prior >= 1),
+               switch(g, v >= hh_l, (v < hh_l - db) | np.isnan(hh_l), prior >= 2),
+               switch(g, v <= l_l, (v > l_l + db) | np.isnan(l_l), prior <= -1),
+               switch(g, v <= ll_l, (v > ll_l + db) | np.isnan(ll_l), prior <= -2)]
+    st.proc_raw[p[g.last]] = _level(*raw)[g.last]
+    # Delays, per limit: beyond a limit counts once it has lasted the on-delay, back within
+    # it once that has lasted the off-delay; confirmed by a reading at or after that time, and
+    # stamped with the time the delay ran out.
+    on, off = table.on_ms[p], table.off_ms[p]
+    delayed, stamp = [], np.full(len(g), np.iinfo(np.int64).min)
+    for j, cond in enumerate(raw):
+        bit = np.int8(1 << j)
+        prior_delayed = (st.proc_delayed & bit) != 0
+        moved = cond != g.previous(cond, (st.proc_rawbits & bit) != 0)
+        at, inside = g.carry(moved)
+        since = np.where(inside, ts[at], st.proc_since[j][p])
+        since = np.where(since < 0, ts, since)
+        need = np.where(cond, on, off)
+        at2, inside2 = g.carry(ts - since >= need)
+        d = np.where(inside2, cond[at2], prior_delayed[p])
+        flipped = d != g.previous(d, prior_delayed)
+        stamp = np.where(flipped, np.maximum(stamp, since + need), stamp)
+        last = p[g.last]
+        st.proc_since[j][last] = since[g.last]
+        st.proc_rawbits[last] = np.where(cond[g.last], st.proc_rawbits[last] | bit,
+                                         st.proc_rawbits[last] & ~bit)
+        st.proc_delayed[last] = np.where(d[g.last], st.proc_delayed[last] | bit,
+                                         st.proc_delayed[last] & ~bit)
+        delayed.append(d)
+    level = _level(*delayed)
     shown = np.where(level != 0, level, g.previous(level, st.proc_level))
     limits = np.stack([ll_l, l_l, np.full(len(g), np.nan), h_l, hh_l])
     limit = limits[shown.astype(np.intp) + 2, np.arange(len(g))]
-    return _changes(PROCESS, len(table), g, ts, level, st.proc_level, v, limit, since + need)
+    return _changes(PROCESS, len(table), g, ts, level, st.proc_level, v, limit,
+                    np.where(stamp == np.iinfo(np.int64).min, ts, stamp))
+
+
+def _level(h: npt.NDArray[np.bool_], hh: npt.NDArray[np.bool_], lw: npt.NDArray[np.bool_],
+           ll: npt.NDArray[np.bool_]) -> I8:
+    """-2 LL, -1 L, 0, 1 H, 2 HH from the four limit states."""
+    return np.select([hh, h, ll, lw], [2, 1, -2, -1], 0).astype(np.int8)
 
 
 def _flatline(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:

@@ -205,7 +205,8 @@ class Engine:
             event=t.event, state=t.to_state.name.lower(), prev_state=t.from_state.name.lower(),
             level=level, level_name=name, prev_level=t.prev_level,
             gb50493_level=abs(level) if atype == PROCESS and gas and level > 0 else None,
-            priority=_priority(atype, max(abs(level), abs(t.prev_level)), gas), value=_f(t.value), limit=_f(t.limit),
+            priority=_priority(atype, max(abs(level), abs(t.prev_level)), gas),
+            value=_f(t.value), limit=_f(t.limit),
             forecast_s=_f(t.info) if atype == PREDICTIVE else None, user=t.user,
             reason=t.reason, annunciated=t.annunciated, toxic=toxic)
 

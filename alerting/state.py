@@ -18,8 +18,10 @@ class RuleState:
     """What each rule remembers of each point; -1 timestamps mean "never"."""
 
     proc_raw: I8          # hysteresis level before delays
-    proc_since: I64       # when proc_raw last changed
-    proc_level: I8        # level after on/off delays: what the alarm follows
+    proc_rawbits: I8      # the same as bits per limit: 1 hi, 2 hihi, 4 lo, 8 lolo
+    proc_since: I64       # (4, points): when each limit's raw state last changed
+    proc_delayed: I8      # per-limit state after on/off delays, same bits
+    proc_level: I8        # level after delays: what the alarm follows
     fault: I8
     roc: I8
     pred: I8
@@ -50,7 +52,8 @@ class RuleState:
             return np.full(n, -1, np.int64)
 
         return RuleState(
-            proc_raw=i8(), proc_since=never(), proc_level=i8(), fault=i8(), roc=i8(),
+            proc_raw=i8(), proc_rawbits=i8(), proc_since=np.full((4, n), -1, np.int64),
+            proc_delayed=i8(), proc_level=i8(), fault=i8(), roc=i8(),
             pred=i8(), flat=i8(), flat_since=never(), last_change=never(), tamper=i8(),
             stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
             ring_t=np.zeros((n, K_MAX), np.int64), ring_v=np.zeros((n, K_MAX)),

@@ -1,0 +1,77 @@
+"""Writes the input series of the golden cases (deterministic; run after changing a case):
+
+    python -m tests.cases.make_inputs
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def write(case: str, rows: list[tuple[int, str, float]]) -> None:
+    """input.csv: ts_ms, point, value (quality good)."""
+    with (HERE / case / "input.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["ts_ms", "point", "value"])
+        for ts, p, v in sorted(rows):
+            w.writerow([ts, p, f"{v:.4f}"])
+
+
+def lpg_tank_overfill() -> list[tuple[int, str, float]]:
+    """Sphere level filling at 0.6 m/min from 9.0 m: H (10.5) then HH (11.1)."""
+    return [(i * 1000, "V101_level", 9.0 + 0.01 * i) for i in range(0, 301)]
+
+
+def chlorine_leak() -> list[tuple[int, str, float]]:
+    """Cl2 in the tank room: 0.1 → 3 mg/m³ and back (L1 = 1, L2 = 2 mg/m³)."""
+    out = []
+    for i in range(0, 181):
+        t = i * 1000
+        v = 0.1 if i < 20 else min(3.0, 0.1 + 0.05 * (i - 20)) if i < 100 else \
+            max(0.1, 3.0 - 0.05 * (i - 100))
+        out.append((t, "AT201", v))
+    return out
+
+
+def dust_collector_clog() -> list[tuple[int, str, float]]:
+    """Filter ΔP creeping 1200 → 1900 Pa at 100 Pa/min (H = 1800 Pa), with a small ripple."""
+    return [(i * 5000, "DC301_dp", 1200 + 100 * (i * 5 / 60) + 3 * math.sin(i))
+            for i in range(0, 85)]
+
+
+def stuck_gas_detector() -> list[tuple[int, str, float]]:
+    """GT2 sticks at 1.7 %LEL from 60 s while its neighbours GT1 and GT3 keep moving."""
+    rnd = random.Random(11)
+    out = []
+    for i in range(0, 481):
+        t = i * 1000
+        out.append((t, "GT1", round(1.5 + rnd.uniform(-0.4, 0.4), 2)))
+        out.append((t, "GT2", 1.7 if i >= 60 else round(1.5 + rnd.uniform(-0.4, 0.4), 2)))
+        out.append((t, "GT3", round(1.5 + rnd.uniform(-0.4, 0.4), 2)))
+    return out
+
+
+def detector_unplugged() -> list[tuple[int, str, float]]:
+    """GT5 reports every second, falls silent from 60 s to 200 s, then reports again."""
+    return [(i * 1000, "GT5", 2.0) for i in list(range(0, 61)) + list(range(200, 231))]
+
+
+def chattering_level_switch() -> list[tuple[int, str, float]]:
+    """A high-level switch flapping every 2 s for a minute, then steady off."""
+    return [(i * 2000, "LS101", float(i % 2 == 1) if i < 30 else 0.0) for i in range(0, 60)]
+
+
+if __name__ == "__main__":
+    for name, make in [("lpg_tank_overfill", lpg_tank_overfill),
+                       ("chlorine_leak", chlorine_leak),
+                       ("dust_collector_clog", dust_collector_clog),
+                       ("stuck_gas_detector", stuck_gas_detector),
+                       ("detector_unplugged", detector_unplugged),
+                       ("chattering_level_switch", chattering_level_switch)]:
+        (HERE / name).mkdir(exist_ok=True)
+        write(name, make())
