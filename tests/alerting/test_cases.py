@@ -56,7 +56,7 @@ def run(case: dict[str, Any], rows: list[Row], single: bool) -> list[AlarmEvent]
         pending.clear()
 
     i = 0
-    for at, action in agenda + [(2**62, None)]:
+    for at, action in [*agenda, (2**62, None)]:
         while i < len(rows) and rows[i][0] <= at:
             pending.append(rows[i])
             i += 1

@@ -113,7 +113,7 @@ def test_two_out_of_three_vote() -> None:
                   (4000, "G1", 1.0)])
     votes = [(x.ts, x.event) for x in ev if x.alarm_type == "vote"]
     assert votes == [(1000, "activate"), (4000, "clear")]
-    assert [x.priority for x in ev if x.alarm_type == "vote"][0] == 1
+    assert next(x.priority for x in ev if x.alarm_type == "vote") == 1
 
 
 def test_toxic_l1_is_listed_before_combustible_l1_and_l2_before_both() -> None:
