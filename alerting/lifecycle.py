@@ -139,7 +139,7 @@ class Lifecycle:
         state = AlarmState(int(self.state[slot]))
         activation = prev == 0 and lvl != 0
         if activation and self._chatters(slot, ts):
-            to = S.UNACK if state in (S.NORMAL, S.RTN_UNACK) else state
+            to: AlarmState = S.UNACK if state in (S.NORMAL, S.RTN_UNACK) else state
             return self._t(slot, ts, "chattering", to, lvl, prev, val, lim, info)
         if slot in self.chattering or state in HIDDEN_STATES:
             return Transition(slot, ts, "condition", state, state, lvl, prev, val, lim, info,

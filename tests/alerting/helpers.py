@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -33,13 +34,13 @@ def engine(points: dict[str, dict[str, Any]], votes: dict[str, Any] | None = Non
     return Engine(compile_rules(ent, {p: interval_s for p in points}))
 
 
-def feed(e: Engine, rows: list[tuple[int, str, float]] | list[tuple[int, str, float, int]],
-         single: bool = False) -> list[AlarmEvent]:
+def feed(e: Engine, rows: Sequence[tuple[Any, ...]], single: bool = False,
+         ) -> list[AlarmEvent]:
     """Feed (ts_ms, point, value[, quality]) rows in one batch or one at a time."""
     idx = e.table.index(np.array([r[1] for r in rows]))
     ts = np.array([r[0] for r in rows], np.int64)
     val = np.array([r[2] for r in rows], np.float64)
-    q = np.array([r[3] if len(r) > 3 else 0 for r in rows], np.uint8)  # type: ignore[misc]
+    q = np.array([r[3] if len(r) > 3 else 0 for r in rows], np.uint8)
     if not single:
         return e.process(ReadingBatch(idx, ts, val, q))
     out: list[AlarmEvent] = []
