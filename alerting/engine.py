@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from alerting.batch import ReadingBatch
 from alerting.conditions import Changes, evaluate, tick
-from alerting.health import AlarmHealth, FloodChange
+from alerting.health import STALE_ALARM_MS, AlarmHealth, FloodChange
 from alerting.lifecycle import AlarmState, InvalidTransitionError, Lifecycle, Transition
 from alerting.state import RuleState
 from alerting.table import (
@@ -85,6 +85,12 @@ class Engine:
         self.lifecycle = Lifecycle(latched, re_alarm)
         self.health = AlarmHealth(sorted(set(table.consoles) | {"control_room"}))
         self._vote_index = {v.name: i for i, v in enumerate(table.votes)}
+        consoles = sorted(self.health.consoles)
+        self._console_index = {c: i for i, c in enumerate(consoles)}
+        per_point = np.array([self._console_index[c] for c in table.consoles], np.int16)
+        per_vote = np.array([self._console_index[table.consoles[int(v.members[0])]]
+                             for v in table.votes], np.int16)
+        self._slot_console = np.concatenate([np.tile(per_point, POINT_TYPES), per_vote])
         self._point_index = {pid: i for i, pid in enumerate(table.ids.tolist())}
 
     # -- input -------------------------------------------------------------------------------
@@ -158,11 +164,18 @@ class Engine:
                                        np.nan)) for s in slots]
         return sorted(rows, key=lambda e: e.sort_key)
 
-    def counts(self) -> dict[str, int]:
-        """Alarms per lifecycle state, chattering and stale (active ≥ 24 h) alarms."""
+    def counts(self, now_ms: int, console: str | None = None) -> dict[str, int]:
+        """Alarms per lifecycle state, chattering and stale (active ≥ 24 h) alarms, for one
+        console or all."""
         lc = self.lifecycle
-        out = {s.name.lower(): int(np.count_nonzero(lc.state == s)) for s in AlarmState}
-        out["chattering"] = len(lc.chattering)
+        mine = (self._slot_console == self._console_index[console] if console is not None
+                else np.ones(len(lc), bool))
+        out = {s.name.lower(): int(np.count_nonzero(mine & (lc.state == s)))
+               for s in AlarmState}
+        out["chattering"] = sum(1 for s in lc.chattering if mine[s])
+        active = (lc.state == AlarmState.UNACK) | (lc.state == AlarmState.ACK)
+        out["stale"] = int(np.count_nonzero(mine & active & (lc.since >= 0)
+                                            & (now_ms - lc.since >= STALE_ALARM_MS)))
         return out
 
     # -- naming ------------------------------------------------------------------------------

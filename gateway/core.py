@@ -1,28 +1,33 @@
-"""The streaming core: wire messages → columnar batch → threshold rules → InfluxDB lines.
+"""The streaming core: wire messages → columnar batch → alerting engine → InfluxDB lines.
 
-Pure per call apart from the writer it feeds: the async shell (``gateway.runtime``) hands it
-lists of raw payloads; it decodes them, checks sequence numbers, evaluates the rules over the
-whole concatenated batch and queues readings and alarm events for writing.
+The async shell (``gateway.runtime``) hands it lists of raw payloads; it decodes them, checks
+sequence numbers, runs the alerting engine over the whole concatenated batch and queues
+readings and alarm events for writing and publishing. Alarm events are never dropped: the
+writer and the publisher apply backpressure instead.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from alerting.batch import ReadingBatch
-from alerting.rules import LEVEL_NAMES, AlarmEvents, PointTable, evaluate, new_state
+from alerting.engine import AlarmEvent, Engine
+from alerting.table import compile_rules
 from edge.wire import WireError, decode
 from gateway.config import SiteConfig
-from gateway.lineproto import LineBuilder, transition_name
+from gateway.lineproto import LineBuilder, escape_tag
 from gateway.writer import BatchingWriter
 
 log = logging.getLogger(__name__)
+
+AlarmSink = Callable[[list[AlarmEvent]], Awaitable[None]]
 
 
 @dataclass
@@ -40,49 +45,28 @@ class CoreStats:
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
 
-@dataclass(frozen=True, slots=True)
-class AlarmRecord:
-    """One alarm transition in the form people and notifiers read."""
-
-    enterprise: str
-    source: str
-    equipment: str
-    point: str
-    kind: str
-    ts_ms: int
-    prev_level: str
-    level: str
-    transition: str
-    value: float
-    limit: float | None
-
-
-def point_table(site: SiteConfig) -> PointTable:
-    """Compile the site's points into the rule table, in config order."""
-    pts = site.enterprise.points()
-    return PointTable.build(
-        list(pts),
-        [(p.lolo, p.lo, p.hi, p.hihi) for _, _, p in pts.values()],
-        [p.effective_deadband for _, _, p in pts.values()],
-    )
+def poll_intervals(site: SiteConfig) -> dict[str, float]:
+    """Point id → the poll interval of the device that reads it."""
+    return {pid: dev.poll_interval_s for agent in site.edges.values()
+            for dev in agent.modbus.values() for pid in dev.registers}
 
 
 class Core:
-    """Decodes, evaluates and queues for writing; keeps per-point alarm levels between calls."""
+    """Decodes, evaluates and queues for writing; the engine keeps the alarm state."""
 
     def __init__(self, site: SiteConfig, writer: BatchingWriter,
-                 on_alarms: Callable[[list[AlarmRecord]], None] | None = None) -> None:
+                 alarm_sinks: list[AlarmSink] | None = None) -> None:
         self.site = site
-        self.table = point_table(site)
-        self.state = new_state(len(self.table))
-        self._meta = [(sid, eid, pid, p.kind) for pid, (sid, eid, p)
-                      in site.enterprise.points().items()]
-        code = site.enterprise.code
+        self.enterprise = site.enterprise.code
+        self.engine = Engine(compile_rules(site.enterprise, poll_intervals(site)))
+        self.table = self.engine.table
+        tb = self.table
         self.lines = LineBuilder([
-            {"enterprise": code, "source": sid, "equipment": eid, "point": pid, "kind": kind}
-            for sid, eid, pid, kind in self._meta])
+            {"enterprise": self.enterprise, "source": tb.sources[i],
+             "equipment": tb.equipments[i], "point": str(pid), "kind": tb.kinds[i]}
+            for i, pid in enumerate(tb.ids.tolist())])
         self.writer = writer
-        self.on_alarms = on_alarms
+        self.alarm_sinks = list(alarm_sinks or [])
         self.stats = CoreStats()
         self._seq: dict[str, tuple[int, int]] = {}
 
@@ -133,36 +117,41 @@ class Core:
         self.stats.readings += len(batch) - unknown
         return batch
 
-    async def handle(self, messages: list[tuple[str, bytes]]) -> list[AlarmRecord]:
-        """Process messages end to end; returns the alarm transitions they caused."""
-        batch = self.decode(messages)
-        return await self.process(batch)
+    async def handle(self, messages: list[tuple[str, bytes]]) -> list[AlarmEvent]:
+        """Process messages end to end; returns the alarm events they caused."""
+        return await self.process(self.decode(messages))
 
-    async def process(self, batch: ReadingBatch) -> list[AlarmRecord]:
-        """Evaluate a batch and queue its readings and alarm events for writing."""
+    async def process(self, batch: ReadingBatch) -> list[AlarmEvent]:
+        """Evaluate a batch and queue its readings and alarm events."""
         if len(batch) == 0:
             return []
-        events, self.state = evaluate(self.table, self.state, batch)
+        events = self.engine.process(batch)
         await self.writer.put(self.lines.readings(batch), len(batch))
-        if len(events) == 0:
-            return []
-        self.stats.alarm_events += len(events)
-        await self.writer.put(self.lines.events(events), len(events))
-        records = self.records(events)
-        if self.on_alarms is not None:
-            self.on_alarms(records)
-        return records
+        await self.emit(events)
+        return events
 
-    def records(self, events: AlarmEvents) -> list[AlarmRecord]:
-        """Alarm transitions with names instead of indexes (few per batch)."""
-        out = []
-        for p, ts, prev, lvl, val, lim in zip(
-            events.point.tolist(), events.ts_ms.tolist(), events.prev_level.tolist(),
-            events.level.tolist(), events.value.tolist(), events.limit.tolist(), strict=True,
-        ):
-            sid, eid, pid, kind = self._meta[p]
-            out.append(AlarmRecord(
-                self.site.enterprise.code, sid, eid, pid, kind, ts, LEVEL_NAMES[prev],
-                LEVEL_NAMES[lvl], transition_name(prev, lvl), val,
-                lim if np.isfinite(lim) else None))
-        return out
+    async def tick(self, now_ms: int | None = None) -> list[AlarmEvent]:
+        """Clock-driven alarm work (stale points, shelving expiry, re-alarm, floods)."""
+        events = self.engine.tick(int(time.time() * 1000) if now_ms is None else now_ms)
+        await self.emit(events)
+        return events
+
+    async def emit(self, events: list[AlarmEvent]) -> None:
+        """Write alarm events and hand them to every alarm sink (MQTT, display, ...)."""
+        if not events:
+            return
+        self.stats.alarm_events += len(events)
+        await self.writer.put(self.lines.events(self.enterprise, events), len(events))
+        for sink in self.alarm_sinks:
+            await sink(events)
+
+    def health_lines(self, now_ms: int) -> bytes:
+        """``alarm_health`` per console: rates, flood, lifecycle counts (line protocol)."""
+        rows = []
+        for console, r in self.engine.health.rates(now_ms).items():
+            counts = self.engine.counts(now_ms, console)
+            fields = {**r, **{f"alarms_{k}": v for k, v in counts.items()}}
+            rows.append(f"alarm_health,enterprise={escape_tag(self.enterprise)},"
+                        f"console={escape_tag(console)} "
+                        + ",".join(f"{k}={v}i" for k, v in fields.items()) + f" {now_ms}")
+        return ("\n".join(rows) + "\n").encode()

@@ -13,14 +13,14 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from alerting.engine import AlarmEvent
 from edge.agent import EdgeRunner
 from edge.simulator import Excursion, PlantModel, SimulatedDevice
 from gateway.config import InfluxSettings, SiteConfig
-from gateway.core import AlarmRecord
+from gateway.core import AlarmSink
 from gateway.ingest import MessageBuffer
 from gateway.runtime import running_core
 
@@ -66,19 +66,23 @@ def on_loopback(site: SiteConfig) -> SiteConfig:
     return site.model_copy(update={"edges": edges})
 
 
-def alarm_printer(out: TextIO, t0: float) -> Callable[[list[AlarmRecord]], None]:
-    """Print alarm transitions as they happen."""
-    colours = {"HH": "\033[1;31m", "LL": "\033[1;31m", "H": "\033[33m", "L": "\033[33m",
-               "normal": "\033[32m"}
+def alarm_printer(out: TextIO, t0: float) -> AlarmSink:
+    """Print annunciated alarm events as they happen."""
+    colours = {1: "\033[1;31m", 2: "\033[31m", 3: "\033[33m", 4: "\033[36m"}
 
-    def show(records: list[AlarmRecord]) -> None:
-        for r in records:
-            c = colours.get(r.level, "") if out.isatty() else ""
+    async def show(events: list[AlarmEvent]) -> None:
+        for e in events:
+            if not e.annunciated:
+                continue
+            c = colours.get(e.priority, "") if out.isatty() else ""
             reset = "\033[0m" if c else ""
-            limit = f" (limit {r.limit:g})" if r.limit is not None else ""
-            out.write(f"{c}[{time.monotonic() - t0:6.1f}s] ALARM {r.transition.upper():<6} "
-                      f"{r.point:<22} {r.prev_level:>6} → {r.level:<6} value {r.value:.2f}"
-                      f"{limit}  [{r.source}/{r.equipment}, {r.kind}]{reset}\n")
+            gb = f" GB/T 50493 L{e.gb50493_level}" if e.gb50493_level else ""
+            value = f" value {e.value:.2f}" if e.value is not None else ""
+            limit = f" (limit {e.limit:g})" if e.limit is not None else ""
+            fc = f" reaches it in {e.forecast_s:.0f} s" if e.forecast_s is not None else ""
+            out.write(f"{c}[{time.monotonic() - t0:6.1f}s] {e.event.upper():<10} "
+                      f"{e.alarm_id:<26} {e.prev_state:>9} → {e.state:<9} {e.level_name}"
+                      f"{gb}{value}{limit}{fc}  [{e.source}/{e.equipment}]{reset}\n")
         out.flush()
     return show
 
@@ -102,7 +106,7 @@ async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
     runners = [EdgeRunner(site.enterprise.code, eid, agent, MemoryUplink(buffer))
                for eid, agent in site.edges.items()]
     try:
-        async with running_core(site, influx, buffer, alarm_printer(out, t0)) as core:
+        async with running_core(site, influx, buffer, [alarm_printer(out, t0)]) as core:
             tasks = [asyncio.create_task(r.run(), name=f"edge-{r.edge_id}") for r in runners]
             try:
                 deadline = None if duration_s is None else t0 + duration_s

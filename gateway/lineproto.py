@@ -5,10 +5,11 @@ Measurement schema (fixed; documented in README.md):
 ``reading``      tags ``enterprise, source, equipment, point, kind``;
                  fields ``value`` (float, omitted when there is none), ``quality`` (integer
                  0 good, 1 uncertain, 2 bad, 3 stale); time = sample time (ms precision).
-``alarm_event``  tags ``enterprise, source, equipment, point, kind, level, transition``
-                 (level: LL, L, normal, H, HH; transition: raise, clear, change);
-                 fields ``value``, ``limit`` (float), ``prev_level``, ``new_level`` (integer);
-                 time = time of the reading that caused the transition.
+``alarm_event``  one row per alarm lifecycle event (see alerting.engine.AlarmEvent): tags
+                 ``enterprise, source, equipment, point, kind, alarm_type, event, state,
+                 level, priority, console``; fields ``level_code``, ``prev_level`` (integer),
+                 ``annunciated`` (boolean), ``value``, ``limit``, ``forecast_s`` (float, when
+                 known), ``user``, ``reason`` (string, when given); time = when it happened.
 
 Floats are formatted by orjson (shortest round-trip form) and the lines are interleaved with
 list slice assignment, so the whole batch is formatted in C: ~2 M points/s against ~1.2 M/s
@@ -22,7 +23,7 @@ import numpy.typing as npt
 import orjson
 
 from alerting.batch import ReadingBatch
-from alerting.rules import LEVEL_NAMES, AlarmEvents
+from alerting.engine import AlarmEvent
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -73,26 +74,30 @@ class LineBuilder:
         flat[3::5] = _numbers(batch.ts_ms)
         return b"".join(flat)
 
-    def events(self, events: AlarmEvents) -> bytes:
-        """Line protocol for alarm transitions (few per batch, so formatted per event)."""
+    def events(self, enterprise: str, events: list[AlarmEvent]) -> bytes:
+        """Line protocol for alarm events (few per batch, so formatted per event)."""
         lines = []
-        for p, ts, prev, lvl, val, lim in zip(
-            events.point.tolist(), events.ts_ms.tolist(), events.prev_level.tolist(),
-            events.level.tolist(), events.value.tolist(), events.limit.tolist(), strict=True,
-        ):
-            transition = transition_name(prev, lvl)
-            fields = f"value={val!r},prev_level={prev}i,new_level={lvl}i"
-            if np.isfinite(lim):
-                fields += f",limit={lim!r}"
-            lines.append(f"alarm_event,{self._tagsets[p]},level={LEVEL_NAMES[lvl]},"
-                         f"transition={transition} {fields} {ts}")
+        ent = escape_tag(enterprise)
+        for e in events:
+            tags = (f"alarm_event,enterprise={ent},source={escape_tag(e.source or '-')},"
+                    f"equipment={escape_tag(e.equipment or '-')},"
+                    f"point={escape_tag(e.point or e.alarm_id.rsplit(':', 1)[0])},"
+                    f"kind={escape_tag(e.kind)},alarm_type={e.alarm_type},event={e.event},"
+                    f"state={e.state},level={e.level_name},priority={e.priority},"
+                    f"console={escape_tag(e.console)}")
+            fields = [f"level_code={e.level}i", f"prev_level={e.prev_level}i",
+                      f"annunciated={str(e.annunciated).lower()}"]
+            for name, val in (("value", e.value), ("limit", e.limit),
+                              ("forecast_s", e.forecast_s)):
+                if val is not None:
+                    fields.append(f"{name}={float(val)!r}")
+            for name, text in (("user", e.user), ("reason", e.reason)):
+                if text:
+                    fields.append(f'{name}="{escape_string(text)}"')
+            lines.append(f"{tags} {','.join(fields)} {e.ts}")
         return ("\n".join(lines) + "\n").encode() if lines else b""
 
 
-def transition_name(prev: int, level: int) -> str:
-    """raise (more severe), clear (back to normal) or change (less severe, still active)."""
-    if level == 0:
-        return "clear"
-    if prev == 0 or abs(level) > abs(prev) or (prev > 0) != (level > 0):
-        return "raise"
-    return "change"
+def escape_string(value: str) -> str:
+    """Escape a string field value: backslashes and double quotes."""
+    return value.replace("\\", "\\\\").replace('"', '\\"')

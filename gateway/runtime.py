@@ -1,14 +1,16 @@
-"""The gateway process: ingest → core → writer, under one task group."""
+"""The gateway process: ingest → core → writer, plus the clock that drives alarm timers."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from gateway.config import InfluxSettings, SiteConfig
-from gateway.core import AlarmRecord, Core
+from gateway.core import AlarmSink, Core
 from gateway.influx import make_sink
 from gateway.ingest import MessageBuffer
 from gateway.spool import Spool
@@ -17,6 +19,8 @@ from gateway.writer import BatchingWriter
 log = logging.getLogger(__name__)
 
 MAX_MESSAGES_PER_STEP = 500
+TICK_S = 1.0
+HEALTH_EVERY_S = 10.0
 
 
 def writer_for(s: InfluxSettings) -> BatchingWriter:
@@ -46,18 +50,35 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event) -> Non
             buffer.release(len(messages))
 
 
+async def clock(core: Core, stop: asyncio.Event) -> None:
+    """Alarm timers every second; alarm-system health every ten."""
+    next_health = time.monotonic() + HEALTH_EVERY_S
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), TICK_S)
+        now_ms = int(time.time() * 1000)
+        try:
+            await core.tick(now_ms)
+            if time.monotonic() >= next_health or stop.is_set():
+                next_health = time.monotonic() + HEALTH_EVERY_S
+                body = core.health_lines(now_ms)
+                await core.writer.put(body, body.count(b"\n"))
+        except Exception:
+            log.exception("alarm clock failed")
+
+
 @asynccontextmanager
 async def running_core(site: SiteConfig, influx: InfluxSettings, buffer: MessageBuffer,
-                       on_alarms: Callable[[list[AlarmRecord]], None] | None = None,
-                       ) -> AsyncIterator[Core]:
-    """Run the core's consumer while the context is open; flush the writer on exit."""
+                       alarm_sinks: list[AlarmSink] | None = None) -> AsyncIterator[Core]:
+    """Run the core's consumer and clock while the context is open; flush on exit."""
     async with writer_for(influx) as writer:
-        core = Core(site, writer, on_alarms)
+        core = Core(site, writer, alarm_sinks)
         stop = asyncio.Event()
-        task = asyncio.create_task(consume(core, buffer, stop), name="core-consumer")
+        tasks = [asyncio.create_task(consume(core, buffer, stop), name="core-consumer"),
+                 asyncio.create_task(clock(core, stop), name="alarm-clock")]
         try:
             yield core
         finally:
             # Process what is already buffered before the writer flushes and closes.
             stop.set()
-            await task
+            await asyncio.gather(*tasks)

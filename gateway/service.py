@@ -12,6 +12,7 @@ from edge import wire
 from edge.agent import EdgeRunner
 from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
+from gateway.alarms import AlarmPublisher
 from gateway.config import Settings, SiteConfig
 from gateway.core import Core
 from gateway.health import snapshot, stats_line
@@ -28,15 +29,19 @@ async def gateway_session(site: SiteConfig, settings: Settings
     buffer = MessageBuffer(asyncio.get_running_loop())
     topic = wire.readings_topic(site.enterprise.code, "+")
     ingest = MqttIngest(settings.mqtt, [topic], buffer)
-    async with running_core(site, settings.influx, buffer) as core:
-        ingest.start()
-        try:
-            yield core, ingest
-        finally:
-            ingest.stop()
-            # the last snapshot, so a clean stop leaves final totals in the database
-            await core.writer.put(stats_line(site.enterprise.code, settings.mqtt.client_id,
-                                             snapshot(core, buffer, ingest)), 1)
+    publisher = AlarmPublisher(site.enterprise.code, settings.mqtt)
+    try:
+        async with running_core(site, settings.influx, buffer, [publisher]) as core:
+            ingest.start()
+            try:
+                yield core, ingest
+            finally:
+                ingest.stop()
+                # the last snapshot, so a clean stop leaves final totals in the database
+                await core.writer.put(stats_line(site.enterprise.code, settings.mqtt.client_id,
+                                                 snapshot(core, buffer, ingest)), 1)
+    finally:
+        await publisher.close()
 
 
 async def run_gateway(site: SiteConfig, settings: Settings,

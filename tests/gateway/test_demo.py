@@ -20,8 +20,8 @@ async def test_demo_shows_the_scripted_leak_alarm_within_the_first_minute(
     counts = await run_demo(load_site(demo_config_path), duration_s=t_l1 + 3, lp_path=lp,
                             out=out, status_every_s=2)
     text = out.getvalue()
-    alarm_lines = [line for line in text.splitlines() if "ALARM" in line]
-    assert any("GT101" in line and "normal → H" in line for line in alarm_lines), text
+    assert any("ACTIVATE" in line and "GT101:process" in line and "GB/T 50493 L1" in line
+               for line in text.splitlines()), text
     assert counts["readings"] > 0 and counts["malformed"] == 0
     body = lp.read_text()
     assert "alarm_event," in body and "point=GT101" in body

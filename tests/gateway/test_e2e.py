@@ -31,7 +31,7 @@ def small_site(port: int) -> SiteConfig:
                 "responsible_persons": PERSONS,
                 "equipment": {"V1": {"kind": "tank", "points": {
                     "L1": {"kind": "level", "unit": "m", "range_low": 0, "range_high": 12,
-                           "lo": 1, "hi": 10},
+                           "lo": 1, "hi": 10, "on_delay_s": 0, "off_delay_s": 0},
                     "P1": {"kind": "pressure", "unit": "MPa", "range_low": 0,
                            "range_high": 2.5, "hi": 1.6},
                     "G1": {"kind": "combustible_gas", "unit": "%LEL", "range_low": 0,
@@ -108,6 +108,7 @@ async def test_modbus_to_influxdb_with_one_excursion(
     assert not np.isnan([v for _, _, v in expected]).any()
 
     events = influx_query(influx_server, influx_db,
-                          "SELECT point, transition, level, value, \"limit\" FROM alarm_event")
-    got = [(r[1], r[2], r[3], r[5]) for r in events[0]["values"]]
-    assert got == [("L1", "raise", "H", 10.0), ("L1", "clear", "normal", 10.0)]
+                          "SELECT point, event, state, level, \"limit\" FROM alarm_event")
+    got = [tuple(r[1:]) for r in events[0]["values"]]
+    assert got == [("L1", "activate", "unack", "H", 10.0),
+                   ("L1", "clear", "normal", "normal", 10.0)]
