@@ -136,6 +136,12 @@ class Core:
         await self.emit(events)
         return events
 
+    async def act(self, event: AlarmEvent) -> AlarmEvent:
+        """Record and publish the event of an operator action on the engine
+        (``await core.act(core.engine.acknowledge(...))``)."""
+        await self.emit([event])
+        return event
+
     async def emit(self, events: list[AlarmEvent]) -> None:
         """Write alarm events and hand them to every alarm sink (MQTT, display, ...)."""
         if not events:
