@@ -229,14 +229,26 @@ def _flatline(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Ch
 
 def _related_moving(table: RuleTable, st: RuleState, p: npt.NDArray[np.int32], after: I64,
                     ) -> npt.NDArray[np.bool_]:
-    """Whether any related point of ``p`` moved after ``after`` (as the state knows now)."""
-    ptr, idx = table.related_ptr, table.related_idx
-    if len(idx) == 0:
-        return np.zeros(len(p), bool)
-    counts = np.diff(ptr)
+    """Whether any related point of ``p`` moved after ``after`` (as the state knows now):
+    the configured ``related`` list, else the other points of the same equipment."""
     latest = np.full(len(table), -1, np.int64)
-    has = counts > 0
-    latest[has] = np.maximum.reduceat(st.last_change[idx], ptr[:-1][has])
+    ptr, idx = table.related_ptr, table.related_idx
+    has = np.diff(ptr) > 0
+    if has.any():
+        latest[has] = np.maximum.reduceat(st.last_change[idx], ptr[:-1][has])
+    # Same equipment: the group's latest change, or its second latest for the point that
+    # made the latest (a point does not vouch for itself).
+    grp = table.equipment_group
+    n_groups = int(grp.max()) + 1 if len(grp) else 0
+    first = np.full(n_groups, -1, np.int64)
+    np.maximum.at(first, grp, st.last_change)
+    is_top = st.last_change == first[grp]
+    top_count = np.bincount(grp[is_top], minlength=n_groups)
+    second = np.full(n_groups, -1, np.int64)
+    np.maximum.at(second, grp[~is_top], st.last_change[~is_top])
+    second = np.where(top_count > 1, first, second)
+    others = np.where(is_top, second[grp], first[grp])
+    latest = np.where(table.explicit_related, latest, others)
     return latest[p] > after
 
 

@@ -7,6 +7,7 @@ shelve, suppress, out of service) are methods that return the event they cause. 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +35,12 @@ TYPE_LEVELS = {ROC: {1: "rising", -1: "falling"}, PREDICTIVE: {1: "toward_high",
                                                                -1: "toward_low"},
                FLATLINE: {1: "suspect", 2: "fail"}, TAMPER: {1: "drop_to_zero"}}
 PRIORITY_NAMES = {1: "emergency", 2: "high", 3: "medium", 4: "low"}
+STATE_NAMES = {s: s.name.lower() for s in AlarmState}
 ANNUNCIATING = ("activate", "raise", "re-alarm", "chattering")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass pays a setattr per field, and events are made per alarm.
+@dataclass(slots=True)
 class AlarmEvent:
     """One lifecycle event of one alarm, with names instead of indexes."""
 
@@ -85,6 +88,10 @@ class Engine:
         self.lifecycle = Lifecycle(latched, re_alarm)
         self.health = AlarmHealth(sorted(set(table.consoles) | {"control_room"}))
         self._vote_index = {v.name: i for i, v in enumerate(table.votes)}
+        # Plain Python copies for naming events: indexing numpy per event costs microseconds.
+        self._ids: list[str] = table.ids.tolist()
+        self._gas: list[bool] = table.is_gas.tolist()
+        self._toxic: list[bool] = table.is_toxic.tolist()
         consoles = sorted(self.health.consoles)
         self._console_index = {c: i for i, c in enumerate(consoles)}
         per_point = np.array([self._console_index[c] for c in table.consoles], np.int16)
@@ -149,10 +156,10 @@ class Engine:
 
     def alarm_id(self, slot: int) -> str:
         """The id of a slot."""
-        n = len(self.table)
+        n = len(self._ids)
         if slot >= POINT_TYPES * n:
             return f"{self.table.votes[slot - POINT_TYPES * n].name}:vote"
-        return f"{self.table.ids[slot % n]}:{ALARM_TYPES[slot // n]}"
+        return f"{self._ids[slot % n]}:{ALARM_TYPES[slot // n]}"
 
     def standing(self) -> list[AlarmEvent]:
         """Alarms not in NORMAL, in display order (priority, toxic first, severity, age)."""
@@ -194,7 +201,7 @@ class Engine:
         return out
 
     def _event(self, t: Transition) -> AlarmEvent:
-        tb, n = self.table, len(self.table)
+        tb, n = self.table, len(self._ids)
         if t.slot >= POINT_TYPES * n:
             vote = tb.votes[t.slot - POINT_TYPES * n]
             atype, point, source, equipment = VOTE, None, vote.source, vote.equipment
@@ -202,9 +209,9 @@ class Engine:
                 tb.is_toxic[vote.members].any()), bool(tb.is_gas[vote.members].any())
         else:
             atype, p = divmod(t.slot, n)
-            point, source, equipment = str(tb.ids[p]), tb.sources[p], tb.equipments[p]
+            point, source, equipment = self._ids[p], tb.sources[p], tb.equipments[p]
             console, kind = tb.consoles[p], tb.kinds[p]
-            toxic, gas = bool(tb.is_toxic[p]), bool(tb.is_gas[p])
+            toxic, gas = self._toxic[p], self._gas[p]
         level = t.level
         if atype == PROCESS:
             name = PROCESS_LEVELS[level]
@@ -215,7 +222,7 @@ class Engine:
         return AlarmEvent(
             alarm_id=self.alarm_id(t.slot), alarm_type=ALARM_TYPES[atype], point=point,
             source=source, equipment=equipment, console=console, kind=kind, ts=t.ts,
-            event=t.event, state=t.to_state.name.lower(), prev_state=t.from_state.name.lower(),
+            event=t.event, state=STATE_NAMES[t.to_state], prev_state=STATE_NAMES[t.from_state],
             level=level, level_name=name, prev_level=t.prev_level,
             gb50493_level=abs(level) if atype == PROCESS and gas and level > 0 else None,
             priority=_priority(atype, max(abs(level), abs(t.prev_level)), gas),
@@ -242,7 +249,7 @@ def _process_mask(n: int) -> npt.NDArray[np.bool_]:
 
 
 def _f(x: float) -> float | None:
-    return None if x is None or not np.isfinite(x) else float(x)
+    return x if x is not None and math.isfinite(x) else None
 
 
 def _priority(atype: int, level: int, gas: bool) -> int:

@@ -31,6 +31,7 @@ class Groups:
     last: BOOL
     start: IDX
     rank: IDX
+    singletons: bool   # every point at most once: the common poll batch, and a fast path
 
     def __len__(self) -> int:
         return len(self.order)
@@ -39,6 +40,8 @@ class Groups:
         """For each reading, the position of the latest decided reading of its own group at
         or before it, and whether there is one (else the prior batch's state applies)."""
         n = len(decided)
+        if self.singletons:
+            return np.arange(n), decided
         pos = np.where(decided, np.arange(n), -1)
         last = np.maximum.accumulate(pos) if n else pos
         inside = last >= self.start
@@ -46,6 +49,8 @@ class Groups:
 
     def previous(self, values: npt.NDArray[T], prior: npt.NDArray[T]) -> npt.NDArray[T]:
         """Each reading's predecessor in its group; ``prior[point]`` for a group's first."""
+        if self.singletons:
+            return prior[self.point]
         out = np.empty_like(values)
         if len(values):
             out[1:] = values[:-1]
@@ -71,12 +76,18 @@ def group(point: npt.NDArray[np.int32], ts: npt.NDArray[np.int64], mask: BOOL) -
     first[1:] = ~same
     last = np.ones(n, bool)
     last[:-1] = ~same
+    singletons = not same.any()
+    if singletons:
+        start = np.arange(n)
+        return Groups(sel[order], p, t, first, last, start, np.zeros(n, np.intp), True)
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.intp)
-    return Groups(sel[order], p, t, first, last, start, np.arange(n) - start)
+    return Groups(sel[order], p, t, first, last, start, np.arange(n) - start, False)
 
 
 def switch(groups: Groups, set_mask: BOOL, reset_mask: BOOL, prior: BOOL) -> BOOL:
     """Hysteresis: set, reset, or hold the previous state (prior batch's for a group's first
     readings). ``prior`` is indexed by point."""
+    if groups.singletons:
+        return set_mask | (~reset_mask & prior[groups.point])
     at, inside = groups.carry(set_mask | reset_mask)
     return np.where(inside, set_mask[at], prior[groups.point])

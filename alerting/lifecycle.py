@@ -60,6 +60,7 @@ class AlarmState(IntEnum):
 
 
 S = AlarmState
+STATES = list(AlarmState)   # by value: cheaper than AlarmState(x) on the event path
 ACTIVE_STATES = (S.UNACK, S.ACK)
 HIDDEN_STATES = (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE)
 
@@ -68,7 +69,8 @@ class InvalidTransitionError(ValueError):
     """An operator action the alarm's state does not allow; nothing was changed."""
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass pays a setattr per field, and events are made per alarm.
+@dataclass(slots=True)
 class Transition:
     """One lifecycle event of one alarm slot."""
 
@@ -109,7 +111,7 @@ class Lifecycle:
            value: float = np.nan, limit: float = np.nan, info: float = np.nan,
            user: str | None = None, reason: str | None = None,
            annunciated: bool = True) -> Transition:
-        frm = AlarmState(int(self.state[slot]))
+        frm = STATES[self.state[slot]]
         if to != frm:
             self.since[slot] = ts
         self.state[slot] = to
@@ -136,7 +138,7 @@ class Lifecycle:
         prev = int(self.condition[slot])
         self.condition[slot] = lvl
         self.value[slot] = val
-        state = AlarmState(int(self.state[slot]))
+        state = STATES[self.state[slot]]
         activation = prev == 0 and lvl != 0
         if activation and self._chatters(slot, ts):
             to: AlarmState = S.UNACK if state in (S.NORMAL, S.RTN_UNACK) else state

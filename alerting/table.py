@@ -82,6 +82,8 @@ class RuleTable:
     flat_require_related: BOOL
     related_ptr: npt.NDArray[np.intp]
     related_idx: npt.NDArray[np.int32]
+    explicit_related: BOOL
+    equipment_group: npt.NDArray[np.int32]
     tamper_from: F64
     tamper_zero: F64
     tamper_within_ms: I64
@@ -134,17 +136,17 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
     def interval(pid: str) -> float:
         return intervals.get(pid, default_interval_s)
 
+    # Explicit related points as CSR lists; by default the rest of the same equipment, which
+    # is evaluated per equipment group instead (a list per point would grow with n²).
     related_ptr = [0]
     related_idx: list[int] = []
-    for pid, _, eid, p in rows:
-        if p.flatline is None:
-            rel: list[str] = []
-        elif p.flatline.related is not None:
-            rel = p.flatline.related
-        else:
-            rel = [q for q, (_, e2, _) in pts.items() if e2 == eid and q != pid]
-        related_idx += [pos[q] for q in rel]
+    for _, _, _, p in rows:
+        if p.flatline is not None and p.flatline.related is not None:
+            related_idx += [pos[q] for q in p.flatline.related]
         related_ptr.append(len(related_idx))
+    groups: dict[tuple[str, str], int] = {}
+    equipment_group = np.array([groups.setdefault((r[1], r[2]), len(groups)) for r in rows],
+                               np.int32)
 
     stale = [p.stale_after_s if p.stale_after_s is not None
              else max(30.0, 10 * interval(pid)) for pid, _, _, p in rows]
@@ -187,6 +189,9 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
         flat_require_related=np.array([bool(p.flatline and p.flatline.require_related_moving)
                                        for p in pts_cfg], bool),
         related_ptr=np.array(related_ptr, np.intp), related_idx=np.array(related_idx, np.int32),
+        explicit_related=np.array([bool(p.flatline and p.flatline.related is not None)
+                                   for p in pts_cfg], bool),
+        equipment_group=equipment_group,
         tamper_from=np.where([p.tamper is not None for p in pts_cfg],
                              rl + span * np.array([p.tamper.from_fraction if p.tamper else 0
                                                    for p in pts_cfg]), np.nan),

@@ -22,16 +22,20 @@ def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX, 
          ) -> tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.bool_]]:
     """(ts, value, available) of the ``lag``-th predecessor (lag ≥ 1) of the grouped
     readings at positions ``sub``: from the batch when it holds it, else from the ring."""
+    p = g.point[sub]
+    have = st.ring_n[p]
+    if g.singletons:                                 # nothing earlier in this batch
+        flat = p * K_MAX + (have - lag) % K_MAX
+        return (st.ring_t.reshape(-1).take(flat), st.ring_v.reshape(-1).take(flat),
+                (have >= lag) & (lag <= K_MAX))
     rank = g.rank[sub]
     in_batch = rank >= lag
     bi = np.maximum(sub - lag, 0)
     m = lag - rank                                   # how far back into the ring
-    p = g.point[sub]
-    have = st.ring_n[p]
     ok_ring = (~in_batch) & (have >= m) & (m <= K_MAX)
-    slot = (have - m) % K_MAX
-    t_out = np.where(in_batch, ts[bi], st.ring_t[p, slot])
-    v_out = np.where(in_batch, v[bi], st.ring_v[p, slot])
+    flat = p * K_MAX + (have - m) % K_MAX
+    t_out = np.where(in_batch, ts[bi], st.ring_t.reshape(-1).take(flat))
+    v_out = np.where(in_batch, v[bi], st.ring_v.reshape(-1).take(flat))
     return t_out, v_out, in_batch | ok_ring
 
 
@@ -72,27 +76,11 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
         return level, target, secs
     p = g.point[sub]
     k = table.trend_k[p]
-    cnt = np.ones(len(sub))
-    sx = np.zeros(len(sub))
-    sy = v[sub].copy()
-    sxy = np.zeros(len(sub))
-    sxx = np.zeros(len(sub))
-    # Sums over the window (the reading and its k-1 predecessors), one vectorised step per
-    # lag; x is seconds relative to this reading, which keeps the sums well conditioned.
-    for lag in range(1, int(k.max())):
-        tj, vj, ok = back(g, st, ts, v, sub, np.full(len(sub), lag))
-        use = ok & (lag < k)
-        x = np.where(use, (tj - ts[sub]) / 1000.0, 0.0)
-        y = np.where(use, vj, 0.0)
-        cnt += use
-        sx += x
-        sy += y
-        sxy += x * y
-        sxx += x * x
+    cnt, sx, sy, sxx, sxy, x_now = _window_sums(g, st, ts, v, sub, k)
     with np.errstate(divide="ignore", invalid="ignore"):
         den = cnt * sxx - sx * sx
         slope = np.where(den > 0, (cnt * sxy - sx * sy) / den, 0.0)
-        fit = (sy - slope * sx) / cnt
+        fit = (sy + slope * (cnt * x_now - sx)) / cnt      # the line at this reading
         hi_t = _nearest_above(fit, table.hi[p], table.hihi[p])
         lo_t = _nearest_below(fit, table.lo[p], table.lolo[p])
         t_up = np.where(slope > 0, (hi_t - fit) / slope, np.inf)
@@ -117,6 +105,52 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
     target[sub] = np.where(t_up <= t_dn, hi_t, lo_t)
     secs[sub] = np.minimum(t_up, t_dn)
     return level, target, secs
+
+
+def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX,
+                 k: IDX) -> tuple[F64, F64, F64, F64, F64, F64]:
+    """Least-squares sums (n, Σx, Σv, Σx², Σxv) over each reading's last k samples, and the
+    reading's own x.
+
+    Kept incrementally per point: each reading adds itself and removes its k-th predecessor,
+    so a reading costs one look-up, not k. x is seconds from a per-point reference that
+    moves to each batch's first reading (sums re-based exactly), keeping the numbers small.
+    """
+    p = g.point[sub]
+    grp_first = g.first[sub]
+    # each reading's group reference = ts of its group's first reading in this batch
+    if g.singletons:
+        ref = ts[sub]
+    else:
+        at = np.maximum.accumulate(np.where(grp_first, np.arange(len(sub)), 0))
+        ref = ts[sub][at]
+    shift = np.where(st.tr_ref[p] >= 0, (ref - st.tr_ref[p]) / 1000.0, 0.0)
+    n0, sx0, sv0 = st.tr_n[p], st.tr_sx[p], st.tr_sv[p]
+    sxx0 = st.tr_sxx[p] - 2 * shift * sx0 + n0 * shift * shift
+    sxv0 = st.tr_sxv[p] - shift * sv0
+    sx0 = sx0 - n0 * shift
+    x = (ts[sub] - ref) / 1000.0
+    t_out, v_out, ok = back(g, st, ts, v, sub, k)
+    ok = ok & (k > 0)
+    xo = np.where(ok, (t_out - ref) / 1000.0, 0.0)
+    vo = np.where(ok, v_out, 0.0)
+    deltas = [np.ones(len(sub)) - ok, x - xo, v[sub] - vo, x * x - xo * xo, x * v[sub] - xo * vo]
+    if g.singletons:
+        acc = deltas
+    else:
+        acc = []
+        starts = np.flatnonzero(grp_first)
+        for d in deltas:
+            cs = np.cumsum(d)
+            base = np.repeat(cs[starts] - d[starts], np.diff(np.append(starts, len(d))))
+            acc.append(cs - base)
+    out = (n0 + acc[0], sx0 + acc[1], sv0 + acc[2], sxx0 + acc[3], sxv0 + acc[4])
+    last = g.last[sub]
+    pl = p[last]
+    st.tr_ref[pl] = ref[last]
+    st.tr_n[pl], st.tr_sx[pl], st.tr_sv[pl] = out[0][last], out[1][last], out[2][last]
+    st.tr_sxx[pl], st.tr_sxv[pl] = out[3][last], out[4][last]
+    return (*out, x)
 
 
 def _nearest_above(x: F64, a: F64, b: F64) -> F64:
