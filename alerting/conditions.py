@@ -96,7 +96,7 @@ def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
     in_range = ((v_all >= table.range_low[p_all] - table.fault_margin[p_all])
                 & (v_all <= table.range_high[p_all] + table.fault_margin[p_all]))
     valid = known & (batch.quality <= Quality.UNCERTAIN) & np.isfinite(v_all) & in_range
-    g = group(batch.point, batch.ts_ms, valid)
+    g = g_all if np.array_equal(valid, known) else group(batch.point, batch.ts_ms, valid)
     ts, v = g.ts, batch.value[g.order]
     before = st.proc_level.copy() if table.votes else st.proc_level
     if len(g):
@@ -154,7 +154,25 @@ def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch) -> C
 
 
 def _process(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
-    """Process level: hysteresis on the four limits, then on-/off-delays per limit."""
+    """Process level: hysteresis on the four limits, then on-/off-delays per limit.
+
+    Only points with a reading beyond a limit, or not settled at normal, can change: the rest
+    (nearly all, nearly always) are skipped after one comparison.
+    """
+    p = g.point
+    with np.errstate(invalid="ignore"):
+        near = (v >= table.min_high[p]) | (v <= table.max_low[p])
+    unsettled = (st.proc_rawbits[p] != 0) | (st.proc_delayed[p] != 0)
+    keep = g.whole_groups(near | unsettled, len(table))
+    if not keep.all():
+        g, ts, v = g.subset(keep), ts[keep], v[keep]
+        if len(g) == 0:
+            return Changes.join([])
+    return _process_some(table, st, g, ts, v)
+
+
+def _process_some(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
+    """_process on the readings that can change something."""
     p = g.point
     db = table.deadband[p]
     prior = st.proc_raw

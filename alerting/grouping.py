@@ -47,6 +47,26 @@ class Groups:
         inside = last >= self.start
         return np.maximum(last, 0), inside
 
+    def subset(self, keep: BOOL) -> Groups:
+        """The readings where ``keep`` is set; ``keep`` must select whole groups."""
+        if self.singletons:
+            n = int(keep.sum())
+            return Groups(self.order[keep], self.point[keep], self.ts[keep], self.first[keep],
+                          self.last[keep], np.arange(n), np.zeros(n, np.intp), True)
+        first, rank = self.first[keep], self.rank[keep]
+        n = len(first)
+        start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else rank
+        return Groups(self.order[keep], self.point[keep], self.ts[keep], first,
+                      self.last[keep], start, rank, False)
+
+    def whole_groups(self, any_of: BOOL, n_points: int) -> BOOL:
+        """Readings of every point that has at least one reading in ``any_of``."""
+        if self.singletons:
+            return any_of
+        hit = np.zeros(n_points, bool)
+        hit[self.point[any_of]] = True
+        return hit[self.point]
+
     def previous(self, values: npt.NDArray[T], prior: npt.NDArray[T]) -> npt.NDArray[T]:
         """Each reading's predecessor in its group; ``prior[point]`` for a group's first."""
         if self.singletons:

@@ -36,7 +36,7 @@ class RuleState:
     ring_t: I64           # (points, K_MAX) recent valid samples, ring buffer
     ring_v: npt.NDArray[np.float64]
     ring_n: I64           # valid samples ever written per point
-    tr_ref: I64           # trend sums: reference time of x, and n, Σx, Σv, Σx², Σxv
+    # trend sums n, Σx, Σv, Σx², Σxv over each point's window (x: s since tr_epoch)
     tr_n: npt.NDArray[np.float64]
     tr_sx: npt.NDArray[np.float64]
     tr_sv: npt.NDArray[np.float64]
@@ -45,6 +45,7 @@ class RuleState:
     vote_count: npt.NDArray[np.int32]
     vote_level: I8
     origin_ts: int = -1   # first time seen: points that never report go stale from here
+    tr_epoch: int = -1
 
     @staticmethod
     def fresh(table: RuleTable) -> RuleState:
@@ -63,7 +64,7 @@ class RuleState:
             pred=i8(), flat=i8(), flat_since=never(), last_change=never(), tamper=i8(),
             stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
             ring_t=np.zeros((n, K_MAX), np.int64), ring_v=np.zeros((n, K_MAX)),
-            ring_n=np.zeros(n, np.int64), tr_ref=never(), tr_n=np.zeros(n),
+            ring_n=np.zeros(n, np.int64), tr_n=np.zeros(n),
             tr_sx=np.zeros(n), tr_sv=np.zeros(n), tr_sxx=np.zeros(n), tr_sxv=np.zeros(n),
             vote_count=np.zeros(nv, np.int32),
             vote_level=np.zeros(nv, np.int8))

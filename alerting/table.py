@@ -93,6 +93,10 @@ class RuleTable:
         order = np.argsort(self.ids, kind="stable")
         self._sorted_ids = self.ids[order]
         self._order = order.astype(np.int32)
+        with np.errstate(invalid="ignore"):
+            # the nearest limits on each side: a reading short of both cannot set any
+            self.min_high = np.fmin(self.hi, self.hihi)
+            self.max_low = np.fmax(self.lo, self.lolo)
         self.vote_members: dict[int, list[int]] = {}
         for vi, vg in enumerate(self.votes):
             for m in vg.members.tolist():

@@ -107,50 +107,53 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
     return level, target, secs
 
 
+REBASE_AFTER_MS = 86_400_000
+
+
 def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX,
                  k: IDX) -> tuple[F64, F64, F64, F64, F64, F64]:
     """Least-squares sums (n, Σx, Σv, Σx², Σxv) over each reading's last k samples, and the
     reading's own x.
 
     Kept incrementally per point: each reading adds itself and removes its k-th predecessor,
-    so a reading costs one look-up, not k. x is seconds from a per-point reference that
-    moves to each batch's first reading (sums re-based exactly), keeping the numbers small.
+    so a reading costs one look-up, not k. x is seconds since an engine-wide epoch that moves
+    once a day (all sums re-based exactly), which keeps x² small enough for float64.
     """
+    if st.tr_epoch < 0:
+        st.tr_epoch = int(ts.min())
+    elif int(ts.max()) - st.tr_epoch > REBASE_AFTER_MS:
+        _rebase(st, int(ts.max()) - REBASE_AFTER_MS // 2)
     p = g.point[sub]
-    grp_first = g.first[sub]
-    # each reading's group reference = ts of its group's first reading in this batch
-    if g.singletons:
-        ref = ts[sub]
-    else:
-        at = np.maximum.accumulate(np.where(grp_first, np.arange(len(sub)), 0))
-        ref = ts[sub][at]
-    shift = np.where(st.tr_ref[p] >= 0, (ref - st.tr_ref[p]) / 1000.0, 0.0)
-    n0, sx0, sv0 = st.tr_n[p], st.tr_sx[p], st.tr_sv[p]
-    sxx0 = st.tr_sxx[p] - 2 * shift * sx0 + n0 * shift * shift
-    sxv0 = st.tr_sxv[p] - shift * sv0
-    sx0 = sx0 - n0 * shift
-    x = (ts[sub] - ref) / 1000.0
+    epoch = st.tr_epoch
+    x = (ts[sub] - epoch) / 1000.0
     t_out, v_out, ok = back(g, st, ts, v, sub, k)
-    ok = ok & (k > 0)
-    xo = np.where(ok, (t_out - ref) / 1000.0, 0.0)
+    ok &= k > 0
+    xo = np.where(ok, (t_out - epoch) / 1000.0, 0.0)
     vo = np.where(ok, v_out, 0.0)
-    deltas = [np.ones(len(sub)) - ok, x - xo, v[sub] - vo, x * x - xo * xo, x * v[sub] - xo * vo]
-    if g.singletons:
-        acc = deltas
-    else:
-        acc = []
-        starts = np.flatnonzero(grp_first)
-        for d in deltas:
-            cs = np.cumsum(d)
-            base = np.repeat(cs[starts] - d[starts], np.diff(np.append(starts, len(d))))
-            acc.append(cs - base)
-    out = (n0 + acc[0], sx0 + acc[1], sv0 + acc[2], sxx0 + acc[3], sxv0 + acc[4])
+    vs = v[sub]
+    deltas = [1.0 - ok, x - xo, vs - vo, x * x - xo * xo, x * vs - xo * vo]
+    if not g.singletons:
+        starts = np.flatnonzero(g.first[sub])
+        sizes = np.diff(np.append(starts, len(sub)))
+        deltas = [np.cumsum(d) - np.repeat(np.cumsum(d)[starts] - d[starts], sizes)
+                  for d in deltas]
+    sums = (st.tr_n, st.tr_sx, st.tr_sv, st.tr_sxx, st.tr_sxv)
+    out = tuple(s[p] + d for s, d in zip(sums, deltas, strict=True))
     last = g.last[sub]
     pl = p[last]
-    st.tr_ref[pl] = ref[last]
-    st.tr_n[pl], st.tr_sx[pl], st.tr_sv[pl] = out[0][last], out[1][last], out[2][last]
-    st.tr_sxx[pl], st.tr_sxv[pl] = out[3][last], out[4][last]
+    for s, o in zip(sums, out, strict=True):
+        s[pl] = o[last]
     return (*out, x)
+
+
+def _rebase(st: RuleState, epoch: int) -> None:
+    """Move every point's sums to a later epoch (x' = x − Δ), exactly."""
+    d = (epoch - st.tr_epoch) / 1000.0
+    n, sx = st.tr_n, st.tr_sx
+    st.tr_sxx[:] = st.tr_sxx - 2 * d * sx + n * d * d
+    st.tr_sxv[:] = st.tr_sxv - d * st.tr_sv
+    st.tr_sx[:] = sx - n * d
+    st.tr_epoch = epoch
 
 
 def _nearest_above(x: F64, a: F64, b: F64) -> F64:

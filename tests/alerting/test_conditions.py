@@ -153,3 +153,20 @@ def test_every_rule_gives_one_timeline_in_one_batch_or_reading_by_reading(seed: 
     kinds = {a.split(":")[1] for _, a, _, _ in whole}
     assert kinds >= {"process", "roc", "predictive", "fault", "stale", "flatline", "tamper"}
     assert whole == single
+
+
+def test_trend_sums_survive_the_daily_rebase() -> None:
+    # one sample a minute for 30 h (the sums move to a new epoch after 24 h), then a ramp;
+    # an engine that saw only the last hour must forecast the same
+    pts = {"T": {**LEVEL, "on_delay_s": 0, "stale_after_s": 600,
+                 "trend": {"horizon_s": 600, "window_s": 600}}}
+    flat = [(i * 60_000, "T", 5.0) for i in range(1800)]
+    ramp = [(1800 * 60_000 + i * 60_000, "T", 5.0 + 0.02 * (i + 1)) for i in range(160)]
+    long_run = [x for x in feed(engine(pts, interval_s=60), flat + ramp)
+                if x.alarm_type == "predictive"]
+    short_run = [x for x in feed(engine(pts, interval_s=60), flat[-60:] + ramp)
+                 if x.alarm_type == "predictive"]
+    assert long_run and [x.ts for x in long_run] == [x.ts for x in short_run]
+    assert long_run[0].forecast_s == pytest.approx(short_run[0].forecast_s, abs=1e-5)
+    # 0.02 m/min toward 8 m: the warning comes when 8 m is at most 600 s away
+    assert 540 <= long_run[0].forecast_s <= 600
