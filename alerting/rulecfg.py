@@ -41,7 +41,9 @@ class RocRule(RuleModel):
 
 class TrendRule(RuleModel):
     """Predictive warning: a linear fit over ``window_s`` reaches the next limit within
-    ``horizon_s``. Labelled predictive; never a GB/T 50493 alarm."""
+    ``horizon_s``. The fit counts only when its slope is at least 3 standard errors from zero
+    and its samples span half the window, so noise does not warn. Labelled predictive; never
+    a GB/T 50493 alarm."""
 
     horizon_s: float = Field(gt=0)
     window_s: float = Field(default=300.0, gt=0)

@@ -36,12 +36,13 @@ class RuleState:
     ring_t: I64           # (points, K_MAX) recent valid samples, ring buffer
     ring_v: npt.NDArray[np.float64]
     ring_n: I64           # valid samples ever written per point
-    # trend sums n, Σx, Σv, Σx², Σxv over each point's window (x: s since tr_epoch)
+    # trend sums n, Σx, Σv, Σx², Σxv, Σv² over each point's window (x: s since tr_epoch)
     tr_n: npt.NDArray[np.float64]
     tr_sx: npt.NDArray[np.float64]
     tr_sv: npt.NDArray[np.float64]
     tr_sxx: npt.NDArray[np.float64]
     tr_sxv: npt.NDArray[np.float64]
+    tr_svv: npt.NDArray[np.float64]
     vote_count: npt.NDArray[np.int32]
     vote_level: I8
     origin_ts: int = -1   # first time seen: points that never report go stale from here
@@ -65,7 +66,7 @@ class RuleState:
             stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
             ring_t=np.zeros((n, K_MAX), np.int64), ring_v=np.zeros((n, K_MAX)),
             ring_n=np.zeros(n, np.int64), tr_n=np.zeros(n),
-            tr_sx=np.zeros(n), tr_sv=np.zeros(n), tr_sxx=np.zeros(n), tr_sxv=np.zeros(n),
+            tr_sx=np.zeros(n), tr_sv=np.zeros(n), tr_sxx=np.zeros(n), tr_sxv=np.zeros(n), tr_svv=np.zeros(n),
             vote_count=np.zeros(nv, np.int32),
             vote_level=np.zeros(nv, np.int8))
 

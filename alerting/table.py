@@ -75,6 +75,7 @@ class RuleTable:
     trend_horizon_ms: I64
     trend_k: npt.NDArray[np.intp]
     trend_min: npt.NDArray[np.intp]
+    trend_window_s: F64
     stale_ms: I64
     flat_suspect_ms: I64
     flat_fail_ms: I64
@@ -186,6 +187,7 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
         trend_k=np.array([_window_samples(p.trend.window_s if p.trend else None, interval(pid))
                           for pid, _, _, p in rows], np.intp),
         trend_min=np.array([p.trend.min_samples if p.trend else 0 for p in pts_cfg], np.intp),
+        trend_window_s=np.array([p.trend.window_s if p.trend else 0.0 for p in pts_cfg]),
         stale_ms=_ms(stale),
         flat_suspect_ms=_ms([p.flatline.suspect_s if p.flatline else None for p in pts_cfg]),
         flat_fail_ms=_ms([p.flatline.fail_s if p.flatline else None for p in pts_cfg]),

@@ -76,11 +76,18 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
         return level, target, secs
     p = g.point[sub]
     k = table.trend_k[p]
-    cnt, sx, sy, sxx, sxy, x_now = _window_sums(g, st, ts, v, sub, k)
+    cnt, sx, sy, sxx, sxy, syy, x_now = _window_sums(g, st, ts, v, sub, k)
     with np.errstate(divide="ignore", invalid="ignore"):
         den = cnt * sxx - sx * sx
         slope = np.where(den > 0, (cnt * sxy - sx * sy) / den, 0.0)
         fit = (sy + slope * (cnt * x_now - sx)) / cnt      # the line at this reading
+        # A forecast needs a real trend: the slope at least SLOPE_T standard errors from zero
+        # (noise alone must not warn) over samples spanning half the window or more.
+        sxx_c = den / cnt
+        resid = np.maximum(syy - sy * sy / cnt - slope * slope * sxx_c, 0.0) / (cnt - 2)
+        significant = slope * slope * sxx_c >= SLOPE_T * SLOPE_T * resid
+        spans = (x_now - sx / cnt) * 2 >= 0.5 * table.trend_window_s[p]
+        slope = np.where(significant & spans, slope, 0.0)
         hi_t = _nearest_above(fit, table.hi[p], table.hihi[p])
         lo_t = _nearest_below(fit, table.lo[p], table.lolo[p])
         t_up = np.where(slope > 0, (hi_t - fit) / slope, np.inf)
@@ -108,12 +115,13 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
 
 
 REBASE_AFTER_MS = 86_400_000
+SLOPE_T = 3.0
 
 
 def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX,
-                 k: IDX) -> tuple[F64, F64, F64, F64, F64, F64]:
-    """Least-squares sums (n, Σx, Σv, Σx², Σxv) over each reading's last k samples, and the
-    reading's own x.
+                 k: IDX) -> tuple[F64, F64, F64, F64, F64, F64, F64]:
+    """Least-squares sums (n, Σx, Σv, Σx², Σxv, Σv²) over each reading's last k samples, and
+    the reading's own x.
 
     Kept incrementally per point: each reading adds itself and removes its k-th predecessor,
     so a reading costs one look-up, not k. x is seconds since an engine-wide epoch that moves
@@ -131,13 +139,13 @@ def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, su
     xo = np.where(ok, (t_out - epoch) / 1000.0, 0.0)
     vo = np.where(ok, v_out, 0.0)
     vs = v[sub]
-    deltas = [1.0 - ok, x - xo, vs - vo, x * x - xo * xo, x * vs - xo * vo]
+    deltas = [1.0 - ok, x - xo, vs - vo, x * x - xo * xo, x * vs - xo * vo, vs * vs - vo * vo]
     if not g.singletons:
         starts = np.flatnonzero(g.first[sub])
         sizes = np.diff(np.append(starts, len(sub)))
         deltas = [np.cumsum(d) - np.repeat(np.cumsum(d)[starts] - d[starts], sizes)
                   for d in deltas]
-    sums = (st.tr_n, st.tr_sx, st.tr_sv, st.tr_sxx, st.tr_sxv)
+    sums = (st.tr_n, st.tr_sx, st.tr_sv, st.tr_sxx, st.tr_sxv, st.tr_svv)
     out = tuple(s[p] + d for s, d in zip(sums, deltas, strict=True))
     last = g.last[sub]
     pl = p[last]

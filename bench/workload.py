@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from edge import wire
 from gateway.config import SiteConfig, parse_site
@@ -10,12 +13,35 @@ from gateway.config import SiteConfig, parse_site
 ENTERPRISE = "91320582MA1W3K4X5R"
 PERSONS = {r: {"name": r, "phone": "+86 138 0000 0000"} for r in ("main", "technical",
                                                                   "operational")}
+# Every rule kind on every point: limits with default delays, rate of change, trend,
+# flatline, tamper and stale.
+ALL_RULES: dict[str, Any] = {
+    "kind": "level", "unit": "m", "range_low": 0, "range_high": 12,
+    "lolo": 1, "lo": 2, "hi": 10, "hihi": 11, "stale_after_s": 120,
+    "roc": {"rise_per_min": 30, "fall_per_min": 30, "window_s": 10},
+    "trend": {"horizon_s": 300, "window_s": 60},
+    "flatline": {"suspect_s": 300, "fail_s": 900, "tolerance": 0.0001},
+    "tamper": {},
+}
+# Points that the latency probe flips across a limit: no delays, not latched, no other rule.
+PROBE: dict[str, Any] = {"kind": "level", "unit": "m", "range_low": 0, "range_high": 100,
+                         "hi": 50, "on_delay_s": 0, "off_delay_s": 0, "stale_after_s": 86400}
 
 
-def synthetic_site(n_points: int) -> SiteConfig:
-    """An enterprise with ``n_points`` level points (limits 1 / 2 / 10 / 11 m)."""
-    points = {f"L{i:06d}": {"kind": "level", "unit": "m", "range_low": 0, "range_high": 12,
-                            "lolo": 1, "lo": 2, "hi": 10, "hihi": 11} for i in range(n_points)}
+def point_ids(n_points: int) -> list[str]:
+    """Ids of the synthetic points."""
+    return [f"L{i:06d}" for i in range(n_points)]
+
+
+def probe_ids(n: int) -> list[str]:
+    """Ids of the latency-probe points."""
+    return [f"A{i:04d}" for i in range(n)]
+
+
+def synthetic_site(n_points: int, n_probes: int = 0) -> SiteConfig:
+    """An enterprise with ``n_points`` points carrying every rule kind (and probe points)."""
+    points = {pid: ALL_RULES for pid in point_ids(n_points)}
+    points.update({pid: PROBE for pid in probe_ids(n_probes)})
     return parse_site({"enterprise": {
         "code": ENTERPRISE, "name": "bench",
         "hazard_sources": {"farm": {
@@ -24,21 +50,28 @@ def synthetic_site(n_points: int) -> SiteConfig:
             "equipment": {"T": {"kind": "tank", "points": points}}}}}})
 
 
+def values(rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
+    """Steady readings around 6 m with noise, and rare excursions past H."""
+    vals = rng.normal(6, 0.05, n)
+    vals[rng.random(n) < 0.0005] = 10.5
+    return vals
+
+
 def messages(n_points: int, per_message: int, n_messages: int, edges: int = 4,
-             seed: int = 1) -> list[tuple[str, bytes]]:
-    """(topic, payload) wire messages cycling through the points, a few edges interleaved."""
+             seed: int = 1, t0_ms: int = 1_790_000_000_000, step_ms: int = 1000,
+             ) -> list[tuple[str, bytes]]:
+    """(topic, payload) wire messages; each poll cycle covers every point once."""
     rng = np.random.default_rng(seed)
-    ids = [f"L{i:06d}" for i in range(n_points)]
+    ids = point_ids(n_points)
+    per_cycle = max(1, n_points // per_message)
     out = []
-    t0 = 1_790_000_000_000
     for m in range(n_messages):
         edge = f"edge-{m % edges}"
-        start = (m * per_message) % n_points
+        cycle, part = divmod(m, per_cycle)
+        start = (part * per_message) % n_points
         sel = [ids[(start + k) % n_points] for k in range(per_message)]
-        ts = np.full(per_message, t0 + m, np.int64)
-        # mostly normal values, with a few excursions so the rules have transitions to emit
-        vals = rng.normal(6, 1.0, per_message)
-        vals[rng.random(per_message) < 0.001] = 10.5
-        payload = wire.encode(edge, 1, m // edges, sel, ts, vals, np.zeros(per_message, np.uint8))
+        ts = np.full(per_message, t0_ms + cycle * step_ms, np.int64)
+        payload = wire.encode(edge, 1, m // edges, sel, ts, values(rng, per_message),
+                              np.zeros(per_message, np.uint8))
         out.append((wire.readings_topic(ENTERPRISE, edge), payload))
     return out

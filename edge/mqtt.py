@@ -60,6 +60,7 @@ class MqttUplink:
     def __init__(self, s: MqttSettings) -> None:
         self._client = make_client(s, persistent=True)
         self._connected = False
+        self._closing = False
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
@@ -79,7 +80,7 @@ class MqttUplink:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
                        reason: ReasonCode, props: object) -> None:
-        if self._connected:
+        if self._connected and not self._closing:
             log.warning("uplink: disconnected (%s); paho reconnects", reason)
         self._connected = False
 
@@ -112,5 +113,6 @@ class MqttUplink:
         if not self.all_acknowledged():
             log.warning("uplink: closing with %d messages the broker has not acknowledged",
                         self.published - self.acknowledged)
+        self._closing = True
         self._client.disconnect()
         self._client.loop_stop()

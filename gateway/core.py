@@ -56,7 +56,8 @@ class Core:
 
     def __init__(self, site: SiteConfig, writer: BatchingWriter,
                  alarm_sinks: list[AlarmSink] | None = None) -> None:
-        self.site = site
+        # No reference to the config model is kept: at 100 000 points it is most of the
+        # memory, and the core needs only what compile_rules extracts.
         self.enterprise = site.enterprise.code
         self.engine = Engine(compile_rules(site.enterprise, poll_intervals(site)))
         self.table = self.engine.table

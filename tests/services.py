@@ -166,7 +166,7 @@ def influxdb(workdir: Path) -> Iterator[Server]:
         f'reporting-disabled = true\nbind-address = "127.0.0.1:{rpc}"\n'
         f'[meta]\n  dir = "{workdir}/meta"\n'
         f'[data]\n  dir = "{workdir}/data"\n  wal-dir = "{workdir}/wal"\n'
-        '  query-log-enabled = false\n'
+        '  query-log-enabled = false\n  max-values-per-tag = 0\n  max-series-per-database = 0\n'
         f'[http]\n  bind-address = "127.0.0.1:{port}"\n  log-enabled = false\n'
         '  max-body-size = 0\n'
         '[monitor]\n  store-enabled = false\n'

@@ -169,4 +169,4 @@ def test_trend_sums_survive_the_daily_rebase() -> None:
     assert long_run and [x.ts for x in long_run] == [x.ts for x in short_run]
     assert long_run[0].forecast_s == pytest.approx(short_run[0].forecast_s, abs=1e-5)
     # 0.02 m/min toward 8 m: the warning comes when 8 m is at most 600 s away
-    assert 540 <= long_run[0].forecast_s <= 600
+    assert long_run[0].forecast_s is not None and 540 <= long_run[0].forecast_s <= 600
