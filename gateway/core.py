@@ -127,8 +127,9 @@ class Core:
         if len(batch) == 0:
             return []
         events = self.engine.process(batch)
-        await self.writer.put(self.lines.readings(batch), len(batch))
+        # Alarms leave first: a slow database must not delay the regulator's alarm feed.
         await self.emit(events)
+        await self.writer.put(self.lines.readings(batch), len(batch))
         return events
 
     async def tick(self, now_ms: int | None = None) -> list[AlarmEvent]:
@@ -148,9 +149,9 @@ class Core:
         if not events:
             return
         self.stats.alarm_events += len(events)
-        await self.writer.put(self.lines.events(self.enterprise, events), len(events))
         for sink in self.alarm_sinks:
             await sink(events)
+        await self.writer.put(self.lines.events(self.enterprise, events), len(events))
 
     def health_lines(self, now_ms: int) -> bytes:
         """``alarm_health`` per console: rates, flood, lifecycle counts (line protocol)."""
