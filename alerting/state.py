@@ -66,7 +66,8 @@ class RuleState:
             stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
             ring_t=np.zeros((n, K_MAX), np.int64), ring_v=np.zeros((n, K_MAX)),
             ring_n=np.zeros(n, np.int64), tr_n=np.zeros(n),
-            tr_sx=np.zeros(n), tr_sv=np.zeros(n), tr_sxx=np.zeros(n), tr_sxv=np.zeros(n), tr_svv=np.zeros(n),
+            tr_sx=np.zeros(n), tr_sv=np.zeros(n), tr_sxx=np.zeros(n), tr_sxv=np.zeros(n),
+            tr_svv=np.zeros(n),
             vote_count=np.zeros(nv, np.int32),
             vote_level=np.zeros(nv, np.int8))
 
