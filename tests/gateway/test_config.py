@@ -18,8 +18,9 @@ def test_three_distinct_mistakes_are_all_reported_with_paths(
         demo_config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = demo_config_path.read_text(encoding="utf-8")
     # 1. a combustible L2 above 50 %LEL, 2. hi above hihi on a level, 3. an unknown key
-    text = text.replace("range_low: 0, range_high: 100, hi: 20, hihi: 40}",
-                        "range_low: 0, range_high: 100, hi: 20, hihi: 60}")
+    assert "range_low: 0, range_high: 100, hi: 20, hihi: 40," in text
+    text = text.replace("range_low: 0, range_high: 100, hi: 20, hihi: 40,",
+                        "range_low: 0, range_high: 100, hi: 20, hihi: 60,")
     text = text.replace("T201_level: {kind: level, unit: m, range_low: 0, range_high: 2.6, "
                         "hi: 2.2, hihi: 2.35}",
                         "T201_level: {kind: level, unit: m, range_low: 0, range_high: 2.6, "
