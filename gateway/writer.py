@@ -1,7 +1,8 @@
 """Batches line protocol by size or age and writes it with concurrent writers and retries.
 
-Backpressure, not loss: ``put`` waits while ``max_pending_batches`` are queued, which stalls the
-ingest, which stops acknowledging MQTT messages, so the broker keeps them. With a spool, a batch
+Backpressure, not loss: without a spool, ``put`` waits while ``max_pending_batches`` are
+queued, which stalls the ingest, which stops acknowledging MQTT messages, so the broker keeps
+them. With a spool, a full queue spills to disk instead of stalling the alarm path, a batch
 that keeps failing for ``spool_after_s`` goes to disk, later batches follow it there directly
 while the target is down, and a replay task writes the spool back oldest first once the target
 answers again; what is still unwritten at close is spooled too and replayed after a restart.
@@ -140,6 +141,11 @@ class BatchingWriter:
             return
         body, n = b"".join(self._buf), self._buf_points
         self._buf, self._buf_points = [], 0
+        if self._spool is not None and self._queue.full():
+            # The database is behind (a compaction, a slow disk): spill to the spool rather
+            # than stall the caller, which would delay the alarms evaluated after this batch.
+            self._give_up(body, n)
+            return
         self._queued_points += n
         await self._queue.put((body, n))
 

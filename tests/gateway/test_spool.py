@@ -102,3 +102,25 @@ async def test_spool_left_at_shutdown_is_replayed_after_a_restart(
     async with BatchingWriter(influx_v1(settings), spool=Spool(spool_dir, 10_000_000)) as w2:
         assert await w2.drained(20)
     assert count(influx) == 2500 and w2.stats.replayed_points == 2500
+
+
+async def test_a_stalled_database_spills_to_the_spool_instead_of_blocking(
+        influx: services.Server, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    spool = Spool(tmp_path / "spool", 10_000_000)
+    sink = influx_v1(InfluxSettings(url=influx.url, database="spooltest", timeout_s=30))
+    os.kill(influx.proc.pid, signal.SIGSTOP)      # the real server, frozen mid-flight
+    try:
+        async with BatchingWriter(sink, batch_points=500, writers=1, max_pending_batches=2,
+                                  spool=spool, spool_after_s=60) as w:
+            # had put waited for queue space, this loop would hang on the frozen server
+            for k in range(10):
+                await w.put(body(k * 500, 500), 500)
+            assert w.stats.spooled_points >= 3000      # queue of 2 + one in flight, rest spilt
+            os.kill(influx.proc.pid, signal.SIGCONT)
+            assert await w.drained(30)
+    finally:
+        os.kill(influx.proc.pid, signal.SIGCONT)
+    assert count(influx) == 5000
