@@ -1,5 +1,6 @@
 """Resident memory per point of a gateway core holding ``N`` points with every rule kind:
-(RSS after building the config, the engine and running a few batches − RSS before) / N.
+(RSS after compiling the config, building the engine and running a few batches − RSS before)
+/ N.
 
     python -m bench.memory 100000   → bytes per point on stdout
 """
@@ -14,8 +15,10 @@ import numpy as np
 
 from alerting.batch import ReadingBatch
 from bench.workload import synthetic_site, values
+from gateway.compiled import compile_in_child
 from gateway.core import Core
 from gateway.influx import NullSink
+from gateway.runtime import tune_allocator
 from gateway.writer import BatchingWriter
 
 
@@ -29,19 +32,21 @@ def rss_bytes() -> int:
 
 async def main_async(n: int) -> float:
     """Bytes per point."""
+    tune_allocator()    # as running_core does at start-up
     before = rss_bytes()
-    site = synthetic_site(n)
+    # as hazgw run does: the config is validated and compiled in a child process
+    compiled = compile_in_child(synthetic_site, n)
     async with BatchingWriter(NullSink()) as writer:
-        core = Core(site, writer)
-        # The core runs on the compiled plant: the service drops the config model after
-        # start-up, as hazgw run does.
-        del site
+        core = Core(compiled, writer)
+        del compiled
         gc.collect()
         rng = np.random.default_rng(5)
         pts = np.arange(n, dtype=np.int32)
         for c in range(20):
             await core.process(ReadingBatch(pts, np.full(n, 1_790_000_000_000 + c * 1000),
                                             values(rng, n), np.zeros(n, np.uint8)))
+            # as the running writer would: what was queued for the database is written
+            await writer.flush()
         after = rss_bytes()
     return (after - before) / n
 

@@ -118,6 +118,7 @@ async def run_e2e(mq: services.Server, influx: services.Server, db: str,
             await asyncio.sleep(0.01)
         done_wall = time.time()
         out, _ = await proc.communicate()
+    forget_session(mq, settings.mqtt.client_id)
     result: dict[str, Any] = json.loads(out)
     # from the publisher's first message (after it built them) to the last reading written
     elapsed = done_wall - result["start_wall"]
@@ -128,6 +129,20 @@ async def run_e2e(mq: services.Server, influx: services.Server, db: str,
                    "stored": stored[0]["values"][0][1] if stored else 0,
                    "malformed": core.stats.malformed_messages})
     return result
+
+
+def forget_session(mq: services.Server, client_id: str) -> None:
+    """End the persistent session of a finished run, so the broker stops queueing every later
+    run's messages for a subscriber that will never come back."""
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
+    c.connect("127.0.0.1", mq.port)
+    c.loop_start()
+    time.sleep(0.2)
+    c.disconnect()
+    c.loop_stop()
 
 
 def git_commit() -> str:

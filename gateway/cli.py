@@ -69,10 +69,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     """The gateway core: MQTT ingest → rules → InfluxDB."""
     from gateway.service import run_gateway
 
+    from gateway.compiled import compile_in_child
+
     settings = _settings()
-    site = _site(args.config or str(settings.config))
+    path = args.config or str(settings.config)
+    try:
+        # validated and compiled in a child: this long-running process never holds the model
+        compiled = compile_in_child(load_site, path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_gateway(site, settings))
+        asyncio.run(run_gateway(compiled, settings))
     return 0
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from alerting.batch import ReadingBatch
 from alerting.engine import AlarmEvent, Engine
-from alerting.table import compile_rules
 from edge.wire import WireError, decode
+from gateway.compiled import CompiledSite, as_compiled
 from gateway.config import SiteConfig
 from gateway.lineproto import LineBuilder, escape_tag
 from gateway.writer import BatchingWriter
@@ -45,21 +45,16 @@ class CoreStats:
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
 
-def poll_intervals(site: SiteConfig) -> dict[str, float]:
-    """Point id → the poll interval of the device that reads it."""
-    return {pid: dev.poll_interval_s for agent in site.edges.values()
-            for dev in agent.modbus.values() for pid in dev.registers}
-
-
 class Core:
     """Decodes, evaluates and queues for writing; the engine keeps the alarm state."""
 
-    def __init__(self, site: SiteConfig, writer: BatchingWriter,
+    def __init__(self, site: SiteConfig | CompiledSite, writer: BatchingWriter,
                  alarm_sinks: list[AlarmSink] | None = None) -> None:
         # No reference to the config model is kept: at 100 000 points it is most of the
-        # memory, and the core needs only what compile_rules extracts.
-        self.enterprise = site.enterprise.code
-        self.engine = Engine(compile_rules(site.enterprise, poll_intervals(site)))
+        # memory, and the core needs only the compiled rules (gateway.compiled).
+        compiled = as_compiled(site)
+        self.enterprise = compiled.enterprise
+        self.engine = Engine(compiled.table)
         self.table = self.engine.table
         tb = self.table
         self.lines = LineBuilder([

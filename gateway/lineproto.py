@@ -45,14 +45,13 @@ class LineBuilder:
 
     def __init__(self, tags: list[dict[str, str]]) -> None:
         """``tags[i]`` are the tags of point i of the point table."""
-        self._tagsets = [",".join(f"{escape_tag(k)}={escape_tag(v)}" for k, v in t.items() if v)
-                         for t in tags]
-        n = len(tags)
-        prefixes = [f"reading,{t} value=".encode() for t in self._tagsets]
-        prefixes += [f"reading,{t} ".encode() for t in self._tagsets]
-        # Index point + n*no_value selects the prefix without "value=" for NaN readings.
-        self._prefix = np.array(prefixes, dtype=object)
-        self._n = n
+        # One prefix per point ("reading,<tags> "): at 100 000 points these are a good part of
+        # the core's memory, so "value=" is a slot of its own, empty for readings without one.
+        self._prefix = np.array(
+            [("reading," + ",".join(f"{escape_tag(k)}={escape_tag(v)}"
+                                    for k, v in t.items() if v) + " ").encode() for t in tags],
+            dtype=object)
+        self._value_key = np.array([b"value=", b""], dtype=object)
         mids = [b",quality=%di " % q for q in range(4)] + [b"quality=%di " % q for q in range(4)]
         self._mid = np.array(mids, dtype=object)
 
@@ -65,13 +64,19 @@ class LineBuilder:
         if n == 0:
             return b""
         missing = ~np.isfinite(batch.value)
-        values = np.array(_numbers(batch.value), dtype=object)
-        values[missing] = b""
-        flat: list[bytes] = [b"\n"] * (5 * n)
-        flat[0::5] = self._prefix[batch.point + self._n * missing].tolist()
-        flat[1::5] = values.tolist()
-        flat[2::5] = self._mid[batch.quality.astype(np.intp) + 4 * missing].tolist()
-        flat[3::5] = _numbers(batch.ts_ms)
+        values = _numbers(batch.value)
+        flat: list[bytes] = [b"\n"] * (6 * n)
+        flat[0::6] = self._prefix[batch.point].tolist()
+        if missing.any():
+            vals = np.array(values, dtype=object)
+            vals[missing] = b""
+            values = vals.tolist()
+            flat[1::6] = self._value_key[missing.astype(np.intp)].tolist()
+        else:
+            flat[1::6] = [b"value="] * n
+        flat[2::6] = values
+        flat[3::6] = self._mid[batch.quality.astype(np.intp) + 4 * missing].tolist()
+        flat[4::6] = _numbers(batch.ts_ms)
         return b"".join(flat)
 
     def events(self, enterprise: str, events: list[AlarmEvent]) -> bytes:

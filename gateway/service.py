@@ -13,6 +13,7 @@ from edge.agent import EdgeRunner
 from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
 from gateway.alarms import AlarmPublisher
+from gateway.compiled import CompiledSite
 from gateway.config import Settings, SiteConfig
 from gateway.core import Core
 from gateway.health import snapshot, stats_line
@@ -23,13 +24,14 @@ log = logging.getLogger(__name__)
 
 
 @asynccontextmanager
-async def gateway_session(site: SiteConfig, settings: Settings
+async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
                           ) -> AsyncIterator[tuple[Core, MqttIngest]]:
     """MQTT ingest feeding the core while the context is open; drains and flushes on exit."""
+    code = site.enterprise if isinstance(site, CompiledSite) else site.enterprise.code
     buffer = MessageBuffer(asyncio.get_running_loop())
-    topic = wire.readings_topic(site.enterprise.code, "+")
+    topic = wire.readings_topic(code, "+")
     ingest = MqttIngest(settings.mqtt, [topic], buffer)
-    publisher = AlarmPublisher(site.enterprise.code, settings.mqtt)
+    publisher = AlarmPublisher(code, settings.mqtt)
     try:
         async with running_core(site, settings.influx, buffer, [publisher]) as core:
             ingest.start()
@@ -38,13 +40,13 @@ async def gateway_session(site: SiteConfig, settings: Settings
             finally:
                 ingest.stop()
                 # the last snapshot, so a clean stop leaves final totals in the database
-                await core.writer.put(stats_line(site.enterprise.code, settings.mqtt.client_id,
+                await core.writer.put(stats_line(code, settings.mqtt.client_id,
                                                  snapshot(core, buffer, ingest)), 1)
     finally:
         await publisher.close()
 
 
-async def run_gateway(site: SiteConfig, settings: Settings,
+async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
                       stop: asyncio.Event | None = None, status_every_s: float = 30) -> None:
     """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
     stop = stop or asyncio.Event()
@@ -54,7 +56,7 @@ async def run_gateway(site: SiteConfig, settings: Settings,
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), status_every_s)
             values = snapshot(core, None, ingest)
-            await core.writer.put(stats_line(site.enterprise.code, settings.mqtt.client_id,
+            await core.writer.put(stats_line(core.enterprise, settings.mqtt.client_id,
                                              values), 1)
             # Log changes, not repetitions: an idle gateway stays quiet.
             if values != last_logged:
