@@ -67,9 +67,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The gateway core: MQTT ingest → rules → InfluxDB."""
-    from gateway.service import run_gateway
-
     from gateway.compiled import compile_in_child
+    from gateway.service import run_gateway
 
     settings = _settings()
     path = args.config or str(settings.config)

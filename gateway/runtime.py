@@ -87,8 +87,9 @@ async def clock(core: Core, stop: asyncio.Event) -> None:
 
 
 @asynccontextmanager
-async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings, buffer: MessageBuffer,
-                       alarm_sinks: list[AlarmSink] | None = None) -> AsyncIterator[Core]:
+async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings,
+                       buffer: MessageBuffer, alarm_sinks: list[AlarmSink] | None = None,
+                       ) -> AsyncIterator[Core]:
     """Run the core's consumer and clock while the context is open; flush on exit."""
     async with writer_for(influx) as writer:
         core = Core(site, writer, alarm_sinks)
