@@ -55,6 +55,10 @@ class ConfigError(Exception):
         self.source = source
         self.errors = errors
 
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, list[str]]]:
+        # picklable with its fields: config is validated in a child process (gateway.compiled)
+        return (ConfigError, (self.source, self.errors))
+
 
 def _dotted(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc)
