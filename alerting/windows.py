@@ -82,11 +82,12 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
         slope = np.where(den > 0, (cnt * sxy - sx * sy) / den, 0.0)
         fit = (sy + slope * (cnt * x_now - sx)) / cnt      # the line at this reading
         # A forecast needs a real trend: the slope at least SLOPE_T standard errors from zero
-        # (noise alone must not warn) over samples spanning half the window or more.
+        # (noise alone must not warn) over samples spanning half the window or more
         sxx_c = den / cnt
         resid = np.maximum(syy - sy * sy / cnt - slope * slope * sxx_c, 0.0) / (cnt - 2)
         significant = slope * slope * sxx_c >= SLOPE_T * SLOPE_T * resid
-        spans = (x_now - sx / cnt) * 2 >= 0.5 * table.trend_window_s[p]
+        # (or fill all k samples: a long window at a fast poll is capped at K_MAX samples)
+        spans = ((x_now - sx / cnt) * 2 >= 0.5 * table.trend_window_s[p]) | (cnt >= k)
         slope = np.where(significant & spans, slope, 0.0)
         hi_t = _nearest_above(fit, table.hi[p], table.hihi[p])
         lo_t = _nearest_below(fit, table.lo[p], table.lolo[p])

@@ -28,3 +28,14 @@ def test_config_errors_from_the_child_are_the_same_errors(tmp_path: Path) -> Non
         compile_in_child(load_site, str(bad))
     assert any(e.startswith("enterprise.code:") for e in info.value.errors)
     assert any(e.startswith("enterprise.name:") for e in info.value.errors)
+
+
+def test_hazgw_run_stops_on_a_bad_config_with_every_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("enterprise: {code: nope}\n", encoding="utf-8")
+    assert main(["run", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "error(s)" in err and "enterprise.code:" in err and "enterprise.name:" in err
