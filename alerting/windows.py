@@ -88,7 +88,13 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
         significant = slope * slope * sxx_c >= SLOPE_T * SLOPE_T * resid
         # (or fill all k samples: a long window at a fast poll is capped at K_MAX samples)
         spans = ((x_now - sx / cnt) * 2 >= 0.5 * table.trend_window_s[p]) | (cnt >= k)
-        slope = np.where(significant & spans, slope, 0.0)
+        trend = significant & spans
+        slope = np.where(trend, slope, 0.0)
+        if g.singletons:
+            # one reading per point: a reading without a trend, of a point not warning now,
+            # cannot change anything (its level stays 0), so the forecast skips it
+            c = np.flatnonzero(trend | (st.pred[p] != 0))
+            sub, p, fit, slope, cnt = sub[c], p[c], fit[c], slope[c], cnt[c]
         hi_t = _nearest_above(fit, table.hi[p], table.hihi[p])
         lo_t = _nearest_below(fit, table.lo[p], table.lolo[p])
         t_up = np.where(slope > 0, (hi_t - fit) / slope, np.inf)
@@ -148,10 +154,14 @@ def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, su
                   for d in deltas]
     sums = (st.tr_n, st.tr_sx, st.tr_sv, st.tr_sxx, st.tr_sxv, st.tr_svv)
     out = tuple(s[p] + d for s, d in zip(sums, deltas, strict=True))
-    last = g.last[sub]
-    pl = p[last]
-    for s, o in zip(sums, out, strict=True):
-        s[pl] = o[last]
+    if g.singletons:
+        for s, o in zip(sums, out, strict=True):
+            s[p] = o
+    else:
+        last = g.last[sub]
+        pl = p[last]
+        for s, o in zip(sums, out, strict=True):
+            s[pl] = o[last]
     return (*out, x)
 
 
@@ -184,6 +194,13 @@ def _nearest_below(x: F64, a: F64, b: F64) -> F64:
 def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> None:
     """Remember each point's last K_MAX samples of this batch."""
     if len(g) == 0:
+        return
+    if g.singletons:
+        p = g.point
+        flat = p * K_MAX + st.ring_n[p] % K_MAX
+        st.ring_t.reshape(-1)[flat] = ts
+        st.ring_v.reshape(-1)[flat] = v
+        st.ring_n[p] += 1
         return
     ends = np.flatnonzero(g.last)
     group_size = np.repeat(g.rank[ends] + 1, np.diff(np.concatenate(([0], ends + 1))))
