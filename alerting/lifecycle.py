@@ -148,13 +148,8 @@ class Lifecycle:
                               annunciated=False)
         more_severe = abs(lvl) > abs(prev) or (prev != 0 and (lvl > 0) != (prev > 0))
         if lvl == 0:
-            if state == S.UNACK:
-                to = S.RTN_UNACK if self.latched[slot] else S.NORMAL
-            elif state == S.ACK:
-                to = S.NORMAL
-            else:
-                to = state
-            return self._t(slot, ts, "clear", to, lvl, prev, val, lim, info)
+            return self._t(slot, ts, "clear", self._after_clear(slot, state), lvl, prev, val,
+                           lim, info)
         if state in (S.NORMAL, S.RTN_UNACK):
             return self._t(slot, ts, "activate", S.UNACK, lvl, prev, val, lim, info)
         if more_severe:
@@ -266,13 +261,18 @@ class Lifecycle:
             to = state
         elif lvl != 0:
             to = state if state in ACTIVE_STATES else S.UNACK
-        elif state == S.UNACK:
-            to = S.RTN_UNACK if self.latched[slot] else S.NORMAL
-        elif state == S.ACK:
-            to = S.NORMAL
         else:
-            to = state
+            to = self._after_clear(slot, state)
         return self._t(slot, ts, "chatter_end", to, lvl, lvl, float(self.value[slot]))
+
+    def _after_clear(self, slot: int, state: AlarmState) -> AlarmState:
+        """Where a condition returning to normal leaves an alarm: a latched unacknowledged
+        alarm waits for its acknowledgement."""
+        if state == S.UNACK:
+            return S.RTN_UNACK if self.latched[slot] else S.NORMAL
+        if state == S.ACK:
+            return S.NORMAL
+        return state
 
 
 def _require(user: str, reason: str, what: str) -> None:

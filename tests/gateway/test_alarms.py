@@ -3,7 +3,6 @@ alarm-system health metrics beside them."""
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 
@@ -17,6 +16,7 @@ from gateway.alarms import alarms_topic
 from gateway.config import InfluxSettings, Settings, load_site
 from gateway.service import gateway_session
 from tests.services import Server, influx_query
+from tests.waiting import wait_until
 
 ENT = "91320582MA1W3K4X5R"
 
@@ -36,10 +36,7 @@ async def test_gas_alarm_is_published_as_json_and_written(
                                                        database=influx_db))
     try:
         async with gateway_session(site, settings) as (core, ingest):
-            for _ in range(200):
-                if ingest.subscribed.is_set():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(ingest.subscribed.is_set)
             up = MqttUplink(mq.model_copy(update={"client_id": "edge-alarms-test"}))
             topic = wire.readings_topic(ENT, "edge-01")
             t0 = int(time.time() * 1000)  # the alarm clock runs on wall time
@@ -47,15 +44,9 @@ async def test_gas_alarm_is_published_as_json_and_written(
                 await up.publish(topic, wire.encode("edge-01", 1, seq, ["GT101", "AT201"],
                                                     [t0 + seq * 1000] * 2, [gt, at], [0, 0]))
             await up.close()
-            for _ in range(200):
-                if len(got) >= 5:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(lambda: len(got) >= 5)
             await core.act(core.engine.acknowledge("AT201:process", "operator-7", t0 + 10_000))
-            for _ in range(200):
-                if len(got) >= 6:
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(lambda: len(got) >= 6)
     finally:
         sub.disconnect()
         sub.loop_stop()

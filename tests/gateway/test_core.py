@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from gateway.influx import NullSink
 from gateway.service import gateway_session
 from gateway.writer import BatchingWriter
 from tests.services import Server, influx_query
+from tests.waiting import wait_until
 
 TOPIC = "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
 
@@ -70,18 +70,12 @@ async def test_malformed_payload_over_mqtt_does_not_stop_the_core(
     settings = Settings(mqtt=mqtt, influx=InfluxSettings(url=influx_server.url,
                                                          database=influx_db))
     async with gateway_session(site, settings) as (core, ingest):
-        for _ in range(200):
-            if ingest.subscribed.is_set():
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(ingest.subscribed.is_set)
         up = MqttUplink(mqtt.model_copy(update={"client_id": "edge-malformed"}))
         await up.publish(TOPIC, b"\xff\xfe garbage")
         await up.publish(*msg(0, ["GT101", "AT201"], [3.5, math.nan]))
         await up.close()
-        for _ in range(200):
-            if core.stats.messages >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until(lambda: core.stats.messages >= 2)
     assert core.stats.malformed_messages == 1 and core.stats.readings == 2
     rows = influx_query(influx_server, influx_db, "SELECT count(quality) FROM reading")
     assert rows[0]["values"][0][1] == 2

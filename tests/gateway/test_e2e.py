@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import numpy as np
 
@@ -16,6 +15,7 @@ from edge.simulator import Excursion, PlantModel, SimulatedDevice
 from gateway.config import InfluxSettings, Settings, SiteConfig, parse_site
 from gateway.service import gateway_session
 from tests.services import Server, free_port, influx_query
+from tests.waiting import wait_until
 
 PERSONS = {role: {"name": f"P {role}", "phone": "+86 138 0000 0000"}
            for role in ("main", "technical", "operational")}
@@ -56,13 +56,6 @@ class RecordingUplink(MqttUplink):
     async def publish(self, topic: str, payload: bytes) -> None:
         await super().publish(topic, payload)
         self.payloads.append(payload)
-
-
-async def wait_until(cond: Any, timeout_s: float) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not cond():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 async def test_modbus_to_influxdb_with_one_excursion(
