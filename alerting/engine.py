@@ -99,11 +99,40 @@ class Engine:
                              for v in table.votes], np.int16)
         self._slot_console = np.concatenate([np.tile(per_point, POINT_TYPES), per_vote])
         self._point_index = {pid: i for i, pid in enumerate(table.ids.tolist())}
+        self._suppressible = np.flatnonzero(table.supp_ctrl >= 0)
+        self._suppressed = np.zeros(len(table), bool)
 
     # -- input -------------------------------------------------------------------------------
     def process(self, batch: ReadingBatch) -> list[AlarmEvent]:
         """Evaluate a batch; events of every alarm it moved, in time order."""
-        return self._events(self.lifecycle.apply(evaluate(self.table, self.state, batch)))
+        transitions = self.lifecycle.apply(evaluate(self.table, self.state, batch))
+        if self._suppressible.size and len(batch):
+            transitions += self._design_suppression(int(batch.ts_ms.max()))
+        return self._events(transitions)
+
+    def _design_suppression(self, ts: int) -> list[Transition]:
+        """Suppress or release the process alarms of points whose controlling point (say, the
+        pump's run signal) crossed its bound in this batch. Evaluated per batch, from the
+        controlling point's latest value."""
+        tb, n, lc = self.table, len(self.table), self.lifecycle
+        pts = self._suppressible
+        ctrl_v = self.state.last_v[tb.supp_ctrl[pts]]
+        with np.errstate(invalid="ignore"):
+            now = (ctrl_v < tb.supp_below[pts]) | (ctrl_v > tb.supp_above[pts])
+        out = []
+        for p in pts[now != self._suppressed[pts]].tolist():
+            on = not self._suppressed[p]
+            self._suppressed[p] = on
+            ctrl = self._ids[int(tb.supp_ctrl[p])]
+            for kind in (PROCESS, ROC, PREDICTIVE, FLATLINE):
+                slot = kind * n + p
+                state = lc.state[slot]
+                if on and state not in (AlarmState.SHELVED, AlarmState.SUPPRESSED,
+                                        AlarmState.OUT_OF_SERVICE):
+                    out.append(lc.suppress(slot, f"by design: {ctrl} out of its range", ts))
+                elif not on and state == AlarmState.SUPPRESSED:
+                    out.append(lc.unsuppress(slot, ts))
+        return out
 
     def tick(self, now_ms: int) -> list[AlarmEvent]:
         """Clock-driven work: stale points, shelving expiry, re-alarm, chatter and flood end."""

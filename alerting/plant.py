@@ -20,6 +20,7 @@ from alerting.rulecfg import (
     Console,
     FlatlineRule,
     RocRule,
+    SuppressRule,
     TamperRule,
     TrendRule,
     Vote,
@@ -94,6 +95,7 @@ class Point(Strict):
                                         "(default: 10 × the poll interval, at least 30 s)")
     flatline: FlatlineRule | None = None
     tamper: TamperRule | None = None
+    suppress_when: SuppressRule | None = None
     gas: GasInfo | None = None
     gbt50493: bool = Field(default=True, description="gas point subject to GB/T 50493 limits")
     gbt50493_exempt_reason: str | None = None
@@ -286,6 +288,10 @@ class Enterprise(Strict):
                          for s in console.hazard_sources if s not in self.hazard_sources]
         for sid, src in self.hazard_sources.items():
             for eid, pid, p in src.iter_points():
+                if p.suppress_when and p.suppress_when.point not in seen:
+                    where = f"hazard_sources.{sid}.equipment.{eid}.points.{pid}.suppress_when"
+                    problems.append((f"{where}.point",
+                                     f"unknown point {p.suppress_when.point!r}"))
                 if p.flatline and p.flatline.related:
                     where = f"hazard_sources.{sid}.equipment.{eid}.points.{pid}.flatline.related"
                     problems += [(where, f"unknown point {r!r}") for r in p.flatline.related

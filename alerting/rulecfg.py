@@ -98,3 +98,18 @@ class Console(RuleModel):
     """An operator console and the hazard sources it watches (alarm-rate KPIs per console)."""
 
     hazard_sources: list[str] = Field(min_length=1)
+
+
+class SuppressRule(RuleModel):
+    """Suppression by design: the point's process alarms are suppressed while another point
+    (e.g. the pump's run signal) is below ``below`` or above ``above``."""
+
+    point: str
+    below: float | None = None
+    above: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> SuppressRule:
+        if self.below is None and self.above is None:
+            raise ValueError("give below, above or both")
+        return self

@@ -88,6 +88,9 @@ class RuleTable:
     tamper_from: F64
     tamper_zero: F64
     tamper_within_ms: I64
+    supp_ctrl: npt.NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    supp_below: F64 = field(default_factory=lambda: np.zeros(0))
+    supp_above: F64 = field(default_factory=lambda: np.zeros(0))
     votes: list[VoteGroup] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -205,5 +208,9 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
                              rl + span * np.array([p.tamper.zero_fraction if p.tamper else 0
                                                    for p in pts_cfg]), np.nan),
         tamper_within_ms=_ms([p.tamper.within_s if p.tamper else None for p in pts_cfg]),
+        supp_ctrl=np.array([pos[p.suppress_when.point] if p.suppress_when else -1
+                            for p in pts_cfg], np.int32),
+        supp_below=_arr([p.suppress_when.below if p.suppress_when else None for p in pts_cfg]),
+        supp_above=_arr([p.suppress_when.above if p.suppress_when else None for p in pts_cfg]),
         votes=votes,
     )

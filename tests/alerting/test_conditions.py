@@ -170,3 +170,20 @@ def test_trend_sums_survive_the_daily_rebase() -> None:
     assert long_run[0].forecast_s == pytest.approx(short_run[0].forecast_s, abs=1e-5)
     # 0.02 m/min toward 8 m: the warning comes when 8 m is at most 600 s away
     assert long_run[0].forecast_s is not None and 540 <= long_run[0].forecast_s <= 600
+
+
+def test_suppression_by_design_while_the_pump_is_stopped() -> None:
+    run = {"kind": "digital", "unit": "", "range_low": 0, "range_high": 1, "stale_after_s": 600}
+    flow = {"kind": "flow", "unit": "m3/h", "range_low": 0, "range_high": 100, "lo": 10,
+            "on_delay_s": 0, "off_delay_s": 0, "stale_after_s": 600,
+            "suppress_when": {"point": "P_run", "below": 0.5}}
+    e = engine({"P_run": run, "F": flow})
+    ev = feed(e, [(0, "P_run", 1.0), (0, "F", 50.0)])
+    ev += feed(e, [(1000, "P_run", 0.0), (1000, "F", 40.0)])       # pump stops
+    ev += feed(e, [(2000, "P_run", 0.0), (2000, "F", 0.0)])        # no flow: expected
+    ev += feed(e, [(3000, "P_run", 1.0), (3000, "F", 2.0)])        # restarted, still no flow
+    flow_events = [(x.ts, x.event, x.state, x.annunciated) for x in ev
+                   if x.alarm_id == "F:process"]
+    assert flow_events == [(1000, "suppress", "suppressed", True),
+                           (2000, "condition", "suppressed", False),
+                           (3000, "unsuppress", "unack", True)]

@@ -86,3 +86,22 @@ def test_unknown_substance_needs_q_and_beta() -> None:
     s = Substance.model_validate({"substance": "unobtainium", "quantity_t": 3,
                                   "critical_quantity_t": 10, "beta": 2})
     assert s.inventory().critical_quantity_t == 10
+
+
+def test_suppression_must_name_a_known_point() -> None:
+    from gateway.config import ConfigError, parse_site
+    from tests.alerting.helpers import PERSONS
+
+    data = {"enterprise": {
+        "code": "91320582MA1W3K4X5R", "name": "x",
+        "hazard_sources": {"s": {
+            "name": "s", "unit_type": "storage", "exposed_population_500m": 0,
+            "responsible_persons": PERSONS,
+            "equipment": {"e": {"kind": "area", "points": {
+                "F": {"kind": "flow", "unit": "m3/h", "range_low": 0, "range_high": 10,
+                      "lo": 1, "suppress_when": {"point": "NOPE", "below": 0.5}}}}}}}}}
+    with pytest.raises(ConfigError) as info:
+        parse_site(data)
+    assert info.value.errors == [
+        "enterprise.hazard_sources.s.equipment.e.points.F.suppress_when.point: "
+        "unknown point 'NOPE'"]
