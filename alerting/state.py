@@ -33,16 +33,12 @@ class RuleState:
     last_ts: I64          # last reading of any quality
     last_valid_ts: I64
     last_v: npt.NDArray[np.float64]
-    ring_t: I64           # (points, K_MAX) recent valid samples, ring buffer
-    ring_v: npt.NDArray[np.float64]
+    # (points, K_MAX, 2) recent valid samples (ts in ms as float64: exact below 2**53, and
+    # next to its value so one look-up fetches both)
+    ring: npt.NDArray[np.float64]
     ring_n: I64           # valid samples ever written per point
     # trend sums n, Σx, Σv, Σx², Σxv, Σv² over each point's window (x: s since tr_epoch)
-    tr_n: npt.NDArray[np.float64]
-    tr_sx: npt.NDArray[np.float64]
-    tr_sv: npt.NDArray[np.float64]
-    tr_sxx: npt.NDArray[np.float64]
-    tr_sxv: npt.NDArray[np.float64]
-    tr_svv: npt.NDArray[np.float64]
+    tr: npt.NDArray[np.float64]   # (points, 6): one row each, so a reading costs one look-up
     vote_count: npt.NDArray[np.int32]
     vote_level: I8
     origin_ts: int = -1   # first time seen: points that never report go stale from here
@@ -64,10 +60,8 @@ class RuleState:
             proc_delayed=i8(), proc_level=i8(), fault=i8(), roc=i8(),
             pred=i8(), flat=i8(), flat_since=never(), last_change=never(), tamper=i8(),
             stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
-            ring_t=np.zeros((n, K_MAX), np.int64), ring_v=np.zeros((n, K_MAX)),
-            ring_n=np.zeros(n, np.int64), tr_n=np.zeros(n),
-            tr_sx=np.zeros(n), tr_sv=np.zeros(n), tr_sxx=np.zeros(n), tr_sxv=np.zeros(n),
-            tr_svv=np.zeros(n),
+            ring=np.zeros((n, K_MAX, 2)),
+            ring_n=np.zeros(n, np.int64), tr=np.zeros((n, 6)),
             vote_count=np.zeros(nv, np.int32),
             vote_level=np.zeros(nv, np.int8))
 

@@ -19,23 +19,23 @@ IDX = npt.NDArray[np.intp]
 
 
 def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX, lag: IDX,
-         ) -> tuple[npt.NDArray[np.int64], F64, npt.NDArray[np.bool_]]:
-    """(ts, value, available) of the ``lag``-th predecessor (lag ≥ 1) of the grouped
+         ) -> tuple[F64, F64, npt.NDArray[np.bool_]]:
+    """(ts in ms, value, available) of the ``lag``-th predecessor (lag ≥ 1) of the grouped
     readings at positions ``sub``: from the batch when it holds it, else from the ring."""
     p = g.point[sub]
     have = st.ring_n[p]
+    ring = st.ring.reshape(-1, 2)                    # (t, v) pairs: one look-up fetches both
     if g.singletons:                                 # nothing earlier in this batch
-        flat = p * K_MAX + (have - lag) % K_MAX
-        return (st.ring_t.reshape(-1).take(flat), st.ring_v.reshape(-1).take(flat),
-                (have >= lag) & (lag <= K_MAX))
+        tv = ring[p * K_MAX + (have - lag) % K_MAX]
+        return tv[:, 0], tv[:, 1], (have >= lag) & (lag <= K_MAX)
     rank = g.rank[sub]
     in_batch = rank >= lag
     bi = np.maximum(sub - lag, 0)
     m = lag - rank                                   # how far back into the ring
     ok_ring = (~in_batch) & (have >= m) & (m <= K_MAX)
-    flat = p * K_MAX + (have - m) % K_MAX
-    t_out = np.where(in_batch, ts[bi], st.ring_t.reshape(-1).take(flat))
-    v_out = np.where(in_batch, v[bi], st.ring_v.reshape(-1).take(flat))
+    tv = ring[p * K_MAX + (have - m) % K_MAX]
+    t_out = np.where(in_batch, ts[bi], tv[:, 0])
+    v_out = np.where(in_batch, v[bi], tv[:, 1])
     return t_out, v_out, in_batch | ok_ring
 
 
@@ -146,32 +146,29 @@ def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, su
     xo = np.where(ok, (t_out - epoch) / 1000.0, 0.0)
     vo = np.where(ok, v_out, 0.0)
     vs = v[sub]
-    deltas = [1.0 - ok, x - xo, vs - vo, x * x - xo * xo, x * vs - xo * vo, vs * vs - vo * vo]
+    deltas = np.stack([1.0 - ok, x - xo, vs - vo, x * x - xo * xo, x * vs - xo * vo,
+                       vs * vs - vo * vo], axis=1)
     if not g.singletons:
         starts = np.flatnonzero(g.first[sub])
         sizes = np.diff(np.append(starts, len(sub)))
-        deltas = [np.cumsum(d) - np.repeat(np.cumsum(d)[starts] - d[starts], sizes)
-                  for d in deltas]
-    sums = (st.tr_n, st.tr_sx, st.tr_sv, st.tr_sxx, st.tr_sxv, st.tr_svv)
-    out = tuple(s[p] + d for s, d in zip(sums, deltas, strict=True))
+        cs = np.cumsum(deltas, axis=0)
+        deltas = cs - np.repeat(cs[starts] - deltas[starts], sizes, axis=0)
+    out = st.tr[p] + deltas
     if g.singletons:
-        for s, o in zip(sums, out, strict=True):
-            s[p] = o
+        st.tr[p] = out
     else:
         last = g.last[sub]
-        pl = p[last]
-        for s, o in zip(sums, out, strict=True):
-            s[pl] = o[last]
-    return (*out, x)
+        st.tr[p[last]] = out[last]
+    return out[:, 0], out[:, 1], out[:, 2], out[:, 3], out[:, 4], out[:, 5], x
 
 
 def _rebase(st: RuleState, epoch: int) -> None:
     """Move every point's sums to a later epoch (x' = x − Δ), exactly."""
     d = (epoch - st.tr_epoch) / 1000.0
-    n, sx = st.tr_n, st.tr_sx
-    st.tr_sxx[:] = st.tr_sxx - 2 * d * sx + n * d * d
-    st.tr_sxv[:] = st.tr_sxv - d * st.tr_sv
-    st.tr_sx[:] = sx - n * d
+    n, sx, sv = st.tr[:, 0], st.tr[:, 1].copy(), st.tr[:, 2]
+    st.tr[:, 3] += n * d * d - 2 * d * sx
+    st.tr[:, 4] -= d * sv
+    st.tr[:, 1] = sx - n * d
     st.tr_epoch = epoch
 
 
@@ -198,8 +195,9 @@ def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> 
     if g.singletons:
         p = g.point
         flat = p * K_MAX + st.ring_n[p] % K_MAX
-        st.ring_t.reshape(-1)[flat] = ts
-        st.ring_v.reshape(-1)[flat] = v
+        ring = st.ring.reshape(-1, 2)
+        ring[flat, 0] = ts
+        ring[flat, 1] = v
         st.ring_n[p] += 1
         return
     ends = np.flatnonzero(g.last)
@@ -207,6 +205,6 @@ def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> 
     keep = g.rank >= group_size - K_MAX
     p = g.point[keep]
     slot = (st.ring_n[p] + g.rank[keep]) % K_MAX
-    st.ring_t[p, slot] = ts[keep]
-    st.ring_v[p, slot] = v[keep]
+    st.ring[p, slot, 0] = ts[keep]
+    st.ring[p, slot, 1] = v[keep]
     st.ring_n[g.point[ends]] += group_size[ends]
