@@ -102,8 +102,7 @@ def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
     if len(g):
         out.append(_process(table, st, g, ts, v))
         if (table.roc_k > 0).any():
-            roc = rate_of_change(table, st, g, ts, v)
-            limit = np.where(roc >= 0, table.roc_rise[g.point], -table.roc_fall[g.point]) * 60
+            roc, limit = rate_of_change(table, st, g, ts, v)
             out.append(_changes(ROC, n, g, ts, roc, st.roc, v, limit))
         if (table.trend_k > 0).any():
             lvl, target, secs = trend_forecast(table, st, g, ts, v)

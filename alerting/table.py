@@ -101,6 +101,8 @@ class RuleTable:
             # the nearest limits on each side: a reading short of both cannot set any
             self.min_high = np.fmin(self.hi, self.hihi)
             self.max_low = np.fmax(self.lo, self.lolo)
+            # the smaller rate limit: rates below 80 % of it cannot set either direction
+            self.roc_min = np.fmin(self.roc_rise, self.roc_fall)
         self.vote_members: dict[int, list[int]] = {}
         for vi, vg in enumerate(self.votes):
             for m in vg.members.tolist():

@@ -40,22 +40,39 @@ def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX, 
 
 
 def rate_of_change(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[np.int64],
-                   v: F64) -> npt.NDArray[np.int8]:
-    """ROC level per reading: +1 rising beyond its limit, -1 falling, 0 otherwise.
+                   v: F64) -> tuple[npt.NDArray[np.int8], F64]:
+    """ROC level per reading (+1 rising beyond its limit, -1 falling, 0 otherwise) and the
+    limit in units per minute.
 
     ROC = (PV − PV k samples ago) / elapsed, per second; it resets below 80 % of the limit.
     """
+    n = len(g)
     p = g.point
     k = table.roc_k[p]
-    t0, v0, ok = back(g, st, ts, v, np.arange(len(g)), np.maximum(k, 1))
+    t0, v0, ok = back(g, st, ts, v, np.arange(n), np.maximum(k, 1))
     dt = (ts - t0) / 1000.0
+    level = np.zeros(n, np.int8)
+    limit = np.full(n, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = np.where(ok & (k > 0) & (dt > 0), (v - v0) / dt, np.nan)
-        rise, fall = table.roc_rise[p], table.roc_fall[p]
-        decided = ~np.isnan(rate)
-        up = switch(g, decided & (rate >= rise), decided & ~(rate >= 0.8 * rise), st.roc > 0)
-        down = switch(g, decided & (rate <= -fall), decided & ~(rate <= -0.8 * fall), st.roc < 0)
-    return np.where(up, 1, np.where(down, -1, 0)).astype(np.int8)
+        sub = np.arange(n)
+        if g.singletons:
+            # one reading per point: only a rate near a limit, or a point alarming now, can
+            # change anything
+            cand = (np.abs(rate) >= 0.8 * table.roc_min[p]) | (st.roc[p] != 0)
+            sub = np.flatnonzero(cand)
+            gs = g.subset(cand)
+        else:
+            gs = g
+        r, ps = rate[sub], p[sub]
+        rise, fall = table.roc_rise[ps], table.roc_fall[ps]
+        decided = ~np.isnan(r)
+        up = switch(gs, decided & (r >= rise), decided & ~(r >= 0.8 * rise), st.roc > 0)
+        down = switch(gs, decided & (r <= -fall), decided & ~(r <= -0.8 * fall), st.roc < 0)
+    lvl = np.where(up, 1, np.where(down, -1, 0)).astype(np.int8)
+    level[sub] = lvl
+    limit[sub] = np.where(lvl >= 0, rise, -fall) * 60
+    return level, limit
 
 
 def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[np.int64],
