@@ -24,18 +24,20 @@ def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX, 
     readings at positions ``sub``: from the batch when it holds it, else from the ring."""
     p = g.point[sub]
     have = st.ring_n[p]
-    ring = st.ring.reshape(-1, 2)                    # (t, v) pairs: one look-up fetches both
+    # (t, v) pairs seen as one complex number each: a 1-D take fetches both in one go,
+    # several times faster than fancy-indexing rows of a 2-D array
+    ring = st.ring.reshape(-1).view(np.complex128)
     if g.singletons:                                 # nothing earlier in this batch
-        tv = ring[p * K_MAX + (have - lag) % K_MAX]
-        return tv[:, 0], tv[:, 1], (have >= lag) & (lag <= K_MAX)
+        tv = ring.take(p * K_MAX + (have - lag) % K_MAX)
+        return tv.real, tv.imag, (have >= lag) & (lag <= K_MAX)
     rank = g.rank[sub]
     in_batch = rank >= lag
     bi = np.maximum(sub - lag, 0)
     m = lag - rank                                   # how far back into the ring
     ok_ring = (~in_batch) & (have >= m) & (m <= K_MAX)
-    tv = ring[p * K_MAX + (have - m) % K_MAX]
-    t_out = np.where(in_batch, ts[bi], tv[:, 0])
-    v_out = np.where(in_batch, v[bi], tv[:, 1])
+    tv = ring.take(p * K_MAX + (have - m) % K_MAX)
+    t_out = np.where(in_batch, ts[bi], tv.real)
+    v_out = np.where(in_batch, v[bi], tv.imag)
     return t_out, v_out, in_batch | ok_ring
 
 
@@ -212,9 +214,7 @@ def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> 
     if g.singletons:
         p = g.point
         flat = p * K_MAX + st.ring_n[p] % K_MAX
-        ring = st.ring.reshape(-1, 2)
-        ring[flat, 0] = ts
-        ring[flat, 1] = v
+        st.ring.reshape(-1).view(np.complex128)[flat] = ts + 1j * v
         st.ring_n[p] += 1
         return
     ends = np.flatnonzero(g.last)
