@@ -165,14 +165,20 @@ def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, su
     xo = np.where(ok, (t_out - epoch) / 1000.0, 0.0)
     vo = np.where(ok, v_out, 0.0)
     vs = v[sub]
-    deltas = np.stack([1.0 - ok, x - xo, vs - vo, x * x - xo * xo, x * vs - xo * vo,
-                       vs * vs - vo * vo], axis=1)
+    # each reading adds itself and takes away its outgoing sample, column by column in place
+    deltas = np.empty((len(sub), 6))
+    np.subtract(1.0, ok, out=deltas[:, 0])
+    np.subtract(x, xo, out=deltas[:, 1])
+    np.subtract(vs, vo, out=deltas[:, 2])
+    np.subtract(x * x, xo * xo, out=deltas[:, 3])
+    np.subtract(x * vs, xo * vo, out=deltas[:, 4])
+    np.subtract(vs * vs, vo * vo, out=deltas[:, 5])
     if not g.singletons:
         starts = np.flatnonzero(g.first[sub])
         sizes = np.diff(np.append(starts, len(sub)))
         cs = np.cumsum(deltas, axis=0)
         deltas = cs - np.repeat(cs[starts] - deltas[starts], sizes, axis=0)
-    out = st.tr[p] + deltas
+    out = np.add(st.tr[p], deltas, out=deltas)
     if g.singletons:
         st.tr[p] = out
     else:
