@@ -233,6 +233,14 @@ def _flatline(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Ch
     last_move = np.where(inside, ts[at], st.last_change[p])
     st.flat_since[p[g.last]] = since[g.last]
     st.last_change[p[g.last]] = last_move[g.last]
+    if g.singletons:
+        # one reading per point: only a run past the suspect time, or a point flagged now,
+        # can change anything
+        sus_all = table.flat_suspect_ms[p]
+        keep = ((sus_all > 0) & (ts - since >= sus_all)) | (st.flat[p] != 0)
+        if not keep.all():
+            g, ts, v, since = g.subset(keep), ts[keep], v[keep], since[keep]
+            p = g.point
     sus, fail = table.flat_suspect_ms[p], table.flat_fail_ms[p]
     dur = ts - since
     level = np.where((fail > 0) & (dur >= fail), 2,
@@ -272,6 +280,14 @@ def _related_moving(table: RuleTable, st: RuleState, p: npt.NDArray[np.int32], a
 def _tamper(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
     """A sudden drop to the bottom of the range (covered or pulled probe)."""
     p = g.point
+    if g.singletons:
+        # one reading per point: only a reading at the bottom of the range, or a point
+        # flagged now, can change anything
+        with np.errstate(invalid="ignore"):
+            keep = (v <= table.tamper_zero[p]) | (st.tamper[p] != 0)
+        if not keep.all():
+            g, ts, v = g.subset(keep), ts[keep], v[keep]
+            p = g.point
     frm, zero = table.tamper_from[p], table.tamper_zero[p]
     prev_v = g.previous(v, st.last_v)
     prev_t = g.previous(ts, st.last_valid_ts)
