@@ -89,13 +89,14 @@ def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
     if st.origin_ts < 0 and known.any():
         st.origin_ts = int(batch.ts_ms[known].min())
     g_all = group(batch.point, batch.ts_ms, known)
-    out = [_stale(table, st, g_all), _fault(table, st, g_all, batch)]
-
     v_all = batch.value
     p_all = np.where(known, batch.point, 0)
-    in_range = ((v_all >= table.range_low[p_all] - table.fault_margin[p_all])
-                & (v_all <= table.range_high[p_all] + table.fault_margin[p_all]))
-    valid = known & (batch.quality <= Quality.UNCERTAIN) & np.isfinite(v_all) & in_range
+    with np.errstate(invalid="ignore"):
+        # NaN values compare False: not in range, so a missing value is a fault as well
+        usable = ((batch.quality <= Quality.UNCERTAIN)
+                  & (v_all >= table.fault_low[p_all]) & (v_all <= table.fault_high[p_all]))
+    valid = known & usable
+    out = [_stale(table, st, g_all), _fault(table, st, g_all, batch, ~usable[g_all.order])]
     g = g_all if np.array_equal(valid, known) else group(batch.point, batch.ts_ms, valid)
     ts, v = g.ts, batch.value[g.order]
     before = st.proc_level.copy() if table.votes else st.proc_level
@@ -140,16 +141,11 @@ def _stale(table: RuleTable, st: RuleState, g: Groups) -> Changes:
         Changes(slots[end], ts[end], np.zeros(len(nan_e), np.int8), nan_e, nan_e, nan_e)])
 
 
-def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch) -> Changes:
+def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch,
+           bad: npt.NDArray[np.bool_]) -> Changes:
     """Sensor fault: bad or stale quality, no value, or outside the instrument range."""
-    p = g.point
-    v = batch.value[g.order]
-    q = batch.quality[g.order]
-    margin = table.fault_margin[p]
-    with np.errstate(invalid="ignore"):
-        bad = ((q >= Quality.BAD) | ~np.isfinite(v) | (v < table.range_low[p] - margin)
-               | (v > table.range_high[p] + margin))
-    return _changes(FAULT, len(table), g, g.ts, bad.astype(np.int8), st.fault, v)
+    return _changes(FAULT, len(table), g, g.ts, bad.astype(np.int8), st.fault,
+                    batch.value[g.order])
 
 
 def _process(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:

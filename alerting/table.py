@@ -101,6 +101,9 @@ class RuleTable:
             # the nearest limits on each side: a reading short of both cannot set any
             self.min_high = np.fmin(self.hi, self.hihi)
             self.max_low = np.fmax(self.lo, self.lolo)
+            # readings beyond these are sensor faults (range ± margin)
+            self.fault_low = self.range_low - self.fault_margin
+            self.fault_high = self.range_high + self.fault_margin
             # the smaller rate limit: rates below 80 % of it cannot set either direction
             self.roc_min = np.fmin(self.roc_rise, self.roc_fall)
         self.vote_members: dict[int, list[int]] = {}
