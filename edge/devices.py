@@ -7,10 +7,12 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-RegisterType = Literal["int16", "uint16", "int32", "uint32", "float32"]
+RegisterType = Literal["bit", "int16", "uint16", "int32", "uint32", "int64", "float32",
+                       "float64"]
 
 # Registers each type occupies.
-WIDTH: dict[str, int] = {"int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "float32": 2}
+WIDTH: dict[str, int] = {"bit": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
+                         "int64": 4, "float32": 2, "float64": 4}
 
 
 class Strict(BaseModel):
@@ -25,8 +27,13 @@ class Register(Strict):
     table: Literal["holding", "input"] = "holding"
     address: int = Field(ge=0, le=65535)
     type: RegisterType = "float32"
-    word_order: Literal["ABCD", "CDAB"] = Field(
-        default="ABCD", description="ABCD: high word first (big-endian); CDAB: low word first")
+    word_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = Field(
+        default="ABCD",
+        description="byte order of the value, A most significant: ABCD big-endian (Modbus "
+                    "standard); CDAB word-swapped (\"little-endian word order\"); BADC "
+                    "byte-swapped words; DCBA fully little-endian")
+    bit: int | None = Field(default=None, ge=0, le=15,
+                            description="for type bit: the bit of the register, 0 = LSB")
     scale: float = 1.0
     offset: float = 0.0
 
@@ -39,6 +46,8 @@ class Register(Strict):
     def _fits(self) -> Register:
         if self.address + self.width - 1 > 65535:
             raise ValueError(f"{self.type} at address {self.address} runs past register 65535")
+        if (self.type == "bit") != (self.bit is not None):
+            raise ValueError("bit is required for type bit, and only for it")
         return self
 
 

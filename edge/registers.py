@@ -10,7 +10,11 @@ import numpy.typing as npt
 
 from edge.devices import Register
 
-_TYPE_CODE = {"int16": 0, "uint16": 1, "int32": 2, "uint32": 3, "float32": 4}
+_TYPES = ("bit", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64")
+_TYPE_CODE = {t: i for i, t in enumerate(_TYPES)}
+_U64 = np.uint64
+_BIG_ENDIAN = {"int16": ">i2", "uint16": ">u2", "int32": ">i4", "uint32": ">u4", "int64": ">i8",
+               "float32": ">f4", "float64": ">f8"}
 
 
 @dataclass(frozen=True)
@@ -23,31 +27,41 @@ class ReadBlock:
     point_ids: list[str]
     offset: npt.NDArray[np.intp]
     type_code: npt.NDArray[np.int8]
+    width: npt.NDArray[np.intp]
     swap_words: npt.NDArray[np.bool_]
+    swap_bytes: npt.NDArray[np.bool_]
+    bit: npt.NDArray[np.intp]
     scale: npt.NDArray[np.float64]
     add: npt.NDArray[np.float64]
 
     def decode(self, registers: Sequence[int]) -> npt.NDArray[np.float64]:
-        """Engineering values of this block's points from the registers read."""
+        """Engineering values of this block's points from the registers read (vectorised over
+        the block's fields: every type and byte order at once)."""
         regs = np.asarray(registers, dtype=np.uint16)
         if len(regs) < self.count:
             raise ValueError(f"expected {self.count} registers, got {len(regs)}")
-        first = regs[self.offset].astype(np.uint32)
-        # Width-1 values at the end of the block have no second word; clip keeps the index valid
-        # and the result is not selected for them.
-        second = regs[np.minimum(self.offset + 1, len(regs) - 1)].astype(np.uint32)
-        hi = np.where(self.swap_words, second, first)
-        lo = np.where(self.swap_words, first, second)
-        u32 = (hi << 16) | lo
-        u16 = first.astype(np.uint16)
-        raw = np.select(
-            [self.type_code == 0, self.type_code == 1, self.type_code == 2,
-             self.type_code == 3],
-            [u16.view(np.int16).astype(np.float64), u16.astype(np.float64),
-             u32.view(np.int32).astype(np.float64), u32.astype(np.float64)],
-            u32.view(np.float32).astype(np.float64),
+        # words of each value, most significant first: (fields, 4), unused ones zero
+        j = np.arange(4)
+        used = j < self.width[:, None]
+        pos = np.where(self.swap_words[:, None], self.width[:, None] - 1 - j, j)
+        idx = np.minimum(self.offset[:, None] + np.where(used, pos, 0), len(regs) - 1)
+        words = np.where(used, regs[idx], 0).astype(_U64)
+        words = np.where(self.swap_bytes[:, None],
+                         ((words & _U64(0xFF)) << _U64(8)) | (words >> _U64(8)), words)
+        shift = (16 * (self.width[:, None] - 1 - j)).clip(0).astype(_U64)
+        raw = np.bitwise_or.reduce(np.where(used, words << shift, _U64(0)), axis=1)
+        u16 = (raw & _U64(0xFFFF)).astype(np.uint16)
+        u32 = (raw & _U64(0xFFFFFFFF)).astype(np.uint32)
+        code = self.type_code
+        value = np.select(
+            [code == 0, code == 1, code == 2, code == 3, code == 4, code == 5, code == 6],
+            [((u16 >> self.bit.astype(np.uint16)) & 1).astype(np.float64),
+             u16.view(np.int16).astype(np.float64), u16.astype(np.float64),
+             u32.view(np.int32).astype(np.float64), u32.astype(np.float64),
+             raw.view(np.int64).astype(np.float64), u32.view(np.float32).astype(np.float64)],
+            raw.view(np.float64),
         )
-        result: npt.NDArray[np.float64] = raw * self.scale + self.add
+        result: npt.NDArray[np.float64] = value * self.scale + self.add
         return result
 
 
@@ -84,25 +98,30 @@ def _block(table: str, group: list[tuple[int, str, Register]]) -> ReadBlock:
         point_ids=[pid for _, pid, _ in group],
         offset=np.array([a - start for a, _, _ in group], dtype=np.intp),
         type_code=np.array([_TYPE_CODE[r.type] for _, _, r in group], dtype=np.int8),
-        swap_words=np.array([r.word_order == "CDAB" for _, _, r in group], dtype=bool),
+        width=np.array([r.width for _, _, r in group], dtype=np.intp),
+        swap_words=np.array([r.word_order in ("CDAB", "DCBA") for _, _, r in group], bool),
+        swap_bytes=np.array([r.word_order in ("BADC", "DCBA") for _, _, r in group], bool),
+        bit=np.array([r.bit or 0 for _, _, r in group], dtype=np.intp),
         scale=np.array([r.scale for _, _, r in group], dtype=np.float64),
         add=np.array([r.offset for _, _, r in group], dtype=np.float64),
     )
 
 
 def encode_values(reg: Register, value: float) -> list[int]:
-    """Registers holding ``value`` as ``reg`` describes it (the inverse of decode; simulator)."""
+    """Registers holding ``value`` as ``reg`` describes it (the inverse of decode; simulator).
+    A bit is written alone in its register."""
     raw = (value - reg.offset) / reg.scale
-    if reg.type in ("int16", "uint16"):
-        dt = np.int16 if reg.type == "int16" else np.uint16
-        info = np.iinfo(dt)
-        return [int(np.array(np.clip(round(raw), info.min, info.max), dtype=dt).view(np.uint16))]
-    if reg.type == "float32":
-        u32 = int(np.array(raw, dtype=np.float32).view(np.uint32))
+    if reg.type == "bit":
+        return [(1 << (reg.bit or 0)) if round(raw) else 0]
+    big_endian = _BIG_ENDIAN[reg.type]
+    if reg.type in ("float32", "float64"):
+        data = np.array(raw, dtype=big_endian).tobytes()
     else:
-        dt32 = np.int32 if reg.type == "int32" else np.uint32
-        info32 = np.iinfo(dt32)
-        u32 = int(np.array(np.clip(round(raw), info32.min, info32.max), dtype=dt32)
-                  .view(np.uint32))
-    words = [u32 >> 16, u32 & 0xFFFF]
-    return words[::-1] if reg.word_order == "CDAB" else words
+        info = np.iinfo(np.dtype(big_endian))
+        data = np.array(min(max(round(raw), info.min), info.max), dtype=big_endian).tobytes()
+    words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
+    if reg.word_order in ("BADC", "DCBA"):
+        words = [((w & 0xFF) << 8) | (w >> 8) for w in words]
+    if reg.word_order in ("CDAB", "DCBA"):
+        words = words[::-1]
+    return words

@@ -120,7 +120,10 @@ class SimulatedDevice:
         for pid, reg in self.dev.registers.items():
             if reg.table == table:
                 words = encode_values(reg, self.model.value(pid))
-                image[reg.address:reg.address + len(words)] = words
+                if reg.type == "bit":          # several bit points may share a register
+                    image[reg.address] |= words[0]
+                else:
+                    image[reg.address:reg.address + len(words)] = words
         # current_registers is the whole block starting at start_address: refresh the
         # requested window only.
         lo = max(0, address - start_address)

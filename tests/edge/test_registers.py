@@ -5,17 +5,45 @@ import pytest
 from edge.devices import Register
 from edge.registers import encode_values, plan_reads
 
+VALUES = {"int16": -1234, "uint16": 65000, "int32": -70000, "uint32": 4_000_000_000,
+          "int64": -9_000_000_000_000, "float32": -0.375, "float64": 1234.5678901234}
 
-@pytest.mark.parametrize(("rtype", "order", "value"), [
-    ("int16", "ABCD", -1234), ("uint16", "ABCD", 65000), ("int32", "ABCD", -70000),
-    ("int32", "CDAB", -70000), ("uint32", "ABCD", 4_000_000_000),
-    ("uint32", "CDAB", 4_000_000_000), ("float32", "ABCD", 12.5), ("float32", "CDAB", -0.375),
-])
-def test_decode_inverts_encode(rtype: str, order: str, value: float) -> None:
+
+@pytest.mark.parametrize("order", ["ABCD", "CDAB", "BADC", "DCBA"])
+@pytest.mark.parametrize("rtype", sorted(VALUES))
+def test_decode_inverts_encode_for_every_type_and_order(rtype: str, order: str) -> None:
     reg = Register.model_validate({"address": 3, "type": rtype, "word_order": order})
-    words = encode_values(reg, value)
+    words = encode_values(reg, VALUES[rtype])
     block = plan_reads({"p": reg})[0]
-    assert block.decode(words).tolist() == [value]
+    assert block.decode(words).tolist() == [VALUES[rtype]]
+
+
+@pytest.mark.parametrize(("order", "image"), [
+    ("ABCD", [0x4148, 0x0000]), ("CDAB", [0x0000, 0x4148]),
+    ("BADC", [0x4841, 0x0000]), ("DCBA", [0x0000, 0x4841])])
+def test_the_four_orders_of_12_5(order: str, image: list[int]) -> None:
+    # 12.5 as IEEE-754 float32 is 0x41 48 00 00 (bytes A B C D)
+    reg = Register.model_validate({"address": 0, "type": "float32", "word_order": order})
+    assert encode_values(reg, 12.5) == image
+    assert plan_reads({"p": reg})[0].decode(image).tolist() == [12.5]
+
+
+def test_a_block_mixing_types_and_bits_decodes_each_field() -> None:
+    regs = {
+        "f64": Register.model_validate({"address": 0, "type": "float64", "word_order": "DCBA"}),
+        "b3": Register.model_validate({"address": 4, "type": "bit", "bit": 3}),
+        "b0": Register.model_validate({"address": 4, "type": "bit", "bit": 0}),
+        "i16": Register.model_validate({"address": 5, "type": "int16", "scale": 0.1}),
+    }
+    image = [*encode_values(regs["f64"], -2.25), 0b1000, *encode_values(regs["i16"], -12.3)]
+    [block] = plan_reads(regs, max_gap=0)
+    got = dict(zip(block.point_ids, block.decode(image).tolist(), strict=True))
+    assert got == {"f64": -2.25, "b3": 1.0, "b0": 0.0, "i16": pytest.approx(-12.3)}
+
+
+def test_bit_needs_its_bit_number() -> None:
+    with pytest.raises(ValueError, match="bit is required"):
+        Register.model_validate({"address": 0, "type": "bit"})
 
 
 def test_known_register_images() -> None:
