@@ -35,7 +35,7 @@ def register_map() -> dict[str, Register]:
 
 def image(regs: dict[str, Register]) -> list[int]:
     words = [0] * (max(r.address + r.width for r in regs.values()))
-    for pid, reg in regs.items():
+    for reg in regs.values():
         value = 1.0 if reg.type == "bit" else VALUES[reg.type]
         w = encode_values(reg, value)
         words[reg.address:reg.address + len(w)] = w
