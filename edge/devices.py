@@ -7,11 +7,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
-RegisterType = Literal["bit", "int16", "uint16", "int32", "uint32", "int64", "float32",
+RegisterType = Literal["bool", "bit", "int16", "uint16", "int32", "uint32", "int64", "float32",
                        "float64"]
 
 # Registers each type occupies.
-WIDTH: dict[str, int] = {"bit": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
+WIDTH: dict[str, int] = {"bool": 1, "bit": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
                          "int64": 4, "float32": 2, "float64": 4}
 
 
@@ -24,7 +24,9 @@ class Strict(BaseModel):
 class Register(Strict):
     """Where a point's raw value lives and how it becomes an engineering value."""
 
-    table: Literal["holding", "input"] = "holding"
+    table: Literal["holding", "input", "coil", "discrete"] = Field(
+        default="holding", description="function code 3, 4, 1 or 2; coils and discrete inputs "
+                                       "hold one bit per address (type bool)")
     address: int = Field(ge=0, le=65535)
     type: RegisterType = "float32"
     word_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = Field(
@@ -48,6 +50,8 @@ class Register(Strict):
             raise ValueError(f"{self.type} at address {self.address} runs past register 65535")
         if (self.type == "bit") != (self.bit is not None):
             raise ValueError("bit is required for type bit, and only for it")
+        if (self.table in ("coil", "discrete")) != (self.type == "bool"):
+            raise ValueError("coils and discrete inputs are read as type bool, and only they")
         return self
 
 

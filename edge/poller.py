@@ -19,7 +19,7 @@ from pymodbus.exceptions import ModbusException
 
 from alerting.batch import Quality
 from edge.devices import ModbusDevice
-from edge.registers import ReadBlock, plan_reads
+from edge.registers import BIT_TABLES, ReadBlock, plan_reads
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,14 @@ class DevicePoller:
         self._next_connect = 0.0
 
     async def _read(self, block: ReadBlock) -> npt.NDArray[np.float64]:
-        read = (self._client.read_holding_registers if block.table == "holding"
-                else self._client.read_input_registers)
+        read = {"holding": self._client.read_holding_registers,
+                "input": self._client.read_input_registers,
+                "coil": self._client.read_coils,
+                "discrete": self._client.read_discrete_inputs}[block.table]
         rr = await read(block.start, count=block.count, device_id=self.dev.unit_id)
         if rr.isError():
             raise ModbusException(f"exception response {rr}")
-        return block.decode(rr.registers)
+        return block.decode(rr.bits if block.table in BIT_TABLES else rr.registers)
 
     async def poll_once(self) -> None:
         """Read every block once; failed blocks give bad-quality samples, never a stale value."""

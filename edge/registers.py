@@ -10,7 +10,9 @@ import numpy.typing as npt
 
 from edge.devices import Register
 
-_TYPES = ("bit", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64")
+_TYPES = ("bit", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64", "bool")
+BIT_TABLES = ("coil", "discrete")
+MAX_BITS_PER_READ = 2000   # Modbus limit for function codes 1 and 2
 _TYPE_CODE = {t: i for i, t in enumerate(_TYPES)}
 _U64 = np.uint64
 _BIG_ENDIAN = {"int16": ">i2", "uint16": ">u2", "int32": ">i4", "uint32": ">u4", "int64": ">i8",
@@ -34,9 +36,15 @@ class ReadBlock:
     scale: npt.NDArray[np.float64]
     add: npt.NDArray[np.float64]
 
-    def decode(self, registers: Sequence[int]) -> npt.NDArray[np.float64]:
-        """Engineering values of this block's points from the registers read (vectorised over
-        the block's fields: every type and byte order at once)."""
+    def decode(self, registers: Sequence[int] | Sequence[bool]) -> npt.NDArray[np.float64]:
+        """Engineering values of this block's points from the registers (or, for coils and
+        discrete inputs, bits) read, vectorised over the block's fields."""
+        if self.table in BIT_TABLES:
+            bits = np.asarray(registers, dtype=np.float64)
+            if len(bits) < self.count:
+                raise ValueError(f"expected {self.count} bits, got {len(bits)}")
+            out: npt.NDArray[np.float64] = bits[self.offset] * self.scale + self.add
+            return out
         regs = np.asarray(registers, dtype=np.uint16)
         if len(regs) < self.count:
             raise ValueError(f"expected {self.count} registers, got {len(regs)}")
@@ -73,7 +81,8 @@ def plan_reads(registers: dict[str, Register], max_count: int = 125,
     because some devices answer an exception for unmapped addresses.
     """
     blocks: list[ReadBlock] = []
-    for table in ("holding", "input"):
+    for table in ("holding", "input", *BIT_TABLES):
+        limit = MAX_BITS_PER_READ if table in BIT_TABLES else max_count
         items = sorted(((r.address, pid, r) for pid, r in registers.items() if r.table == table),
                        key=lambda t: t[0])
         group: list[tuple[int, str, Register]] = []
@@ -81,7 +90,7 @@ def plan_reads(registers: dict[str, Register], max_count: int = 125,
             if group:
                 start = group[0][0]
                 end = max(a + r.width for a, _, r in group)
-                if addr - end > max_gap or addr + reg.width - start > max_count:
+                if addr - end > max_gap or addr + reg.width - start > limit:
                     blocks.append(_block(table, group))
                     group = []
             group.append((addr, pid, reg))
@@ -111,6 +120,8 @@ def encode_values(reg: Register, value: float) -> list[int]:
     """Registers holding ``value`` as ``reg`` describes it (the inverse of decode; simulator).
     A bit is written alone in its register."""
     raw = (value - reg.offset) / reg.scale
+    if reg.type == "bool":
+        return [1 if round(raw) else 0]
     if reg.type == "bit":
         return [(1 << (reg.bit or 0)) if round(raw) else 0]
     big_endian = _BIG_ENDIAN[reg.type]

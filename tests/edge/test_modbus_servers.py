@@ -47,7 +47,8 @@ def expected(regs: dict[str, Register]) -> dict[str, float]:
 
 
 @contextmanager
-def modbus_tk_server(port: int, words: list[int]) -> Iterator[None]:
+def modbus_tk_server(port: int, words: list[int], coils: list[int] | None = None,
+                     discrete: list[int] | None = None) -> Iterator[None]:
     import modbus_tk.defines as cst
     from modbus_tk import modbus_tcp
 
@@ -57,6 +58,10 @@ def modbus_tk_server(port: int, words: list[int]) -> Iterator[None]:
         slave = server.add_slave(1)
         slave.add_block("hr", cst.HOLDING_REGISTERS, 0, len(words))
         slave.set_values("hr", 0, words)
+        for name, kind, bits in (("co", cst.COILS, coils), ("di", cst.DISCRETE_INPUTS, discrete)):
+            if bits:
+                slave.add_block(name, kind, 0, len(bits))
+                slave.set_values(name, 0, bits)
         for _ in range(200):            # its listener starts on a thread: wait (bounded)
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -86,6 +91,28 @@ async def test_modbus_tk_server_every_type_and_order() -> None:
     with modbus_tk_server(port, image(regs)):
         got = await read_all(port, regs)
     assert got == expected(regs)
+
+
+async def test_coils_and_discrete_inputs_from_modbus_tk() -> None:
+    coils = [0, 1, 1, 0, 0, 0, 0, 0, 0, 1]
+    discrete = [1, 0, 1]
+    regs = {f"co{i}": Register.model_validate({"table": "coil", "address": i, "type": "bool"})
+            for i in (1, 2, 3, 9)}
+    regs.update({f"di{i}": Register.model_validate({"table": "discrete", "address": i,
+                                                   "type": "bool"}) for i in range(3)})
+    regs["hr"] = Register.model_validate({"address": 0, "type": "uint16"})
+    port = free_port()
+    with modbus_tk_server(port, [7], coils, discrete):
+        got = await read_all(port, regs)
+    assert got == {"co1": 1.0, "co2": 1.0, "co3": 0.0, "co9": 1.0,
+                   "di0": 1.0, "di1": 0.0, "di2": 1.0, "hr": 7.0}
+
+
+def test_bit_tables_take_bool_only() -> None:
+    with pytest.raises(ValueError, match="coils and discrete inputs are read as type bool"):
+        Register.model_validate({"table": "coil", "address": 0, "type": "uint16"})
+    with pytest.raises(ValueError, match="coils and discrete inputs are read as type bool"):
+        Register.model_validate({"table": "holding", "address": 0, "type": "bool"})
 
 
 async def test_pymodbus_server_every_type_and_order() -> None:
