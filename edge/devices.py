@@ -21,6 +21,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class CurrentLoop(Strict):
+    """A 4–20 mA input: the raw counts at 4 and 20 mA and the engineering range they span.
+    Outside NAMUR NE43's measuring range (3.8–20.5 mA) the sample is uncertain; below 3.6 or
+    above 21 mA (broken wire, short circuit, transmitter fault) it is bad and carries no value.
+    """
+
+    raw_at_4ma: float
+    raw_at_20ma: float
+    eng_low: float
+    eng_high: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CurrentLoop:
+        if self.raw_at_4ma == self.raw_at_20ma:
+            raise ValueError("raw_at_4ma and raw_at_20ma must differ")
+        return self
+
+
 class Register(Strict):
     """Where a point's raw value lives and how it becomes an engineering value."""
 
@@ -38,6 +56,8 @@ class Register(Strict):
                             description="for type bit: the bit of the register, 0 = LSB")
     scale: float = 1.0
     offset: float = 0.0
+    current_loop: CurrentLoop | None = Field(
+        default=None, description="4–20 mA scaling (replaces scale and offset)")
 
     @property
     def width(self) -> int:

@@ -17,9 +17,9 @@ import numpy.typing as npt
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from alerting.batch import Quality
 from edge.devices import ModbusDevice
 from edge.registers import BIT_TABLES, ReadBlock, plan_reads
+from edge.wire import Quality
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,8 @@ class DevicePoller:
         self._backoff_s = 0.0
         self._next_connect = 0.0
 
-    async def _read(self, block: ReadBlock) -> npt.NDArray[np.float64]:
+    async def _read(self, block: ReadBlock,
+                    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
         read = {"holding": self._client.read_holding_registers,
                 "input": self._client.read_input_registers,
                 "coil": self._client.read_coils,
@@ -53,7 +54,8 @@ class DevicePoller:
         rr = await read(block.start, count=block.count, device_id=self.dev.unit_id)
         if rr.isError():
             raise ModbusException(f"exception response {rr}")
-        return block.decode(rr.bits if block.table in BIT_TABLES else rr.registers)
+        return block.decode_with_quality(rr.bits if block.table in BIT_TABLES
+                                         else rr.registers)
 
     async def poll_once(self) -> None:
         """Read every block once; failed blocks give bad-quality samples, never a stale value."""
@@ -68,8 +70,9 @@ class DevicePoller:
             ids += block.point_ids
             if error is None:
                 try:
-                    vals.append(await self._read(block))
-                    quals.append(np.zeros(n, np.uint8))
+                    values, quality = await self._read(block)
+                    vals.append(values)
+                    quals.append(quality)
                     continue
                 except (ModbusException, OSError, TimeoutError) as exc:
                     error = f"{type(exc).__name__}: {exc}"

@@ -15,10 +15,10 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from alerting.batch import Quality
 from edge.devices import MqttSensor
 from edge.mqtt import MqttSettings, make_client
 from edge.poller import SampleSink
+from edge.wire import Quality
 
 log = logging.getLogger(__name__)
 

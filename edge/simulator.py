@@ -12,17 +12,34 @@ import asyncio
 import math
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Protocol
 
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from alerting.plant import Point
 from edge.devices import ModbusDevice
 from edge.registers import encode_values
 
 _HOLDING_FC = {3, 6, 16, 22, 23}
+
+
+class Point(Protocol):
+    """What the simulator needs to know of a point (the core's plant Point has it; the edge
+    does not import the core)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def range_low(self) -> float: ...
+    @property
+    def range_high(self) -> float: ...
+    @property
+    def lo(self) -> float | None: ...
+    @property
+    def hi(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,7 @@ def normal_value(p: Point) -> float:
 class PlantModel:
     """Point values as a function of time since start."""
 
-    points: dict[str, Point]
+    points: Mapping[str, Point]
     excursions: list[Excursion] = field(default_factory=list)
     seed: int = 7
     t0: float = field(default_factory=time.monotonic)

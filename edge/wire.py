@@ -19,6 +19,7 @@ Columns rather than row objects because the decoder turns them straight into num
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,16 @@ import orjson
 
 VERSION = 1
 TOPIC_ROOT = "mhs/v1"
+
+
+class Quality(IntEnum):
+    """Quality codes of the wire (the core's ``alerting.batch.Quality`` has the same values;
+    a test keeps them equal, since the edge does not import the core)."""
+
+    GOOD = 0
+    UNCERTAIN = 1
+    BAD = 2
+    STALE = 3
 
 
 class WireError(ValueError):

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edge.devices import Register
@@ -79,3 +80,20 @@ def test_planner_merges_neighbours_and_splits_tables_gaps_and_size() -> None:
 def test_register_past_the_address_space_is_rejected() -> None:
     with pytest.raises(ValueError, match="runs past register 65535"):
         Register.model_validate({"address": 65535, "type": "float32"})
+
+
+def test_current_loop_scales_4_20_ma_and_flags_namur_ranges() -> None:
+    # a 0–27648 count analog card (Siemens style: 4 mA = 5530, 20 mA = 27648), 0–100 %LEL
+    loop = {"raw_at_4ma": 5530, "raw_at_20ma": 27648, "eng_low": 0, "eng_high": 100}
+    regs = {f"p{i}": Register.model_validate({"address": i, "type": "uint16",
+                                              "current_loop": loop}) for i in range(5)}
+    [block] = plan_reads(regs)
+
+    def counts(ma: float) -> int:
+        return round(5530 + (ma - 4) / 16 * (27648 - 5530))
+
+    values, quality = block.decode_with_quality(
+        [counts(12.0), counts(3.7), counts(2.0), counts(20.8), counts(22.0)])
+    assert values[0] == pytest.approx(50.0, abs=0.01)
+    assert quality.tolist() == [0, 1, 2, 1, 2]        # good, uncertain, bad, uncertain, bad
+    assert np.isnan(values[2]) and np.isnan(values[4])    # a broken loop carries no value

@@ -53,3 +53,8 @@ def test_not_json_and_not_an_object() -> None:
         wire.decode(b"\x00garbage")
     with pytest.raises(wire.WireError, match="must be a JSON object"):
         wire.decode(b"[1, 2]")
+
+
+def test_wire_quality_codes_are_the_cores() -> None:
+    from alerting.batch import Quality as CoreQuality
+    assert {q.name: int(q) for q in wire.Quality} == {q.name: int(q) for q in CoreQuality}
