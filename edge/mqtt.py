@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 from typing import Protocol
 
 import paho.mqtt.client as mqtt
@@ -29,6 +30,13 @@ class MqttSettings(BaseModel):
     keepalive_s: int = Field(default=30, ge=5)
     max_queued_messages: int = Field(
         default=10_000, ge=10, description="outgoing messages paho holds before publish waits")
+    tls_ca: Path | None = Field(default=None, description="CA file: connect with TLS")
+    tls_cert: Path | None = Field(default=None, description="client certificate (mutual TLS)")
+    tls_key: Path | None = Field(default=None, description="client key (mutual TLS)")
+
+    def where(self) -> str:
+        """host:port, and whether over TLS (for log lines)."""
+        return f"{self.host}:{self.port}{' (TLS)' if self.tls_ca else ''}"
 
 
 def make_client(s: MqttSettings, persistent: bool) -> mqtt.Client:
@@ -38,6 +46,10 @@ def make_client(s: MqttSettings, persistent: bool) -> mqtt.Client:
                          clean_session=not persistent, protocol=mqtt.MQTTv311)
     if s.username:
         client.username_pw_set(s.username, s.password.get_secret_value() if s.password else None)
+    if s.tls_ca is not None:
+        client.tls_set(ca_certs=str(s.tls_ca),
+                       certfile=str(s.tls_cert) if s.tls_cert else None,
+                       keyfile=str(s.tls_key) if s.tls_key else None)
     client.max_queued_messages_set(s.max_queued_messages)
     client.max_inflight_messages_set(100)
     client.reconnect_delay_set(min_delay=1, max_delay=30)

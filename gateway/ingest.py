@@ -96,6 +96,7 @@ class MqttIngest:
         self.subscribed = threading.Event()
         self.broker_dropped: int | None = None
         self.connect_failures = 0
+        self.last_refusal: str | None = None
         self._stopping = False
 
     def start(self) -> None:
@@ -114,8 +115,14 @@ class MqttIngest:
                     reason: ReasonCode, props: object) -> None:
         if reason.is_failure:
             self.connect_failures += 1
-            log.error("ingest: broker refused the connection: %s", reason)
+            # Said once per reason (state changes, not repetitions); paho keeps retrying.
+            if str(reason) != self.last_refusal:
+                self.last_refusal = str(reason)
+                log.error("ingest: broker %s refused the connection: %s (check "
+                          "HAZGW_MQTT__USERNAME / HAZGW_MQTT__PASSWORD and TLS settings); "
+                          "retrying every 1–30 s with backoff", self._s.where(), reason)
             return
+        self.last_refusal = None
         client.subscribe([(t, 1) for t in self._topics] + [(BROKER_DROPPED_TOPIC, 0)])
         log.info("ingest: connected, subscribing to %s", ", ".join(self._topics))
         self.connected.set()

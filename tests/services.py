@@ -204,3 +204,41 @@ def influx_create_db(server: Server, db: str) -> None:
     data = urllib.parse.urlencode({"q": f'CREATE DATABASE "{db}"'}).encode()
     with urllib.request.urlopen(f"{server.url}/query", data=data, timeout=10) as r:
         r.read()
+
+
+@dataclass
+class TlsBroker:
+    """A private Mosquitto with a TLS listener and password authentication."""
+
+    server: Server
+    tls_port: int
+    ca: Path
+    username: str
+    password: str
+
+
+def _run(argv: list[str], cwd: Path) -> None:
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@contextlib.contextmanager
+def mosquitto_tls(workdir: Path) -> Iterator[TlsBroker]:
+    """Mosquitto with a self-made CA, a server certificate for 127.0.0.1 and one user."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    _run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+          "-subj", "/CN=hazgw-test-ca", "-keyout", "ca.key", "-out", "ca.crt"], workdir)
+    _run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+          "-keyout", "server.key", "-out", "server.csr"], workdir)
+    (workdir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    _run(["openssl", "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+          "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.crt"],
+         workdir)
+    _run(["mosquitto_passwd", "-c", "-b", str(workdir / "passwd"), "edge", "s3cret-pw"],
+         workdir)
+    (workdir / "passwd").chmod(0o644)
+    tls_port = free_port()
+    extra = (f"password_file {workdir}/passwd\nallow_anonymous false\n"
+             f"listener {tls_port} 127.0.0.1\ncafile {workdir}/ca.crt\n"
+             f"certfile {workdir}/server.crt\nkeyfile {workdir}/server.key\n")
+    with mosquitto(workdir / "broker", extra_conf=extra) as server:
+        yield TlsBroker(server, tls_port, workdir / "ca.crt", "edge", "s3cret-pw")
