@@ -23,6 +23,7 @@ from edge.wire import WireError, decode
 from gateway.compiled import CompiledSite, as_compiled
 from gateway.config import SiteConfig
 from gateway.lineproto import LineBuilder, escape_tag
+from gateway.sequence import SequenceTracker
 from gateway.writer import BatchingWriter
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,6 @@ class CoreStats:
     malformed_messages: int = 0
     unknown_point_readings: int = 0
     duplicate_messages: int = 0
-    sequence_gaps: int = 0
-    missing_messages: int = 0
     alarm_events: int = 0
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
@@ -64,7 +63,7 @@ class Core:
         self.writer = writer
         self.alarm_sinks = list(alarm_sinks or [])
         self.stats = CoreStats()
-        self._seq: dict[str, tuple[int, int]] = {}
+        self.sequences = SequenceTracker()
 
     def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
         """Count a message that cannot be used and keep a sample of it."""
@@ -74,22 +73,6 @@ class Core:
         if self.stats.malformed_messages in (1, 10, 100, 1000, 10000):
             log.warning("dead-lettered malformed message on %s (%d so far): %s",
                         topic, self.stats.malformed_messages, reason)
-
-    def _fresh(self, edge: str, boot: int, seq: int) -> bool:
-        """Track (boot, seq) per edge; False for a duplicate, counting gaps on the way."""
-        last = self._seq.get(edge)
-        if last is not None and last[0] == boot:
-            if seq <= last[1]:
-                self.stats.duplicate_messages += 1
-                return False
-            if seq > last[1] + 1:
-                self.stats.sequence_gaps += 1
-                self.stats.missing_messages += seq - last[1] - 1
-        elif last is not None and boot < last[0]:
-            self.stats.duplicate_messages += 1  # a replay from an older boot already seen
-            return False
-        self._seq[edge] = (boot, seq)
-        return True
 
     def decode(self, messages: list[tuple[str, bytes]]) -> ReadingBatch:
         """One batch from many (topic, payload) messages; bad ones are dead-lettered."""
@@ -104,7 +87,8 @@ class Core:
             if not topic.endswith(f"/{wb.edge}/readings"):
                 self.dead_letter(topic, payload, f"edge {wb.edge!r} does not match the topic")
                 continue
-            if not self._fresh(wb.edge, wb.boot, wb.seq):
+            if not self.sequences.fresh(wb.edge, wb.boot, wb.seq):
+                self.stats.duplicate_messages += 1
                 continue
             parts.append(ReadingBatch(self.table.index(wb.ids), wb.ts_ms, wb.value, wb.quality))
         batch = ReadingBatch.concat(parts)

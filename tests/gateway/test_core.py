@@ -46,7 +46,7 @@ async def test_bad_input_is_counted_and_dead_lettered_not_fatal(
     assert reasons[1] == "unsupported wire version 9 (this gateway reads v1)"
     assert "does not match the topic" in reasons[2]
     assert s.duplicate_messages == 1
-    assert (s.sequence_gaps, s.missing_messages) == (1, 3)
+    assert (core.sequences.gaps(), core.sequences.missing()) == (1, 3)
     assert s.unknown_point_readings == 1
     assert s.readings == 4
     assert s.alarm_events == 1  # GT101 jumped to 60 %LEL: straight to HH
@@ -59,7 +59,7 @@ async def test_a_new_boot_restarts_the_sequence(demo_config_path: Path) -> None:
         await core.handle([msg(0, ["GT101"], [1.0], boot=1), msg(1, ["GT101"], [1.0], boot=1),
                            msg(0, ["GT101"], [1.0], boot=2), msg(0, ["GT101"], [1.0], boot=1)])
     assert core.stats.readings == 3
-    assert core.stats.duplicate_messages == 1 and core.stats.sequence_gaps == 0
+    assert core.stats.duplicate_messages == 1 and core.sequences.gaps() == 0
 
 
 async def test_malformed_payload_over_mqtt_does_not_stop_the_core(

@@ -1,0 +1,66 @@
+"""Which wire messages are new: per (edge, boot), everything up to the highest sequence seen
+except the holes in between.
+
+Edges replay their spool after an outage while live messages keep flowing, so old sequence
+numbers legitimately arrive after newer ones: a hole being filled is fresh, a sequence already
+seen is a duplicate. Holes are kept as intervals, so even a long outage costs a few numbers.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+MAX_BOOTS_PER_EDGE = 4
+
+
+@dataclass
+class _Boot:
+    top: int = -1
+    holes: list[list[int]] = field(default_factory=list)   # sorted, disjoint [lo, hi]
+
+    def missing(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.holes)
+
+    def accept(self, seq: int) -> bool:
+        if seq > self.top:
+            if seq > self.top + 1:
+                self.holes.append([self.top + 1, seq - 1])
+            self.top = seq
+            return True
+        i = bisect.bisect_right(self.holes, [seq, float("inf")]) - 1
+        if i < 0 or not self.holes[i][0] <= seq <= self.holes[i][1]:
+            return False                                     # seen before
+        lo, hi = self.holes[i]
+        pieces = [p for p in ([lo, seq - 1], [seq + 1, hi]) if p[0] <= p[1]]
+        self.holes[i:i + 1] = pieces
+        return True
+
+
+@dataclass
+class SequenceTracker:
+    """Fresh/duplicate decisions and gap counts for all edges."""
+
+    edges: dict[str, dict[int, _Boot]] = field(default_factory=dict)
+    duplicates: int = 0
+
+    def fresh(self, edge: str, boot: int, seq: int) -> bool:
+        """Whether (edge, boot, seq) has not been seen; counts duplicates."""
+        boots = self.edges.setdefault(edge, {})
+        b = boots.get(boot)
+        if b is None:
+            b = boots[boot] = _Boot()
+            if len(boots) > MAX_BOOTS_PER_EDGE:   # forget the oldest boot
+                del boots[min(boots)]
+        if b.accept(seq):
+            return True
+        self.duplicates += 1
+        return False
+
+    def missing(self) -> int:
+        """Messages still missing below each boot's highest sequence (gaps not yet filled)."""
+        return sum(b.missing() for boots in self.edges.values() for b in boots.values())
+
+    def gaps(self) -> int:
+        """Open gaps (runs of missing messages)."""
+        return sum(len(b.holes) for boots in self.edges.values() for b in boots.values())
