@@ -96,14 +96,23 @@ class MqttUplink:
             log.warning("uplink: disconnected (%s); paho reconnects", reason)
         self._connected = False
 
+    @property
+    def connected(self) -> bool:
+        """Whether the broker has accepted our connection (and not dropped it since)."""
+        return self._connected
+
     async def publish(self, topic: str, payload: bytes) -> None:
         """Queue a QoS 1 publish; waits while paho's outgoing queue is full."""
+        await self.send(topic, payload)
+
+    async def send(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
+        """``publish``, returning paho's handle to follow the acknowledgement."""
         while True:
             info = self._client.publish(topic, payload, qos=1)
             if info.rc != mqtt.MQTT_ERR_QUEUE_SIZE:
                 # Queued by paho even while disconnected (rc NO_CONN): it is sent on reconnect.
                 self.published += 1
-                return
+                return info
             self.publish_waits += 1
             await asyncio.sleep(0.05)
 

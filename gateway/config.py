@@ -138,6 +138,10 @@ class Settings(BaseSettings):
 
     config: Path = Path("config/demo/plant.yaml")
     edge_id: str = "edge-01"
+    edge_spool_dir: Path = Field(default=Path("var/spool/edge"),
+                                 description="where an edge agent keeps messages while the "
+                                             "broker is unreachable")
+    edge_spool_max_mb: int = Field(default=1024, ge=1)
     mqtt: MqttSettings = MqttSettings()
     # A process configured from the environment spools by default: nothing lost.
     influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))

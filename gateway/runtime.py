@@ -11,12 +11,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from edge.spool import Spool
 from gateway.compiled import CompiledSite
 from gateway.config import InfluxSettings, SiteConfig
 from gateway.core import AlarmSink, Core
 from gateway.influx import make_sink
 from gateway.ingest import MessageBuffer
-from gateway.spool import Spool
 from gateway.writer import BatchingWriter
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,10 @@ from contextlib import asynccontextmanager
 
 from edge import wire
 from edge.agent import EdgeRunner
+from edge.forward import StoreAndForward
 from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
+from edge.spool import Spool
 from gateway.alarms import AlarmPublisher
 from gateway.compiled import CompiledSite
 from gateway.config import Settings, SiteConfig
@@ -69,18 +71,18 @@ async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
     """Poll the edge's devices and publish to the broker until ``stop`` is set."""
     stop = stop or asyncio.Event()
     mqtt_settings = settings.mqtt.model_copy(update={"client_id": f"hazgw-edge-{edge_id}"})
-    uplink = MqttUplink(mqtt_settings)
+    spool = Spool(settings.edge_spool_dir / edge_id, settings.edge_spool_max_mb * 1024 * 1024)
     sensor_settings = settings.mqtt.model_copy(
         update={"client_id": f"hazgw-edge-{edge_id}-sensors"})
-    runner = EdgeRunner(site.enterprise.code, edge_id, site.edges[edge_id], uplink,
-                        sensor_settings)
-    task = asyncio.create_task(runner.run(), name=f"edge-{edge_id}")
-    try:
-        await stop.wait()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await uplink.close()
+    async with StoreAndForward(MqttUplink(mqtt_settings), spool) as uplink:
+        runner = EdgeRunner(site.enterprise.code, edge_id, site.edges[edge_id], uplink,
+                            sensor_settings)
+        task = asyncio.create_task(runner.run(), name=f"edge-{edge_id}")
+        try:
+            await stop.wait()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 async def run_simulator(site: SiteConfig, host: str | None,

@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from edge.spool import Spool
 from gateway.influx import LineSink, PermanentError, RetryableError, ThrottledError
-from gateway.spool import Spool
 
 log = logging.getLogger(__name__)
 

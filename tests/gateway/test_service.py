@@ -15,9 +15,10 @@ from tests.services import Server, influx_query
 
 async def test_simulator_edge_and_gateway_services_fill_influxdb(
         demo_config_path: Path, mosquitto_server: Server, influx_server: Server,
-        influx_db: str) -> None:
+        influx_db: str, tmp_path: Path) -> None:
     site = on_loopback(load_site(demo_config_path))
     settings = Settings(
+        edge_spool_dir=tmp_path / "edge-spool",
         mqtt=MqttSettings(port=mosquitto_server.port, client_id="svc-core"),
         influx=InfluxSettings(url=influx_server.url, database=influx_db, flush_interval_s=0.1))
     stop_sim, stop_edge, stop_core = asyncio.Event(), asyncio.Event(), asyncio.Event()

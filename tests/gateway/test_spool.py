@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from edge.spool import Spool
 from gateway.config import InfluxSettings
 from gateway.influx import influx_v1
-from gateway.spool import Spool
 from gateway.writer import BatchingWriter
 from tests import services
 from tests.services import influx_query
