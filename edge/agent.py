@@ -1,4 +1,5 @@
-"""The edge agent: device pollers feeding one batcher that publishes wire v1 messages."""
+"""The edge agent: device pollers feeding one batcher that publishes wire v1 messages, and
+its self-metrics (edge.stats) every ``stats_interval_s``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
@@ -14,8 +16,9 @@ import numpy.typing as npt
 from edge import wire
 from edge.devices import EdgeAgent
 from edge.mqtt import MqttSettings, Uplink
-from edge.poller import DevicePoller, Samples
+from edge.poller import DevicePoller, Samples, lines_for
 from edge.sensors import MqttSensorSource
+from edge.stats import EdgeStats, encode_stats, stats_topic
 
 log = logging.getLogger(__name__)
 
@@ -24,14 +27,20 @@ class EdgeRunner:
     """Collects samples from every poller and publishes them in batches."""
 
     def __init__(self, enterprise: str, edge_id: str, cfg: EdgeAgent, uplink: Uplink,
-                 sensor_broker: MqttSettings | None = None) -> None:
+                 sensor_broker: MqttSettings | None = None,
+                 uplink_stats: Callable[[], dict[str, int]] | None = None) -> None:
         self.edge_id = edge_id
         self.cfg = cfg
         self.topic = wire.readings_topic(enterprise, edge_id)
+        self.stats_topic = stats_topic(enterprise, edge_id)
         self.uplink = uplink
         self.boot = int(time.time() * 1000)
         self.seq = 0
-        self.pollers = [DevicePoller(d, dev, self._collect) for d, dev in cfg.modbus.items()]
+        lines = lines_for(cfg.modbus)
+        self.pollers = [DevicePoller(d, dev, self._collect, lines[d])
+                        for d, dev in cfg.modbus.items()]
+        self._uplink_stats = uplink_stats
+        self.messages_published = 0
         self._pending: list[Samples] = []
         self._pending_n = 0
         self._wake = asyncio.Event()
@@ -63,12 +72,41 @@ class EdgeRunner:
                        val: npt.NDArray[np.float64], q: npt.NDArray[np.uint8]) -> None:
         payload = wire.encode(self.edge_id, self.boot, self.seq, ids, ts, val, q)
         self.seq += 1
-        await self.uplink.publish(self.topic, payload)
+        await self.uplink.publish(self.topic, payload, len(ids))
         self.readings_published += len(ids)
+        self.messages_published += 1
+
+    def stats(self) -> EdgeStats:
+        """The self-metrics as of now (resets the per-interval latency maximum)."""
+        edge: dict[str, float] = {"readings_published": self.readings_published,
+                                  "messages_published": self.messages_published,
+                                  "pending_readings": self._pending_n}
+        if self.sensors is not None:
+            edge["sensor_messages"] = self.sensors.received
+            edge["sensor_malformed"] = self.sensors.malformed
+        if self._uplink_stats is not None:
+            edge.update(self._uplink_stats())
+        devices: dict[str, dict[str, float]] = {}
+        for p in self.pollers:
+            st = p.stats
+            devices[p.device_id] = {
+                "polls_ok": st.polls_ok, "polls_failed": st.polls_failed,
+                "polls_skipped": st.polls_skipped, "connect_attempts": p.connect_attempts,
+                "online": int(bool(p.online)), "offline_events": p.offline_events,
+                "latency_avg_ms": round(1000 * st.latency_sum_s / max(st.polls_ok, 1), 3),
+                "latency_max_ms": round(1000 * st.latency_max_s, 3)}
+            st.latency_max_s = 0.0
+        return EdgeStats(self.edge_id, self.boot, int(time.time() * 1000), edge, devices)
+
+    async def _publish_stats(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.stats_interval_s)
+            await self.uplink.publish(self.stats_topic, encode_stats(self.stats()), 0)
 
     async def run(self) -> None:
         """Run the pollers and the batcher until cancelled; flush on the way out."""
         tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device_id}") for p in self.pollers]
+        tasks.append(asyncio.create_task(self._publish_stats(), name=f"stats-{self.edge_id}"))
         if self.cfg.mqtt_sensors:
             if self._sensor_broker is None:
                 raise ValueError(f"edge {self.edge_id} has MQTT sensors but no broker to read")

@@ -75,17 +75,78 @@ class Register(Strict):
         return self
 
 
-class ModbusDevice(Strict):
-    """A Modbus TCP device polled by the edge agent; value = raw × scale + offset."""
+class SerialLine(Strict):
+    """An RS-485/RS-232 line for Modbus RTU. Slaves sharing a port share one connection and
+    are polled one request at a time (the bus carries one conversation)."""
 
-    host: str
+    port: str = Field(min_length=1, description="serial device, e.g. /dev/ttyUSB0")
+    baudrate: int = Field(default=9600, ge=300, le=921_600)
+    bytesize: Literal[7, 8] = 8
+    parity: Literal["N", "E", "O"] = Field(default="E", description="Modbus default: even")
+    stopbits: Literal[1, 2] = 1
+
+
+class Workarounds(Strict):
+    """Per-device switches for devices that bend the Modbus specification."""
+
+    pause_after_connect_s: float = Field(
+        default=0.0, ge=0, le=30,
+        description="wait this long after connecting before the first request (slow stacks)")
+    max_registers_per_request: int = Field(
+        default=125, ge=1, le=125,
+        description="smaller reads for devices that refuse the standard 125 registers")
+    max_gap: int = Field(
+        default=0, ge=0, le=100,
+        description="unused addresses a merged read may span (some devices answer an "
+                    "exception for unmapped addresses: keep 0 for those)")
+    one_request_per_field: bool = Field(
+        default=False, description="never merge fields into one read")
+    close_after_poll: bool = Field(
+        default=False, description="disconnect after every poll (devices with few sockets)")
+
+
+class ModbusDevice(Strict):
+    """A Modbus device polled by the edge agent; value = raw × scale + offset.
+
+    ``transport``: ``tcp`` (Modbus TCP, one connection per device), ``rtu_over_tcp`` (RTU
+    frames through a serial-to-Ethernet converter at host:port) or ``rtu`` (a serial line);
+    devices behind one converter or on one serial port share its connection.
+    """
+
+    transport: Literal["tcp", "rtu_over_tcp", "rtu"] = "tcp"
+    host: str | None = Field(default=None, description="for tcp and rtu_over_tcp")
     port: int = Field(default=502, ge=1, le=65535)
+    serial: SerialLine | None = Field(default=None, description="for rtu")
     unit_id: int = Field(default=1, ge=0, le=247)
     poll_interval_s: float = Field(default=1.0, gt=0)
     timeout_s: float = Field(default=1.0, gt=0)
-    max_registers_per_read: int = Field(default=125, ge=1, le=125)
+    retries: int = Field(default=1, ge=0, le=5,
+                         description="requests repeated after a timeout within one poll")
+    reconnect_max_s: float = Field(
+        default=60.0, gt=0, description="cap of the exponential backoff after failed polls")
+    workarounds: Workarounds = Workarounds()
     registers: dict[Identifier, Register] = Field(
         description="point id → register", min_length=1)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> ModbusDevice:
+        if self.transport == "rtu":
+            if self.serial is None:
+                raise ValueError("transport rtu needs a serial block (port, baudrate, ...)")
+            if self.host is not None:
+                raise ValueError("transport rtu reads a serial line: host is not used")
+        else:
+            if self.host is None:
+                raise ValueError(f"transport {self.transport} needs a host")
+            if self.serial is not None:
+                raise ValueError(f"transport {self.transport} does not use a serial block")
+        return self
+
+    def endpoint(self) -> str:
+        """Where the device is reached, for log lines and to share a line."""
+        if self.serial is not None:
+            return f"serial:{self.serial.port}"
+        return f"{self.transport}:{self.host}:{self.port}"
 
 
 class MqttSensor(Strict):
@@ -111,6 +172,8 @@ class EdgeAgent(Strict):
     mqtt_sensors: dict[Identifier, MqttSensor] = Field(default_factory=dict)
     max_batch_readings: int = Field(default=1000, ge=1, le=100_000)
     max_batch_delay_s: float = Field(default=0.5, gt=0)
+    stats_interval_s: float = Field(default=10.0, gt=0,
+                                    description="how often the agent publishes self-metrics")
 
     def point_ids(self) -> list[tuple[str, str]]:
         """(config path below the edge, point id) of every mapped register and sensor."""

@@ -9,12 +9,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from types import TracebackType
 
+import numpy as np
+import paho.mqtt.client as mqtt
+
+from edge import wire
+from edge.devices import EdgeAgent
 from edge.mqtt import MqttUplink
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
+
+
+def spool_capacity(agent: EdgeAgent, hours: float = 24.0, floor_mb: int = 64) -> int:
+    """Bytes that hold ``hours`` of the agent's configured polling load, measured on a wire
+    message of its own point ids (MQTT sensors are counted at one reading per second)."""
+    rate = sum(len(d.registers) / d.poll_interval_s for d in agent.modbus.values())
+    rate += len(agent.mqtt_sensors)
+    ids = [pid for _, pid in agent.point_ids()] or ["x"]
+    n = len(ids)
+    sample = wire.encode("e" * 16, 1_700_000_000_000, 1_000_000, ids,
+                         np.full(n, 1_700_000_000_000, np.int64),
+                         np.full(n, -12345.678901), np.zeros(n, np.uint8))
+    per_reading = len(sample) / n * 1.1     # topic and file overhead
+    return max(int(rate * hours * 3600 * per_reading), floor_mb * 1024 * 1024)
 
 
 class StoreAndForward:
@@ -24,6 +44,11 @@ class StoreAndForward:
         self.uplink = uplink
         self.spool = spool
         self.replayed = 0
+        self.spooled_messages = 0
+        self.rescued_messages = 0
+        # Live messages handed to paho and not yet acknowledged, oldest first: what a broker
+        # outage or an edge restart would otherwise lose from paho's memory.
+        self._inflight: deque[tuple[mqtt.MQTTMessageInfo, bytes, int]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -36,16 +61,55 @@ class StoreAndForward:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.uplink.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while self.uplink.connected and self._prune() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        self._rescue()                  # unacknowledged: on disk for the next start
+        await self.uplink.close(timeout_s=0.5)
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
         """Send now if the broker is there, else keep it on disk (the readings it holds are
         counted by the spool; the oldest are dropped, and counted, only when it is full)."""
+        body = topic.encode() + b"\n" + payload
         if self.uplink.connected:
-            await self.uplink.publish(topic, payload)
+            info = await self.uplink.send(topic, payload)
+            self._inflight.append((info, body, readings))
+            self._prune()
             return
-        self.spool.append(topic.encode() + b"\n" + payload, 1)
+        self._rescue()
+        self.spool.append(body, readings)
+        self.spooled_messages += 1
         self._wake.set()
+
+    def _prune(self) -> int:
+        """Forget acknowledged in-flight messages; how many remain."""
+        while self._inflight and _acked(self._inflight[0][0]):
+            self._inflight.popleft()
+        return len(self._inflight)
+
+    def _rescue(self) -> None:
+        """Spool what paho holds unacknowledged, before anything newer. paho may still
+        deliver some of them after a reconnect; the gateway drops the second copy."""
+        self._prune()
+        for info, body, readings in self._inflight:
+            if not _acked(info):
+                self.spool.append(body, readings)
+                self.rescued_messages += 1
+        if self._inflight:
+            self._wake.set()
+        self._inflight.clear()
+
+    def stats(self) -> dict[str, int]:
+        """Uplink and spool counters for the edge's self-metrics."""
+        u = self.uplink
+        return {"uplink_connected": int(u.connected), "uplink_published": u.published,
+                "uplink_acknowledged": u.acknowledged, "uplink_publish_waits": u.publish_waits,
+                "spooled_messages": self.spooled_messages, "replayed_messages": self.replayed,
+                "rescued_messages": self.rescued_messages,
+                "spool_messages": len(self.spool), "spool_readings": self.spool.points,
+                "spool_bytes": self.spool.bytes,
+                "spool_dropped_readings": self.spool.dropped_points}
 
     async def close(self) -> None:
         """Stop replaying and close the uplink (what is spooled stays for the next start)."""

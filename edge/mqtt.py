@@ -28,6 +28,10 @@ class MqttSettings(BaseModel):
     password: SecretStr | None = None
     client_id: str = "hazgw-core"
     keepalive_s: int = Field(default=30, ge=5)
+    reconnect_max_s: int = Field(
+        default=10, ge=1, le=600,
+        description="reconnects back off from 1 s to this; short, so that readings flow again "
+                    "soon after a broker restart")
     max_queued_messages: int = Field(
         default=10_000, ge=10, description="outgoing messages paho holds before publish waits")
     tls_ca: Path | None = Field(default=None, description="CA file: connect with TLS")
@@ -52,15 +56,16 @@ def make_client(s: MqttSettings, persistent: bool) -> mqtt.Client:
                        keyfile=str(s.tls_key) if s.tls_key else None)
     client.max_queued_messages_set(s.max_queued_messages)
     client.max_inflight_messages_set(100)
-    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.reconnect_delay_set(min_delay=1, max_delay=s.reconnect_max_s)
     return client
 
 
 class Uplink(Protocol):
     """Where an edge agent sends its wire batches."""
 
-    async def publish(self, topic: str, payload: bytes) -> None:
-        """Hand over one message; waits rather than drop when the uplink is full."""
+    async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
+        """Hand over one message (holding ``readings`` readings, for the counts); waits
+        rather than drop when the uplink is full."""
 
     async def close(self) -> None:
         """Deliver what is queued (within reason) and disconnect."""
@@ -101,7 +106,7 @@ class MqttUplink:
         """Whether the broker has accepted our connection (and not dropped it since)."""
         return self._connected
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
         """Queue a QoS 1 publish; waits while paho's outgoing queue is full."""
         await self.send(topic, payload)
 

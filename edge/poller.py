@@ -1,21 +1,27 @@
-"""Polling Modbus TCP devices: one client and one task per device, on a drift-free schedule.
+"""Polling Modbus devices: one task per device on a drift-free schedule, over lines.
 
-pymodbus serialises requests per connection, so each device gets its own connection and one
-slow device never delays another's poll. Reconnects are ours (pymodbus's own are switched off)
-so that a dead device is retried at a bounded, logged rate.
+A line is one pymodbus client: a Modbus TCP device has its own, so one slow device never
+delays another's poll; the slaves behind one RTU-over-TCP converter or on one serial port
+share theirs, one request at a time, because the bus carries one conversation. Reconnects are
+ours (pymodbus's own are switched off) so that a dead device is retried at a bounded, logged
+rate: after consecutive failed polls a device waits 0, 2, 4, 8 … poll intervals (capped,
+with jitter so that devices that failed together do not retry together).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus import FramerType
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
 
 from edge.devices import ModbusDevice
 from edge.registers import BIT_TABLES, ReadBlock, plan_reads
@@ -26,31 +32,111 @@ log = logging.getLogger(__name__)
 # (point ids, ts_ms, values, quality) of one poll
 Samples = tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]
 SampleSink = Callable[[Samples], None]
+JITTER = 0.2          # a backoff wait is stretched by up to this fraction, at random
+
+
+class Line:
+    """One connection to an endpoint, shared by the devices reached through it."""
+
+    def __init__(self, devices: list[ModbusDevice]) -> None:
+        dev = devices[0]
+        self.endpoint = dev.endpoint()
+        self.shared = dev.transport != "tcp"
+        # A shared line waits as long as its slowest device needs.
+        timeout = max(d.timeout_s for d in devices)
+        retries = max(d.retries for d in devices)
+        self.pause_after_connect_s = max(d.workarounds.pause_after_connect_s for d in devices)
+        self.client: AsyncModbusTcpClient | AsyncModbusSerialClient
+        if dev.transport == "rtu":
+            assert dev.serial is not None
+            s = dev.serial
+            self.client = AsyncModbusSerialClient(
+                s.port, framer=FramerType.RTU, baudrate=s.baudrate, bytesize=s.bytesize,
+                parity=s.parity, stopbits=s.stopbits, timeout=timeout, retries=retries,
+                reconnect_delay=0)
+        else:
+            assert dev.host is not None
+            framer = FramerType.RTU if dev.transport == "rtu_over_tcp" else FramerType.SOCKET
+            self.client = AsyncModbusTcpClient(dev.host, port=dev.port, framer=framer,
+                                               timeout=timeout, retries=retries,
+                                               reconnect_delay=0)
+        self.lock = asyncio.Lock()
+        self.connect_attempts = 0
+
+    async def ensure_connected(self) -> bool:
+        """Connect if not connected (one attempt); whether the line is usable."""
+        if self.client.connected:
+            return True
+        self.connect_attempts += 1
+        if not await self.client.connect():
+            return False
+        if self.pause_after_connect_s:
+            await asyncio.sleep(self.pause_after_connect_s)
+        return True
+
+    def close(self) -> None:
+        """Drop the connection; the next poll reconnects."""
+        self.client.close()
+
+
+def lines_for(devices: dict[str, ModbusDevice]) -> dict[str, Line]:
+    """A line per device id: its own for Modbus TCP, shared by endpoint otherwise."""
+    shared: dict[str, list[str]] = {}
+    out: dict[str, Line] = {}
+    for did, dev in devices.items():
+        if dev.transport == "tcp":
+            out[did] = Line([dev])
+        else:
+            shared.setdefault(dev.endpoint(), []).append(did)
+    for ids in shared.values():
+        line = Line([devices[d] for d in ids])
+        out.update(dict.fromkeys(ids, line))
+    return out
+
+
+@dataclass
+class PollStats:
+    """Counters of one device, published as edge self-metrics."""
+
+    polls_ok: int = 0
+    polls_failed: int = 0
+    polls_skipped: int = 0        # in backoff: samples sent bad without asking the device
+    latency_sum_s: float = 0.0    # of successful polls
+    latency_max_s: float = 0.0    # since the last snapshot
 
 
 class DevicePoller:
     """Polls one device at its interval and hands every poll's samples to ``sink``."""
 
-    def __init__(self, device_id: str, dev: ModbusDevice, sink: SampleSink) -> None:
+    def __init__(self, device_id: str, dev: ModbusDevice, sink: SampleSink,
+                 line: Line | None = None) -> None:
         self.device_id = device_id
         self.dev = dev
-        self.blocks: list[ReadBlock] = plan_reads(dev.registers, dev.max_registers_per_read)
+        w = dev.workarounds
+        if w.one_request_per_field:
+            self.blocks = [b for pid, reg in dev.registers.items()
+                           for b in plan_reads({pid: reg}, w.max_registers_per_request)]
+        else:
+            self.blocks = plan_reads(dev.registers, w.max_registers_per_request, w.max_gap)
         self._sink = sink
-        self._client = AsyncModbusTcpClient(dev.host, port=dev.port, timeout=dev.timeout_s,
-                                            retries=0, reconnect_delay=0)
+        self.line = line or Line([dev])
         self.online: bool | None = None
-        self.polls_ok = 0
-        self.polls_failed = 0
-        self.connect_attempts = 0
-        self._backoff_s = 0.0
-        self._next_connect = 0.0
+        self.offline_events = 0
+        self.stats = PollStats()
+        self.failures = 0
+        self._next_try = 0.0
+        self._rnd = random.Random()
+
+    @property
+    def connect_attempts(self) -> int:
+        """Connection attempts of this device's line."""
+        return self.line.connect_attempts
 
     async def _read(self, block: ReadBlock,
                     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
-        read = {"holding": self._client.read_holding_registers,
-                "input": self._client.read_input_registers,
-                "coil": self._client.read_coils,
-                "discrete": self._client.read_discrete_inputs}[block.table]
+        c = self.line.client
+        read = {"holding": c.read_holding_registers, "input": c.read_input_registers,
+                "coil": c.read_coils, "discrete": c.read_discrete_inputs}[block.table]
         rr = await read(block.start, count=block.count, device_id=self.dev.unit_id)
         if rr.isError():
             raise ModbusException(f"exception response {rr}")
@@ -60,56 +146,74 @@ class DevicePoller:
     async def poll_once(self) -> None:
         """Read every block once; failed blocks give bad-quality samples, never a stale value."""
         ts = int(time.time() * 1000)
-        ok = await self._ensure_connected()
-        ids: list[str] = []
-        vals: list[npt.NDArray[np.float64]] = []
-        quals: list[npt.NDArray[np.uint8]] = []
-        error: str | None = None if ok else "not connected"
-        for block in self.blocks:
-            n = len(block.point_ids)
-            ids += block.point_ids
-            if error is None:
-                try:
-                    values, quality = await self._read(block)
-                    vals.append(values)
-                    quals.append(quality)
-                    continue
-                except (ModbusException, OSError, TimeoutError) as exc:
-                    error = f"{type(exc).__name__}: {exc}"
-                    self._client.close()
-            vals.append(np.full(n, np.nan))
-            quals.append(np.full(n, Quality.BAD, np.uint8))
+        started = time.monotonic()
+        if started < self._next_try:
+            self.stats.polls_skipped += 1
+            self._emit(ts, [], [])
+            return
+        async with self.line.lock:
+            error = await self._read_all(ts)
+            if self.dev.workarounds.close_after_poll and not self.line.shared:
+                self.line.close()
         self._set_online(error is None, error)
         if error is None:
-            self.polls_ok += 1
-        else:
-            self.polls_failed += 1
-        n_all = len(ids)
-        self._sink((ids, np.full(n_all, ts, np.int64), np.concatenate(vals),
-                    np.concatenate(quals)))
+            elapsed = time.monotonic() - started
+            self.stats.polls_ok += 1
+            self.stats.latency_sum_s += elapsed
+            self.stats.latency_max_s = max(self.stats.latency_max_s, elapsed)
+            self.failures = 0
+            return
+        self.stats.polls_failed += 1
+        self.failures += 1
+        if self.failures > 1:
+            step = min(self.dev.poll_interval_s * 2 ** (self.failures - 1),
+                       self.dev.reconnect_max_s)
+            self._next_try = time.monotonic() + step * (1 + JITTER * self._rnd.random())
 
-    async def _ensure_connected(self) -> bool:
-        if self._client.connected:
-            return True
-        now = time.monotonic()
-        if now < self._next_connect:
-            return False
-        self.connect_attempts += 1
-        ok = await self._client.connect()
-        if ok:
-            self._backoff_s = 0.0
-            return True
-        self._backoff_s = min(max(self._backoff_s * 2, self.dev.poll_interval_s), 60.0)
-        self._next_connect = now + self._backoff_s
-        return False
+    async def _read_all(self, ts: int) -> str | None:
+        try:
+            if not await self.line.ensure_connected():
+                self._emit(ts, [], [])
+                return f"cannot connect to {self.line.endpoint}"
+        except (ModbusException, OSError) as exc:
+            self._emit(ts, [], [])
+            return f"cannot connect to {self.line.endpoint}: {exc}"
+        vals: list[npt.NDArray[np.float64]] = []
+        quals: list[npt.NDArray[np.uint8]] = []
+        for block in self.blocks:
+            try:
+                values, quality = await self._read(block)
+            except (ModbusException, OSError, TimeoutError) as exc:
+                # A TCP stream may hold a late answer: start afresh. A shared bus stays open
+                # for its other slaves unless the connection itself failed.
+                if not self.line.shared or isinstance(exc, ConnectionException | OSError):
+                    self.line.close()
+                self._emit(ts, vals, quals)
+                return f"{type(exc).__name__}: {exc}"
+            vals.append(values)
+            quals.append(quality)
+        self._emit(ts, vals, quals)
+        return None
+
+    def _emit(self, ts: int, vals: list[npt.NDArray[np.float64]],
+              quals: list[npt.NDArray[np.uint8]]) -> None:
+        """Samples of every point: what was read, then bad quality for the blocks not read."""
+        ids = [pid for b in self.blocks for pid in b.point_ids]
+        n_read = sum(len(v) for v in vals)
+        rest = len(ids) - n_read
+        values = np.concatenate([*vals, np.full(rest, np.nan)])
+        quality = np.concatenate([*quals, np.full(rest, Quality.BAD, np.uint8)])
+        self._sink((ids, np.full(len(ids), ts, np.int64), values, quality))
 
     def _set_online(self, online: bool, reason: str | None) -> None:
         if online == self.online:
             return
         if online:
-            log.info("device %s online (%s:%d)", self.device_id, self.dev.host, self.dev.port)
+            log.info("device %s online (%s)", self.device_id, self.line.endpoint)
         else:
-            log.warning("device %s offline: %s", self.device_id, reason)
+            self.offline_events += 1
+            log.warning("device %s offline: %s; retrying with backoff up to %gs",
+                        self.device_id, reason, self.dev.reconnect_max_s)
         self.online = online
 
     async def run(self) -> None:
@@ -125,4 +229,4 @@ class DevicePoller:
                     next_t = now + interval - ((now - next_t) % interval)
                 await asyncio.sleep(next_t - now)
         finally:
-            self._client.close()
+            self.line.close()

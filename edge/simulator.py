@@ -1,4 +1,4 @@
-"""A plant simulator that serves point values over Modbus TCP on loopback.
+"""A plant simulator that serves point values over Modbus (TCP, RTU over TCP, RTU).
 
 Each point gets a plausible moving value derived from its kind, range and limits (a slow wave
 plus noise, well inside the normal band); ``Excursion`` scripts push a point through its
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from edge.devices import ModbusDevice
@@ -111,30 +112,48 @@ class PlantModel:
 
 
 class SimulatedDevice:
-    """A Modbus TCP server answering with a PlantModel's values for one device's map."""
+    """A Modbus server answering with a PlantModel's values for one device's map: Modbus TCP,
+    RTU over TCP, or RTU on ``serial_port`` (one end of a pseudo-terminal pair, in tests).
+    ``also`` adds more devices (other unit ids) at the same endpoint, as behind one
+    serial-to-Ethernet converter."""
 
     def __init__(self, dev: ModbusDevice, model: PlantModel, host: str | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, also: tuple[ModbusDevice, ...] = (),
+                 serial_port: str | None = None) -> None:
         self.dev = dev
         self.model = model
-        self.host = host or dev.host
+        self.host = host or dev.host or "127.0.0.1"
         self.port = port or dev.port
+        self.requests = 0
+        devices = [self._sim(d) for d in (dev, *also)]
+        self._server: ModbusTcpServer | ModbusSerialServer
+        if serial_port is not None:
+            s = dev.serial
+            self._server = ModbusSerialServer(
+                devices, framer=FramerType.RTU, port=serial_port,
+                baudrate=s.baudrate if s else 9600, bytesize=s.bytesize if s else 8,
+                parity=s.parity if s else "E", stopbits=s.stopbits if s else 1)
+        else:
+            framer = FramerType.RTU if dev.transport != "tcp" else FramerType.SOCKET
+            self._server = ModbusTcpServer(devices, framer=framer,
+                                           address=(self.host, self.port))
+        self._serial = serial_port is not None
+        self._task: asyncio.Task[None] | None = None
+
+    def _sim(self, dev: ModbusDevice) -> SimDevice:
         size = max(r.address + r.width for r in dev.registers.values()) + 1
-        self._size = size
         bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
         regs = [SimData(0, count=size, values=0, datatype=DataType.REGISTERS)]
-        device = SimDevice(id=dev.unit_id, simdata=(bits, bits, regs, list(regs)),
-                           action=partial(SimulatedDevice._fill, self))
-        self._server = ModbusTcpServer([device], address=(self.host, self.port))
-        self._task: asyncio.Task[None] | None = None
-        self.requests = 0
+        return SimDevice(id=dev.unit_id, simdata=(bits, bits, regs, list(regs)),
+                         action=partial(SimulatedDevice._fill, self, dev, size))
 
-    async def _fill(self, function_code: int, start_address: int, address: int, count: int,
+    async def _fill(self, dev: ModbusDevice, size: int, function_code: int,
+                    start_address: int, address: int, count: int,
                     current_registers: list[int], set_values: object) -> None:
         self.requests += 1
         table = "holding" if function_code in _HOLDING_FC else "input"
-        image = [0] * self._size
-        for pid, reg in self.dev.registers.items():
+        image = [0] * size
+        for pid, reg in dev.registers.items():
             if reg.table == table:
                 words = encode_values(reg, self.model.value(pid))
                 if reg.type == "bit":          # several bit points may share a register
@@ -145,12 +164,15 @@ class SimulatedDevice:
         # requested window only.
         lo = max(0, address - start_address)
         hi = min(len(current_registers), address - start_address + count,
-                 self._size - start_address)
+                 size - start_address)
         current_registers[lo:hi] = image[start_address + lo:start_address + hi]
 
     async def start(self) -> None:
         """Start listening; returns once the port accepts connections."""
         self._task = asyncio.create_task(self._server.serve_forever(), name=f"sim-{self.port}")
+        if self._serial:
+            await asyncio.sleep(0.1)   # nothing to connect to: give the port a moment to open
+            return
         for _ in range(200):
             try:
                 _, w = await asyncio.open_connection(self.host, self.port)

@@ -39,6 +39,7 @@ class Spool:
             key=lambda b: b.seq)
         self._next = self._batches[-1].seq + 1 if self._batches else 0
         self.bytes = sum(b.size for b in self._batches)
+        self._points = sum(b.points for b in self._batches)
         self.dropped_points = 0
         if self._batches:
             log.info("spool %s: %d batches (%d points) from a previous run to replay",
@@ -59,7 +60,7 @@ class Spool:
     @property
     def points(self) -> int:
         """Points waiting in the spool."""
-        return sum(b.points for b in self._batches)
+        return self._points
 
     def append(self, body: bytes, points: int) -> None:
         """Store a batch; drops the oldest batches while over the byte limit."""
@@ -74,6 +75,7 @@ class Spool:
         tmp.rename(path)
         self._batches.append(SpooledBatch(path, seq, points, len(body)))
         self.bytes += len(body)
+        self._points += points
         while self.bytes > self.max_bytes and len(self._batches) > 1:
             oldest = self._batches[0]
             self.remove(oldest)
@@ -92,4 +94,5 @@ class Spool:
         """Forget a batch once it has been written."""
         self._batches.remove(batch)
         self.bytes -= batch.size
+        self._points -= batch.points
         batch.path.unlink(missing_ok=True)

@@ -92,8 +92,8 @@ def _column(msg: dict[str, Any], key: str, dtype: type[np.generic], n: int) -> n
         raise WireError(f"field {key!r}: {exc}") from None
 
 
-def decode(payload: bytes) -> WireBatch:
-    """Parse and check one message; raises WireError naming the first problem found."""
+def load_message(payload: bytes) -> dict[str, Any]:
+    """The JSON object of a v1 message (readings or edge stats), or WireError."""
     try:
         msg = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -102,6 +102,12 @@ def decode(payload: bytes) -> WireBatch:
         raise WireError("message must be a JSON object")
     if msg.get("v") != VERSION:
         raise WireError(f"unsupported wire version {msg.get('v')!r} (this gateway reads v1)")
+    return msg
+
+
+def decode(payload: bytes) -> WireBatch:
+    """Parse and check one message; raises WireError naming the first problem found."""
+    msg = load_message(payload)
     edge, boot, seq = msg.get("edge"), msg.get("boot"), msg.get("seq")
     if not isinstance(edge, str) or not edge:
         raise WireError("field 'edge' must be a non-empty string")

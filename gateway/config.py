@@ -141,7 +141,9 @@ class Settings(BaseSettings):
     edge_spool_dir: Path = Field(default=Path("var/spool/edge"),
                                  description="where an edge agent keeps messages while the "
                                              "broker is unreachable")
-    edge_spool_max_mb: int = Field(default=1024, ge=1)
+    edge_spool_max_mb: int | None = Field(
+        default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
+                                        "load (edge.forward.spool_capacity)")
     mqtt: MqttSettings = MqttSettings()
     # A process configured from the environment spools by default: nothing lost.
     influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))

@@ -19,9 +19,11 @@ import numpy as np
 
 from alerting.batch import ReadingBatch
 from alerting.engine import AlarmEvent, Engine
+from edge.stats import decode_stats
 from edge.wire import WireError, decode
 from gateway.compiled import CompiledSite, as_compiled
 from gateway.config import SiteConfig
+from gateway.edgestats import stats_lines
 from gateway.lineproto import LineBuilder, escape_tag
 from gateway.sequence import SequenceTracker
 from gateway.writer import BatchingWriter
@@ -40,6 +42,7 @@ class CoreStats:
     malformed_messages: int = 0
     unknown_point_readings: int = 0
     duplicate_messages: int = 0
+    edge_stats_messages: int = 0
     alarm_events: int = 0
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
@@ -64,6 +67,7 @@ class Core:
         self.alarm_sinks = list(alarm_sinks or [])
         self.stats = CoreStats()
         self.sequences = SequenceTracker()
+        self._edge_stats: list[bytes] = []
 
     def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
         """Count a message that cannot be used and keep a sample of it."""
@@ -79,6 +83,9 @@ class Core:
         parts: list[ReadingBatch] = []
         for topic, payload in messages:
             self.stats.messages += 1
+            if topic.endswith("/stats"):
+                self._decode_edge_stats(topic, payload)
+                continue
             try:
                 wb = decode(payload)
             except WireError as exc:
@@ -97,9 +104,26 @@ class Core:
         self.stats.readings += len(batch) - unknown
         return batch
 
+    def _decode_edge_stats(self, topic: str, payload: bytes) -> None:
+        try:
+            st = decode_stats(payload)
+        except WireError as exc:
+            self.dead_letter(topic, payload, f"edge stats: {exc}")
+            return
+        if not topic.endswith(f"/{st.edge}/stats"):
+            self.dead_letter(topic, payload, f"edge {st.edge!r} does not match the topic")
+            return
+        self.stats.edge_stats_messages += 1
+        self._edge_stats.append(stats_lines(self.enterprise, st))
+
     async def handle(self, messages: list[tuple[str, bytes]]) -> list[AlarmEvent]:
         """Process messages end to end; returns the alarm events they caused."""
-        return await self.process(self.decode(messages))
+        events = await self.process(self.decode(messages))
+        if self._edge_stats:
+            lines, self._edge_stats = self._edge_stats, []
+            body = b"".join(lines)
+            await self.writer.put(body, body.count(b"\n"))
+        return events
 
     async def process(self, batch: ReadingBatch) -> list[AlarmEvent]:
         """Evaluate a batch and queue its readings and alarm events."""

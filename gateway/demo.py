@@ -40,7 +40,7 @@ class MemoryUplink:
     def __init__(self, buffer: MessageBuffer) -> None:
         self._buffer = buffer
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
         """Hand the message to the core."""
         await self._buffer.put((topic, payload))
 

@@ -120,7 +120,8 @@ class MqttIngest:
                 self.last_refusal = str(reason)
                 log.error("ingest: broker %s refused the connection: %s (check "
                           "HAZGW_MQTT__USERNAME / HAZGW_MQTT__PASSWORD and TLS settings); "
-                          "retrying every 1–30 s with backoff", self._s.where(), reason)
+                          "retrying every 1–%d s with backoff", self._s.where(), reason,
+                          self._s.reconnect_max_s)
             return
         self.last_refusal = None
         client.subscribe([(t, 1) for t in self._topics] + [(BROKER_DROPPED_TOPIC, 0)])

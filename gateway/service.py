@@ -10,10 +10,11 @@ from contextlib import asynccontextmanager
 
 from edge import wire
 from edge.agent import EdgeRunner
-from edge.forward import StoreAndForward
+from edge.forward import StoreAndForward, spool_capacity
 from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
 from edge.spool import Spool
+from edge.stats import stats_topic
 from gateway.alarms import AlarmPublisher
 from gateway.compiled import CompiledSite
 from gateway.config import Settings, SiteConfig
@@ -31,8 +32,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
     """MQTT ingest feeding the core while the context is open; drains and flushes on exit."""
     code = site.enterprise if isinstance(site, CompiledSite) else site.enterprise.code
     buffer = MessageBuffer(asyncio.get_running_loop())
-    topic = wire.readings_topic(code, "+")
-    ingest = MqttIngest(settings.mqtt, [topic], buffer)
+    topics = [wire.readings_topic(code, "+"), stats_topic(code, "+")]
+    ingest = MqttIngest(settings.mqtt, topics, buffer)
     publisher = AlarmPublisher(code, settings.mqtt)
     try:
         async with running_core(site, settings.influx, buffer, [publisher]) as core:
@@ -71,12 +72,16 @@ async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
     """Poll the edge's devices and publish to the broker until ``stop`` is set."""
     stop = stop or asyncio.Event()
     mqtt_settings = settings.mqtt.model_copy(update={"client_id": f"hazgw-edge-{edge_id}"})
-    spool = Spool(settings.edge_spool_dir / edge_id, settings.edge_spool_max_mb * 1024 * 1024)
+    agent = site.edges[edge_id]
+    capacity = (settings.edge_spool_max_mb * 1024 * 1024 if settings.edge_spool_max_mb
+                else spool_capacity(agent))
+    spool = Spool(settings.edge_spool_dir / edge_id, capacity)
+    log.info("edge %s: spool %s holds up to %.0f MB", edge_id, spool.dir, capacity / 2**20)
     sensor_settings = settings.mqtt.model_copy(
         update={"client_id": f"hazgw-edge-{edge_id}-sensors"})
     async with StoreAndForward(MqttUplink(mqtt_settings), spool) as uplink:
-        runner = EdgeRunner(site.enterprise.code, edge_id, site.edges[edge_id], uplink,
-                            sensor_settings)
+        runner = EdgeRunner(site.enterprise.code, edge_id, agent, uplink, sensor_settings,
+                            uplink.stats)
         task = asyncio.create_task(runner.run(), name=f"edge-{edge_id}")
         try:
             await stop.wait()

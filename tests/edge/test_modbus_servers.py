@@ -79,7 +79,7 @@ async def read_all(port: int, regs: dict[str, Register]) -> dict[str, float]:
     try:
         await poller.poll_once()
     finally:
-        poller._client.close()
+        poller.line.close()
     ids, _, vals, q = got[0]
     assert (q == 0).all(), "every field read with good quality"
     return dict(zip(ids, vals.tolist(), strict=True))

@@ -48,7 +48,7 @@ async def test_poll_reads_every_type_from_a_real_modbus_server() -> None:
     try:
         await poller.poll_once()
     finally:
-        poller._client.close()
+        poller.line.close()
         await sim.stop()
     ids, ts, vals, q = got[0]
     assert dict(zip(ids, vals.tolist(), strict=True)) == {
@@ -65,10 +65,12 @@ async def test_dead_device_gives_bad_quality_and_one_offline_event(
     with caplog.at_level(logging.WARNING, logger="edge.poller"):
         for _ in range(3):
             await poller.poll_once()
-    poller._client.close()
+    poller.line.close()
     assert all(np.isnan(s[2]).all() and (s[3] == Quality.BAD).all() for s in got)
-    assert [r.message for r in caplog.records].count(
-        "device plc offline: not connected") == 1
-    # backoff: the first attempt fails, the next two polls fall inside the backoff window
-    assert poller.connect_attempts == 1
-    assert poller.polls_failed == 3
+    offline = [r.message for r in caplog.records if "offline" in r.message]
+    assert len(offline) == 1 and "cannot connect to tcp:127.0.0.1" in offline[0]
+    # backoff: a failed poll is retried at the next one; after the second failure the
+    # device waits 2 intervals, so the third poll does not try to connect
+    assert poller.connect_attempts == 2
+    assert (poller.stats.polls_failed, poller.stats.polls_skipped) == (2, 1)
+    assert poller.offline_events == 1

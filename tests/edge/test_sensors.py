@@ -43,8 +43,9 @@ class ListUplink:
     def __init__(self) -> None:
         self.payloads: list[bytes] = []
 
-    async def publish(self, topic: str, payload: bytes) -> None:
-        self.payloads.append(payload)
+    async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
+        if topic.endswith("/readings"):
+            self.payloads.append(payload)
 
     async def close(self) -> None:
         pass

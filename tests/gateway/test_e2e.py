@@ -53,9 +53,10 @@ class RecordingUplink(MqttUplink):
         super().__init__(s)
         self.payloads: list[bytes] = []
 
-    async def publish(self, topic: str, payload: bytes) -> None:
+    async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
         await super().publish(topic, payload)
-        self.payloads.append(payload)
+        if topic.endswith("/readings"):
+            self.payloads.append(payload)
 
 
 async def test_modbus_to_influxdb_with_one_excursion(
