@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 BINARIES = {"mosquitto": "/usr/sbin/mosquitto", "influxdb": "/usr/bin/influxd",
-            "victoria-metrics": "/usr/bin/victoria-metrics"}
+            "victoria-metrics": "/usr/bin/victoria-metrics", "socat": "/usr/bin/socat"}
 
 
 def require_binary(package: str) -> str:

@@ -17,6 +17,7 @@ class CountingRelay:
         self.port = port
         self.upstream = upstream
         self.connections: list[float] = []     # monotonic time of each accepted connection
+        self.first_request: list[float] = []   # ... and of the first bytes sent on it
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -38,7 +39,8 @@ class CountingRelay:
         except OSError:
             w.close()
             return
-        pipes = [asyncio.create_task(self._pipe(r, uw)), asyncio.create_task(self._pipe(ur, w))]
+        pipes = [asyncio.create_task(self._pipe(r, uw, self.first_request)),
+                 asyncio.create_task(self._pipe(ur, w))]
         self._tasks.update(pipes)
         await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         for p in pipes:
@@ -48,8 +50,12 @@ class CountingRelay:
             writer.close()
 
     @staticmethod
-    async def _pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+    async def _pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter,
+                    first: list[float] | None = None) -> None:
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
             while data := await r.read(65536):
+                if first is not None:
+                    first.append(time.monotonic())
+                    first = None
                 w.write(data)
                 await w.drain()

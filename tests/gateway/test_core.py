@@ -38,10 +38,12 @@ async def test_bad_input_is_counted_and_dead_lettered_not_fatal(
             msg(1, ["GT101", "NO_SUCH_POINT"], [2.0, 3.0]),
             msg(1, ["GT101"], [2.0]),           # duplicate of seq 1
             msg(5, ["GT101"], [60.0]),          # seq 2..4 missing
+            (TOPIC.replace("/readings", "/stats"), b'{"v": 1, "edge": "edge-01"}'),
         ])
     s = core.stats
-    assert s.malformed_messages == 3
+    assert s.malformed_messages == 4
     reasons = [d["reason"] for d in s.dead_letters]
+    assert reasons[3] == "edge stats: missing 'boot'"
     assert reasons[0].startswith("not JSON: ")
     assert reasons[1] == "unsupported wire version 9 (this gateway reads v1)"
     assert "does not match the topic" in reasons[2]
