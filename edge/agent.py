@@ -115,8 +115,12 @@ class EdgeRunner:
             self.sensors.start()
         try:
             while True:
+                # asyncio.timeout, never wait_for, here and in every loop that is
+                # cancelled at shutdown: Python 3.11's wait_for can swallow a cancellation
+                # that arrives as the awaited event is set, and the loop then runs on.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.cfg.max_batch_delay_s)
+                    async with asyncio.timeout(self.cfg.max_batch_delay_s):
+                        await self._wake.wait()
                 self._wake.clear()
                 await self.flush()
         finally:

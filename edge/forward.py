@@ -121,7 +121,8 @@ class StoreAndForward:
             if item is None or not self.uplink.connected:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 0.5)
+                    async with asyncio.timeout(0.5):
+                        await self._wake.wait()
                 continue
             batch, body = item
             topic, _, payload = body.partition(b"\n")

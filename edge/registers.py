@@ -21,6 +21,35 @@ _BIG_ENDIAN = {"int16": ">i2", "uint16": ">u2", "int32": ">i4", "uint32": ">u4",
 
 
 @dataclass(frozen=True)
+class _Group:
+    """The fields of a block that share a type and byte order, decoded in one step."""
+
+    fields: npt.NDArray[np.intp]       # positions among the block's fields
+    words: npt.NDArray[np.intp]        # (fields, width): register offsets, most significant first
+    dtype: str                         # big-endian numpy type, or "bit"
+    swap_bytes: bool
+    bit: npt.NDArray[np.intp]
+
+
+def _groups(group: list[tuple[int, str, Register]], start: int) -> tuple[_Group, ...]:
+    by_kind: dict[tuple[str, str], list[int]] = {}
+    for i, (_, _, r) in enumerate(group):
+        by_kind.setdefault((r.type, r.word_order), []).append(i)
+    out = []
+    for (rtype, order), fields in by_kind.items():
+        width = group[fields[0]][2].width
+        j = np.arange(width)
+        if order in ("CDAB", "DCBA"):
+            j = j[::-1]
+        words = np.array([[group[i][0] - start + k for k in j] for i in fields], dtype=np.intp)
+        out.append(_Group(np.array(fields, dtype=np.intp), words.reshape(len(fields), width),
+                          "bit" if rtype == "bit" else _BIG_ENDIAN.get(rtype, ">u2"),
+                          order in ("BADC", "DCBA"),
+                          np.array([group[i][2].bit or 0 for i in fields], dtype=np.intp)))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
 class ReadBlock:
     """One read request and how to turn its registers into point values."""
 
@@ -37,6 +66,8 @@ class ReadBlock:
     scale: npt.NDArray[np.float64]
     add: npt.NDArray[np.float64]
     loop: npt.NDArray[np.float64]     # (fields, 4): raw at 4 mA, raw at 20 mA, eng low/high
+    groups: tuple[_Group, ...] = ()
+    has_loop: bool = False
 
     def decode_with_quality(self, registers: Sequence[int] | Sequence[bool],
                             ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
@@ -44,9 +75,9 @@ class ReadBlock:
         bad (bad ones carry no value); everything else is good."""
         values = self.decode(registers)
         quality = np.zeros(len(values), np.uint8)
-        is_loop = ~np.isnan(self.loop[:, 0])
-        if not is_loop.any():
+        if not self.has_loop:
             return values, quality
+        is_loop = ~np.isnan(self.loop[:, 0])
         r4, r20, e_lo, e_hi = self.loop.T
         with np.errstate(invalid="ignore"):
             ma = 4.0 + 16.0 * (values - r4) / (r20 - r4)
@@ -70,6 +101,27 @@ class ReadBlock:
         regs = np.asarray(registers, dtype=np.uint16)
         if len(regs) < self.count:
             raise ValueError(f"expected {self.count} registers, got {len(regs)}")
+        if self.groups:
+            return self._decode_groups(regs)
+        return self._decode_generic(regs)
+
+    def _decode_groups(self, regs: npt.NDArray[np.uint16]) -> npt.NDArray[np.float64]:
+        # One gather, byte swap and dtype view per (type, order) group: a few numpy calls per
+        # poll whatever the number of fields, where a per-field select cost ~300 µs at 125.
+        out = np.empty(len(self.point_ids))
+        for g in self.groups:
+            w = regs[g.words]
+            if g.swap_bytes:
+                w = (w << np.uint16(8)) | (w >> np.uint16(8))
+            if g.dtype == "bit":
+                out[g.fields] = (w[:, 0] >> g.bit.astype(np.uint16)) & 1
+            else:
+                out[g.fields] = w.astype(">u2").view(g.dtype).ravel()
+        result: npt.NDArray[np.float64] = out * self.scale + self.add
+        return result
+
+    def _decode_generic(self, regs: npt.NDArray[np.uint16]) -> npt.NDArray[np.float64]:
+        """Per-field decoding (blocks built without groups)."""
         # words of each value, most significant first: (fields, 4), unused ones zero
         j = np.arange(4)
         used = j < self.width[:, None]
@@ -108,13 +160,12 @@ def plan_reads(registers: dict[str, Register], max_count: int = 125,
         items = sorted(((r.address, pid, r) for pid, r in registers.items() if r.table == table),
                        key=lambda t: t[0])
         group: list[tuple[int, str, Register]] = []
+        end = 0
         for addr, pid, reg in items:
-            if group:
-                start = group[0][0]
-                end = max(a + r.width for a, _, r in group)
-                if addr - end > max_gap or addr + reg.width - start > limit:
-                    blocks.append(_block(table, group))
-                    group = []
+            if group and (addr - end > max_gap or addr + reg.width - group[0][0] > limit):
+                blocks.append(_block(table, group))
+                group = []
+            end = max(end, addr + reg.width) if group else addr + reg.width
             group.append((addr, pid, reg))
         if group:
             blocks.append(_block(table, group))
@@ -139,6 +190,8 @@ def _block(table: str, group: list[tuple[int, str, Register]]) -> ReadBlock:
         loop=np.array([[r.current_loop.raw_at_4ma, r.current_loop.raw_at_20ma,
                         r.current_loop.eng_low, r.current_loop.eng_high] if r.current_loop
                        else [np.nan] * 4 for _, _, r in group], dtype=np.float64).reshape(-1, 4),
+        groups=() if table in BIT_TABLES else _groups(group, start),
+        has_loop=any(r.current_loop for _, _, r in group),
     )
 
 

@@ -55,7 +55,8 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event) -> Non
     """Until stopped and empty: take what arrived, process it as one batch, free the slots."""
     while not (stop.is_set() and len(buffer) == 0):
         try:
-            messages = await asyncio.wait_for(buffer.drain(MAX_MESSAGES_PER_STEP), 0.2)
+            async with asyncio.timeout(0.2):
+                messages = await buffer.drain(MAX_MESSAGES_PER_STEP)
         except TimeoutError:
             continue
         try:
@@ -74,7 +75,8 @@ async def clock(core: Core, stop: asyncio.Event) -> None:
     next_health = time.monotonic() + HEALTH_EVERY_S
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), TICK_S)
+            async with asyncio.timeout(TICK_S):
+                await stop.wait()
         now_ms = int(time.time() * 1000)
         try:
             await core.tick(now_ms)

@@ -57,7 +57,8 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
     async with gateway_session(site, settings) as (core, ingest):
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), status_every_s)
+                async with asyncio.timeout(status_every_s):
+                    await stop.wait()
             values = snapshot(core, None, ingest)
             await core.writer.put(stats_line(core.enterprise, settings.mqtt.client_id,
                                              values), 1)

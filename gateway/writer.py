@@ -83,7 +83,8 @@ class BatchingWriter:
                         tb: TracebackType | None) -> None:
         try:
             await self._seal()
-            await asyncio.wait_for(self._queue.join(), self._close_timeout)
+            async with asyncio.timeout(self._close_timeout):
+                await self._queue.join()
         except TimeoutError:
             pass
         finally:
@@ -229,7 +230,8 @@ class BatchingWriter:
             if item is None:
                 self._spool_ready.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._spool_ready.wait(), 1.0)
+                    async with asyncio.timeout(1.0):
+                        await self._spool_ready.wait()
                 continue
             batch, body = item
             written_before = self.stats.points_written

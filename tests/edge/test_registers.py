@@ -97,3 +97,26 @@ def test_current_loop_scales_4_20_ma_and_flags_namur_ranges() -> None:
     assert values[0] == pytest.approx(50.0, abs=0.01)
     assert quality.tolist() == [0, 1, 2, 1, 2]        # good, uncertain, bad, uncertain, bad
     assert np.isnan(values[2]) and np.isnan(values[4])    # a broken loop carries no value
+
+
+def test_grouped_decoding_agrees_with_per_field_decoding_on_random_images() -> None:
+    rng = np.random.default_rng(3)
+    types = ["bit", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64"]
+    for _ in range(20):
+        regs: dict[str, Register] = {}
+        addr = 0
+        for i in range(40):
+            rtype = str(rng.choice(types))
+            fields: dict[str, object] = {"address": addr, "type": rtype,
+                                         "word_order": str(rng.choice(["ABCD", "CDAB", "BADC",
+                                                                       "DCBA"]))}
+            if rtype == "bit":
+                fields["bit"] = int(rng.integers(16))
+            reg = Register.model_validate(fields)
+            regs[f"p{i}"] = reg
+            addr += reg.width + int(rng.integers(2))
+        for block in plan_reads(regs, 125, max_gap=1):
+            image = rng.integers(0, 65536, block.count).astype(np.uint16)
+            grouped = block.decode(image.tolist())
+            generic = block._decode_generic(image)
+            assert np.array_equal(grouped, generic, equal_nan=True)
