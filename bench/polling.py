@@ -147,8 +147,14 @@ def figures(n_devices: int, seconds: float, mqtt_port: int) -> dict[str, float]:
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"
         at_1hz = _child("edge", seconds, 1.0, mqtt_port, *ports)
-        pushed = _child("edge", seconds, 0.0001, 0, *ports)
-        baseline = _child("raw", seconds, *ports)
+        # Pushed runs vary by ±15 % from one to the next on 2 cores: alternate the two
+        # clients and keep the best run of each.
+        pushed_runs, raw_runs = [], []
+        for _ in range(3):
+            raw_runs.append(_child("raw", seconds / 2, *ports)["reads_per_s"])
+            pushed_runs.append(_child("edge", seconds / 2, 0.0001, 0, *ports)["reads_per_s"])
+        pushed = {"reads_per_s": max(pushed_runs)}
+        baseline = {"reads_per_s": max(raw_runs)}
     finally:
         server.terminate()
         server.wait(10)

@@ -1,7 +1,8 @@
 """``make bench``: the alerting engine alone with every rule kind, edge polling (bench.polling),
-the core path, end to end through Mosquitto and InfluxDB 1.6.7 (as fast as it goes, sustained at a fixed rate, and alarm
-latency at half the maximum), next to the raw InfluxDB ingest of the same points measured in
-the same run, and resident memory per point. Writes bench/results/latest.json.
+the core path, end to end through Mosquitto and InfluxDB 1.6.7 (as fast as it goes, sustained
+at a fixed rate, and alarm latency at half the maximum), next to the raw InfluxDB ingest of
+the same points measured in the same run, and resident memory per point.
+Writes bench/results/latest.json.
 
 Everything runs on loopback against private Mosquitto and InfluxDB instances started here and
 stopped at the end; every load is bounded in count and time.

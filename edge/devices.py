@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -149,19 +150,58 @@ class ModbusDevice(Strict):
         return f"{self.transport}:{self.host}:{self.port}"
 
 
-class MqttSensor(Strict):
-    """An MQTT-native sensor: one topic, one point.
+_PATH = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+_LEVEL = re.compile(r"\{(\d+)\}")
 
-    The payload is either a plain number (``value_path`` unset) or a JSON object whose value
-    sits at the dotted ``value_path``; the timestamp comes from ``ts_path`` (Unix ms) when
-    given, otherwise from the arrival time.
+
+class MqttSensor(Strict):
+    """MQTT-native sensors behind one topic filter.
+
+    The payload is either a plain number (one ``point``, no paths) or a JSON object: one value
+    at ``value_path`` for ``point``, or several at once with ``fields`` (point → path). The
+    timestamp comes from ``ts_path`` (Unix ms) when given, otherwise from the arrival time.
+    With wildcards in the topic, a point id may name topic levels: ``{2}`` is the third level
+    of the topic the message arrived on (``site/gas/+/state`` with point ``GT_{2}``).
     """
 
-    topic: str = Field(min_length=1, pattern=r"^[^#+]+$",
-                       description="exact topic (wildcards are not allowed: one topic, one point)")
-    point: Identifier
-    value_path: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
-    ts_path: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
+    topic: str = Field(min_length=1, description="topic or topic filter (+ and # allowed)")
+    point: str | None = Field(default=None, min_length=1,
+                              description="point id (may use {N} topic levels)")
+    value_path: str | None = Field(default=None, pattern=_PATH)
+    fields: dict[str, Annotated[str, Field(pattern=_PATH)]] = Field(
+        default_factory=dict, description="point id (may use {N}) → dotted path of its value")
+    ts_path: str | None = Field(default=None, pattern=_PATH)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> MqttSensor:
+        if (self.point is None) == (not self.fields):
+            raise ValueError("give either point (with value_path for JSON) or fields")
+        if self.fields and self.value_path:
+            raise ValueError("value_path belongs to point; fields carry their own paths")
+        levels = self.topic.split("/")
+        for i, level in enumerate(levels):
+            if ("#" in level and (level != "#" or i != len(levels) - 1)) or \
+                    ("+" in level and level != "+"):
+                raise ValueError(f"topic filter {self.topic!r}: + must be a whole level and "
+                                 "# the whole last level")
+        for pid in self.points():
+            for n in _LEVEL.findall(pid):
+                if int(n) >= len(levels) and "#" not in levels:
+                    raise ValueError(f"point {pid!r} names topic level {n}, but "
+                                     f"{self.topic!r} has {len(levels)} levels")
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", _LEVEL.sub("x", pid)):
+                raise ValueError(f"point {pid!r} is not a valid point id")
+        return self
+
+    def points(self) -> list[str]:
+        """The point ids or id templates this sensor fills."""
+        return [self.point] if self.point is not None else list(self.fields)
+
+    def resolve(self, template: str, topic: str) -> str:
+        """A point id with its ``{N}`` topic levels filled in from ``topic``."""
+        levels = topic.split("/")
+        return _LEVEL.sub(lambda m: levels[int(m.group(1))] if int(m.group(1)) < len(levels)
+                          else "", template)
 
 
 class EdgeAgent(Strict):
@@ -176,7 +216,11 @@ class EdgeAgent(Strict):
                                     description="how often the agent publishes self-metrics")
 
     def point_ids(self) -> list[tuple[str, str]]:
-        """(config path below the edge, point id) of every mapped register and sensor."""
+        """(config path below the edge, point id) of every mapped register and sensor; ids
+        taken from topic levels are known only at run time and are left out (the core counts
+        readings of unknown points)."""
+        sensors = [(f"mqtt_sensors.{sid}." + ("point" if s.point else f"fields.{p}"), p)
+                   for sid, s in self.mqtt_sensors.items() for p in s.points()]
         return ([(f"modbus.{d}.registers.{p}", p) for d, dev in self.modbus.items()
                  for p in dev.registers]
-                + [(f"mqtt_sensors.{sid}.point", s.point) for sid, s in self.mqtt_sensors.items()])
+                + [(path, p) for path, p in sensors if not _LEVEL.search(p)])

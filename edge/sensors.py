@@ -46,24 +46,32 @@ def _number(x: Any, what: str) -> float:
     return float(x)
 
 
-def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int) -> tuple[float, int]:
-    """(value, ts_ms) from one payload, or PayloadError."""
-    if sensor.value_path is None:
+def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
+                  topic: str | None = None) -> tuple[list[str], list[float], int]:
+    """(point ids, values, ts_ms) from one payload, or PayloadError. ``topic`` (the one the
+    message arrived on) fills ``{N}`` levels in point ids; it defaults to the sensor's."""
+    topic = sensor.topic if topic is None else topic
+    if sensor.point is not None and sensor.value_path is None:
         try:
-            value = float(payload.decode("ascii").strip())
+            values = [float(payload.decode("ascii").strip())]
         except (UnicodeDecodeError, ValueError):
             raise PayloadError(f"payload is not a plain number: {payload[:40]!r}") from None
         ts = now_ms
+        templates = [sensor.point]
     else:
         try:
             doc = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
             raise PayloadError(f"payload is not JSON: {exc}") from None
-        value = _number(_at(doc, sensor.value_path), sensor.value_path)
+        paths = ({sensor.point: sensor.value_path} if sensor.point is not None and
+                 sensor.value_path is not None else sensor.fields)
+        templates = list(paths)
+        values = [_number(_at(doc, path), path) for path in paths.values()]
         ts = int(_number(_at(doc, sensor.ts_path), sensor.ts_path)) if sensor.ts_path else now_ms
-    if not math.isfinite(value):
-        raise PayloadError(f"value is not finite: {value}")
-    return value, ts
+    for v in values:
+        if not math.isfinite(v):
+            raise PayloadError(f"value is not finite: {v}")
+    return [sensor.resolve(t, topic) for t in templates], values, ts
 
 
 class MqttSensorSource:
@@ -71,7 +79,10 @@ class MqttSensorSource:
 
     def __init__(self, s: MqttSettings, sensors: dict[str, MqttSensor], sink: SampleSink,
                  loop: asyncio.AbstractEventLoop) -> None:
-        self._by_topic = {sen.topic: sen for sen in sensors.values()}
+        # exact topics by a dict look-up; filters with wildcards are tried one by one
+        self._by_topic = {sen.topic: sen for sen in sensors.values()
+                          if "+" not in sen.topic and "#" not in sen.topic}
+        self._filters = [sen for sen in sensors.values() if sen.topic not in self._by_topic]
         self._sink = sink
         self._loop = loop
         self._client = make_client(s, persistent=True)
@@ -97,16 +108,18 @@ class MqttSensorSource:
         if reason.is_failure:
             log.error("sensors: broker refused the connection: %s", reason)
             return
-        client.subscribe([(t, 1) for t in self._by_topic])
+        client.subscribe([(t, 1) for t in self._by_topic] + [(f.topic, 1) for f in self._filters])
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     msg: mqtt.MQTTMessage) -> None:
-        sensor = self._by_topic.get(msg.topic)
+        sensor = self._by_topic.get(msg.topic) or next(
+            (f for f in self._filters if mqtt.topic_matches_sub(f.topic, msg.topic)), None)
         if sensor is None:
             return
         self.received += 1
         try:
-            value, ts = parse_payload(sensor, bytes(msg.payload), int(time.time() * 1000))
+            points, values, ts = parse_payload(sensor, bytes(msg.payload),
+                                               int(time.time() * 1000), msg.topic)
         except PayloadError as exc:
             self.malformed += 1
             self.dead_letters.append({"topic": msg.topic, "reason": str(exc),
@@ -115,6 +128,7 @@ class MqttSensorSource:
                 log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
                             msg.topic, self.malformed, exc)
             return
-        samples = ([sensor.point], np.array([ts], np.int64), np.array([value]),
-                   np.array([Quality.GOOD], np.uint8))
+        n = len(points)
+        samples = (points, np.full(n, ts, np.int64), np.array(values, np.float64),
+                   np.full(n, Quality.GOOD, np.uint8))
         self._loop.call_soon_threadsafe(self._sink, samples)

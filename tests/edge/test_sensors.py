@@ -18,13 +18,38 @@ NESTED = MqttSensor(topic="plant/at1", point="AT1", value_path="data.conc", ts_p
 
 
 def test_plain_number_payload_takes_the_arrival_time() -> None:
-    assert parse_payload(PLAIN, b" 12.5\n", now_ms=99) == (12.5, 99)
+    assert parse_payload(PLAIN, b" 12.5\n", now_ms=99) == (["GT1"], [12.5], 99)
 
 
 def test_json_payload_by_field_path() -> None:
     assert parse_payload(NESTED, b'{"data": {"conc": 0.8, "t": 1700000000000}}', 5) == \
-        (0.8, 1_700_000_000_000)
-    assert parse_payload(NESTED, b'{"data": {"conc": "0.8", "t": 1}}', 5) == (0.8, 1)
+        (["AT1"], [0.8], 1_700_000_000_000)
+    assert parse_payload(NESTED, b'{"data": {"conc": "0.8", "t": 1}}', 5) == (["AT1"], [0.8], 1)
+
+
+MULTI = MqttSensor(topic="site/+/detector/+", fields={"{1}_{3}_CH4": "gas.ch4",
+                                                     "{1}_{3}_H2S": "gas.h2s"}, ts_path="t")
+
+
+def test_several_points_from_one_payload_named_by_topic_levels() -> None:
+    assert parse_payload(MULTI, b'{"gas": {"ch4": 4.5, "h2s": 0.25}, "t": 7}', 0,
+                         "site/area2/detector/D7") == (["area2_D7_CH4", "area2_D7_H2S"],
+                                                       [4.5, 0.25], 7)
+
+
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"topic": "a/b", "point": "P", "fields": {"Q": "x"}}, "either point"),
+    ({"topic": "a/b"}, "either point"),
+    ({"topic": "a/b", "fields": {"Q": "x"}, "value_path": "y"}, "value_path belongs to point"),
+    ({"topic": "a/x+/b", "point": "P"}, r"\+ must be a whole level"),
+    ({"topic": "a/#/b", "point": "P"}, "# the whole last level"),
+    ({"topic": "a/+", "point": "P_{5}"}, "names topic level 5"),
+    ({"topic": "a/+", "point": "bad id {1}"}, "not a valid point id"),
+])
+def test_sensor_mappings_that_cannot_work_are_refused(fields: dict[str, object],
+                                                      message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MqttSensor.model_validate(fields)
 
 
 @pytest.mark.parametrize(("sensor", "payload", "message"), [
@@ -53,7 +78,8 @@ class ListUplink:
 
 async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
         mosquitto_server: Server) -> None:
-    cfg = EdgeAgent(mqtt_sensors={"gt1": PLAIN, "at1": NESTED}, max_batch_delay_s=0.05)
+    cfg = EdgeAgent(mqtt_sensors={"gt1": PLAIN, "at1": NESTED, "multi": MULTI},
+                    max_batch_delay_s=0.05)
     uplink = ListUplink()
     broker = MqttSettings(port=mosquitto_server.port, client_id="edge-sensors-test")
     runner = EdgeRunner("E", "edge-s", cfg, uplink, broker)
@@ -69,12 +95,14 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
         await asyncio.sleep(0.2)
         infos = [pub.publish("plant/gt1", b"3.5", qos=1),
                  pub.publish("plant/at1", b'{"data": {"conc": 0.4, "t": 1700000000000}}', qos=1),
-                 pub.publish("plant/at1", b"not json", qos=1)]
+                 pub.publish("plant/at1", b"not json", qos=1),
+                 pub.publish("site/north/detector/D1", b'{"gas": {"ch4": 2, "h2s": 0}, "t": 9}',
+                             qos=1)]
         for info in infos:
             info.wait_for_publish(5)
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if runner.readings_published >= 2 and runner.sensors.malformed >= 1:  # type: ignore[union-attr]
+            if runner.readings_published >= 4 and runner.sensors.malformed >= 1:  # type: ignore[union-attr]
                 break
     finally:
         pub.disconnect()
@@ -88,5 +116,6 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
                                                  wb.ts_ms.tolist(), strict=True)})
     assert got["GT1"][0] == 3.5
     assert got["AT1"] == (0.4, 1_700_000_000_000)
+    assert got["north_D1_CH4"] == (2.0, 9) and got["north_D1_H2S"] == (0.0, 9)
     assert runner.sensors is not None and runner.sensors.malformed == 1
     assert runner.sensors.dead_letters[0]["reason"].startswith("payload is not JSON")

@@ -1,0 +1,24 @@
+"""The README's configuration examples stay valid as the models change."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.devices import EdgeAgent
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLES = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
+
+
+def test_there_are_edge_examples() -> None:
+    assert sum("edges:" in e for e in EXAMPLES) >= 2
+
+
+@pytest.mark.parametrize("example", [e for e in EXAMPLES if "edges:" in e])
+def test_edge_examples_validate(example: str) -> None:
+    for agent in yaml.safe_load(example)["edges"].values():
+        EdgeAgent.model_validate(agent)
