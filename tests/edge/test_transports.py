@@ -5,14 +5,16 @@ other), and the per-device workarounds, each read from a real pymodbus server.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from edge.devices import ModbusDevice
+from edge.devices import ModbusDevice, Register
 from edge.poller import DevicePoller, Samples, lines_for
 from edge.simulator import PlantModel, SimulatedDevice
 from edge.wire import Quality
@@ -159,3 +161,24 @@ async def test_close_after_poll_and_pause_after_connect() -> None:
     assert len(relay.connections) == 3 == poller.connect_attempts
     waits = [f - c for c, f in zip(relay.connections, relay.first_request, strict=True)]
     assert min(waits) >= 0.3
+
+
+async def test_exception_response_gives_bad_quality_and_one_offline_event(
+        caplog: pytest.LogCaptureFixture) -> None:
+    served = device(port=free_port())
+    # the poller asks for a register the device does not have: exception 2 (illegal address)
+    asked = served.model_copy(update={"registers": {
+        **served.registers, "missing": Register(address=200, type="uint16")}})
+    async with serving(served):
+        poller = DevicePoller("x", asked, print)
+        try:
+            with caplog.at_level(logging.WARNING, logger="edge.poller"):
+                got = await poll(poller, 2)
+        finally:
+            poller.line.close()
+    ids, _, values, quality = got[0]
+    bad = dict(zip(ids, quality.tolist(), strict=True))
+    assert bad["missing"] == Quality.BAD and np.isnan(values[ids.index("missing")])
+    offline = [r.message for r in caplog.records if "offline" in r.message]
+    assert len(offline) == 1 and "exception response" in offline[0]
+    assert poller.offline_events == 1 and poller.stats.polls_failed == 2
