@@ -60,6 +60,31 @@ def make_client(s: MqttSettings, persistent: bool) -> mqtt.Client:
     return client
 
 
+class Refusals:
+    """Says a refused connection once per reason (state changes, not repetitions) with what
+    to check and when paho retries, and counts every refusal."""
+
+    def __init__(self, who: str, s: MqttSettings) -> None:
+        self.who = who
+        self.settings = s
+        self.count = 0
+        self.last: str | None = None
+
+    def refused(self, reason: ReasonCode) -> None:
+        """Note one refusal (from paho's thread)."""
+        self.count += 1
+        if str(reason) != self.last:
+            self.last = str(reason)
+            log.error("%s: broker %s refused the connection: %s (check HAZGW_MQTT__USERNAME / "
+                      "HAZGW_MQTT__PASSWORD and TLS settings); retrying every 1–%d s with "
+                      "backoff", self.who, self.settings.where(), reason,
+                      self.settings.reconnect_max_s)
+
+    def accepted(self) -> None:
+        """The broker accepted us: a later refusal is news again."""
+        self.last = None
+
+
 class Uplink(Protocol):
     """Where an edge agent sends its wire batches."""
 
@@ -80,6 +105,7 @@ class MqttUplink:
         self._closing = False
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self.refusals = Refusals("uplink", s)
         self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
         self._client.loop_start()
         self.published = 0
@@ -90,8 +116,9 @@ class MqttUplink:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
                     reason: ReasonCode, props: object) -> None:
         if reason.is_failure:
-            log.error("uplink: broker refused the connection: %s", reason)
+            self.refusals.refused(reason)
             return
+        self.refusals.accepted()
         self._connected = True
         log.info("uplink: connected")
 

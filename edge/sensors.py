@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.devices import MqttSensor
-from edge.mqtt import MqttSettings, make_client
+from edge.mqtt import MqttSettings, Refusals, make_client
 from edge.poller import SampleSink
 from edge.wire import Quality
 
@@ -88,6 +88,7 @@ class MqttSensorSource:
         self._client = make_client(s, persistent=True)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self.refusals = Refusals("sensors", s)
         self._s = s
         self.received = 0
         self.malformed = 0
@@ -106,8 +107,9 @@ class MqttSensorSource:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
                     reason: ReasonCode, props: object) -> None:
         if reason.is_failure:
-            log.error("sensors: broker refused the connection: %s", reason)
+            self.refusals.refused(reason)
             return
+        self.refusals.accepted()
         client.subscribe([(t, 1) for t in self._by_topic] + [(f.topic, 1) for f in self._filters])
 
     def _on_message(self, client: mqtt.Client, userdata: object,

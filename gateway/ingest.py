@@ -15,7 +15,7 @@ from collections import deque
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqtt import MqttSettings, make_client
+from edge.mqtt import MqttSettings, Refusals, make_client
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,7 @@ class MqttIngest:
         self.connected = threading.Event()
         self.subscribed = threading.Event()
         self.broker_dropped: int | None = None
-        self.connect_failures = 0
-        self.last_refusal: str | None = None
+        self.refusals = Refusals("ingest", s)
         self._stopping = False
 
     def start(self) -> None:
@@ -114,16 +113,9 @@ class MqttIngest:
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
                     reason: ReasonCode, props: object) -> None:
         if reason.is_failure:
-            self.connect_failures += 1
-            # Said once per reason (state changes, not repetitions); paho keeps retrying.
-            if str(reason) != self.last_refusal:
-                self.last_refusal = str(reason)
-                log.error("ingest: broker %s refused the connection: %s (check "
-                          "HAZGW_MQTT__USERNAME / HAZGW_MQTT__PASSWORD and TLS settings); "
-                          "retrying every 1–%d s with backoff", self._s.where(), reason,
-                          self._s.reconnect_max_s)
+            self.refusals.refused(reason)
             return
-        self.last_refusal = None
+        self.refusals.accepted()
         client.subscribe([(t, 1) for t in self._topics] + [(BROKER_DROPPED_TOPIC, 0)])
         log.info("ingest: connected, subscribing to %s", ", ".join(self._topics))
         self.connected.set()

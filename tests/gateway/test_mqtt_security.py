@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
-from edge.mqtt import MqttSettings
+from edge.mqtt import MqttSettings, MqttUplink
 from gateway.ingest import MessageBuffer, MqttIngest
 from tests import services
 from tests.waiting import wait_until
@@ -19,22 +20,30 @@ async def test_tls_and_password_connect_and_a_wrong_password_is_said_once(
     with services.mosquitto_tls(tmp_path / "tls") as broker:
         good = MqttSettings(port=broker.tls_port, tls_ca=broker.ca, username=broker.username,
                             password=broker.password, client_id="sec-good")
-        bad = good.model_copy(update={"password": None, "client_id": "sec-bad"})
+        bad = good.model_copy(update={"password": SecretStr("wrong"), "client_id": "sec-bad",
+                                      "reconnect_max_s": 2})
         buffer = MessageBuffer(asyncio.get_running_loop())
         ok = MqttIngest(good, ["mhs/v1/+/+/readings"], buffer)
         refused = MqttIngest(bad, ["mhs/v1/+/+/readings"], buffer)
-        with caplog.at_level(logging.ERROR, logger="gateway.ingest"):
+        with caplog.at_level(logging.ERROR):
             ok.start()
             refused.start()
+            uplink = MqttUplink(bad.model_copy(update={"client_id": "sec-bad-edge"}))
             try:
                 await wait_until(ok.subscribed.is_set, 15)
-                # paho retries with backoff (1 s, then longer): wait for a second refusal
-                await wait_until(lambda: refused.connect_failures >= 2, 15)
+                # paho retries with backoff (1 s, then up to 2 s): wait for a third refusal
+                await wait_until(lambda: refused.refusals.count >= 3, 15)
+                await wait_until(lambda: uplink.refusals.count >= 3, 15)
             finally:
                 ok.stop()
                 refused.stop()
-    assert not refused.connected.is_set()
+                await uplink.close(timeout_s=0)
+    assert not refused.connected.is_set() and not uplink.connected
     errors = [r.getMessage() for r in caplog.records]
-    assert len(errors) == 1, errors          # the same refusal is logged once, not per retry
-    assert "refused the connection" in errors[0] and "(TLS)" in errors[0]
-    assert "HAZGW_MQTT__PASSWORD" in errors[0]
+    # the same refusal is logged once per connection, not once per retry
+    assert len(errors) == 2, errors
+    # the two connections are refused on their own threads, in either order
+    for who, error in zip(("ingest", "uplink"), sorted(errors), strict=True):
+        assert error.startswith(f"{who}: broker 127.0.0.1:{broker.tls_port} (TLS) refused the "
+                                "connection: Not authorized")
+        assert "HAZGW_MQTT__PASSWORD" in error and "retrying every 1–2 s" in error
