@@ -1,5 +1,5 @@
 """``hazgw``: check configs, generate schemas, run the core, an edge agent, the simulator or
-the all-in-one demo."""
+the all-in-one demo, verify the audit log."""
 
 from __future__ import annotations
 
@@ -111,6 +111,31 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    """Check the audit log's hash chain; name the first record that was edited or deleted."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.auditlog import verify_log
+    from gateway.storage import Database
+
+    url = args.db or _settings().database_url
+    db = Database(url, upgrade=False)
+    try:
+        with db.session() as s:
+            n, problem = verify_log(s)
+    except SQLAlchemyError as exc:
+        print(f"cannot read the audit log at {db.url}: {type(exc).__name__}: "
+              f"{str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    if problem is None:
+        print(f"audit log intact: {n} records")
+        return 0
+    print(f"audit log BROKEN after checking {n} records: {problem}")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hazgw``."""
     p = argparse.ArgumentParser(prog="hazgw", description=__doc__)
@@ -138,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", default="config/demo/plant.yaml")
     m.add_argument("--host", default=None, help="bind address (default: each device's host)")
     m.set_defaults(func=cmd_simulate)
+    a = sub.add_parser("audit", help="the audit log")
+    asub = a.add_subparsers(dest="audit_cmd", required=True)
+    v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
+    v.add_argument("--db", default=None, help="database URL (default: HAZGW_DATABASE_URL)")
+    v.set_defaults(func=cmd_audit_verify)
     return p
 
 

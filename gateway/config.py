@@ -138,6 +138,9 @@ class Settings(BaseSettings):
 
     config: Path = Path("config/demo/plant.yaml")
     edge_id: str = "edge-01"
+    database_url: str = Field(
+        default="var/hazgw.sqlite3", description="register and audit log: a SQLite file path "
+                                                 "or a URL such as postgresql://user@host/db")
     edge_spool_dir: Path = Field(default=Path("var/spool/edge"),
                                  description="where an edge agent keeps messages while the "
                                              "broker is unreachable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -45,10 +46,10 @@ def influx_db(influx_server: Server) -> str:
     return name
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped
-    at the end of the session."""
+@contextlib.contextmanager
+def fresh_postgres() -> Iterator[str]:
+    """A new database on the machine's PostgreSQL (127.0.0.1:5432, trust auth), dropped on
+    exit."""
     import psycopg
 
     host = os.environ.get("HAZGW_TEST_PG_HOST", "127.0.0.1")
@@ -67,6 +68,23 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh database for the whole session."""
+    with fresh_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each kind the product supports: every storage test runs twice."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "hazgw.sqlite3")
+        return
+    with fresh_postgres() as url:
+        yield url
 
 
 # Threads that belong to an event loop's default executor are reclaimed when pytest-asyncio

@@ -1,0 +1,102 @@
+"""The hazard register (隐患台账): its closed loop as pure rules.
+
+An entry is registered (登记), rectified (整改), verified (验收) and closed (销号); a failed
+verification sends it back to rectification::
+
+    state                 action          → state                 who may, and what it needs
+    registered            start           → rectifying            a major hazard needs the five
+                                                                  in place (五到位) first
+    rectifying            submit          → pending_verification  the rectification done
+    pending_verification  verify_pass     → closed                a verifier and a comment
+    pending_verification  verify_fail     → rectifying            a verifier and a comment
+    registered,
+    rectifying            update_five     (same state)            any of the five fields
+
+Every other (state, action) is refused with the reason. The five in place are measures,
+funds, responsible person, deadline and contingency plan. An entry is overdue when it is not
+closed after its deadline; major and overdue entries are under supervised listing (挂牌督办).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+State = Literal["registered", "rectifying", "pending_verification", "closed"]
+Action = Literal["start", "submit", "verify_pass", "verify_fail", "update_five"]
+Level = Literal["general", "major"]
+Source = Literal["alarm_duration", "alarm_recurrence", "integrity", "inspection"]
+
+STATES: tuple[State, ...] = ("registered", "rectifying", "pending_verification", "closed")
+TRANSITIONS: dict[tuple[State, Action], State] = {
+    ("registered", "start"): "rectifying",
+    ("rectifying", "submit"): "pending_verification",
+    ("pending_verification", "verify_pass"): "closed",
+    ("pending_verification", "verify_fail"): "rectifying",
+    ("registered", "update_five"): "registered",
+    ("rectifying", "update_five"): "rectifying",
+}
+FIVE: tuple[str, ...] = ("measures", "funds_cny", "responsible_person", "deadline_ms",
+                         "contingency_plan")
+
+
+class RegisterError(ValueError):
+    """A register change that is not allowed; the text says why."""
+
+
+@dataclass(frozen=True)
+class Five:
+    """五到位: what a rectification needs in place (None = not yet)."""
+
+    measures: str | None = None
+    funds_cny: float | None = None
+    responsible_person: str | None = None
+    deadline_ms: int | None = None
+    contingency_plan: str | None = None
+
+    def missing(self) -> list[str]:
+        """Names of the fields not yet in place."""
+        return [f for f in FIVE if getattr(self, f) in (None, "")]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A register entry as the rules see it."""
+
+    state: State
+    level: Level
+    five: Five = Five()
+
+    def overdue(self, now_ms: int) -> bool:
+        """Not closed and past its deadline."""
+        d = self.five.deadline_ms
+        return self.state != "closed" and d is not None and now_ms > d
+
+    def supervised(self, now_ms: int) -> bool:
+        """Under supervised listing (挂牌督办): a major hazard, or overdue, while not closed."""
+        return self.state != "closed" and (self.level == "major" or self.overdue(now_ms))
+
+
+def transition(entry: Entry, action: Action, *, five: Five | None = None,
+               verifier: str | None = None, comment: str | None = None) -> Entry:
+    """The entry after ``action``, or RegisterError naming what stands in the way."""
+    nxt = TRANSITIONS.get((entry.state, action))
+    if nxt is None:
+        allowed = sorted(a for (s, a) in TRANSITIONS if s == entry.state)
+        raise RegisterError(f"cannot {action} an entry that is {entry.state}; allowed: "
+                            f"{', '.join(allowed) or 'nothing (closed entries are final)'}")
+    if action == "update_five":
+        if five is None:
+            raise RegisterError("update_five needs the five-in-place fields")
+        return replace(entry, five=_merge(entry.five, five))
+    if action == "start" and entry.level == "major" and entry.five.missing():
+        raise RegisterError("a major hazard enters rectification only with all five in place "
+                            f"(五到位); missing: {', '.join(entry.five.missing())}")
+    if action in ("verify_pass", "verify_fail") and not (verifier and comment):
+        raise RegisterError(f"{action} needs the verifier and a comment")
+    return replace(entry, state=nxt)
+
+
+def _merge(old: Five, new: Five) -> Five:
+    return Five(**{f: getattr(new, f) if getattr(new, f) not in (None, "") else getattr(old, f)
+                   for f in FIVE})

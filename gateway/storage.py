@@ -1,0 +1,109 @@
+"""The relational store: hazard register, its transitions, and the audit log (SQLAlchemy 2).
+
+A SQLite file is the embedded default; PostgreSQL is used by URL. The schema is created and
+upgraded by Alembic (``gateway/migrations``), never by ``create_all``, so that a production
+database moves through the same migrations as a test one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, create_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+
+class AuditRecord(Base):
+    """One append-only audit record; ``detail`` holds the canonical JSON that was hashed."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class RegisterEntry(Base):
+    """A hazard register entry (隐患) with its five in place (五到位)."""
+
+    __tablename__ = "register_entry"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise: Mapped[str] = mapped_column(String(64), index=True)
+    hazard_source: Mapped[str] = mapped_column(String(64), index=True)
+    point: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    measures: Mapped[str | None] = mapped_column(Text)
+    funds_cny: Mapped[float | None] = mapped_column(Float)
+    responsible_person: Mapped[str | None] = mapped_column(String(128))
+    deadline_ms: Mapped[int | None] = mapped_column(BigInteger)
+    contingency_plan: Mapped[str | None] = mapped_column(Text)
+    evidence: Mapped[str] = mapped_column(Text, default="{}")   # JSON: alarm ids, snapshot
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RegisterTransition(Base):
+    """One step of an entry through its closed loop."""
+
+    __tablename__ = "register_transition"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("register_entry.id"), index=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    comment: Mapped[str | None] = mapped_column(Text)
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` → the psycopg 3 driver; a bare path → a SQLite file."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if "://" not in url:
+        return f"sqlite:///{Path(url).resolve()}"
+    return url
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url))
+    command.upgrade(cfg, "head")
+
+
+class Database:
+    """An engine and its sessions, on a migrated database."""
+
+    def __init__(self, url: str, upgrade: bool = True) -> None:
+        self.url = normalise_url(url)
+        if self.url.startswith("sqlite:///"):
+            Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        if upgrade:
+            migrate(self.url)
+        self.engine: Engine = create_engine(self.url)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    def close(self) -> None:
+        """Release the connections."""
+        self.engine.dispose()
