@@ -1,4 +1,5 @@
-"""The relational store: hazard register, its transitions, and the audit log (SQLAlchemy 2).
+"""The relational store (SQLAlchemy 2): hazard register and its transitions, the audit log,
+alarms and their escalation steps.
 
 A SQLite file is the embedded default; PostgreSQL is used by URL. The schema is created and
 upgraded by Alembic (``gateway/migrations``), never by ``create_all``, so that a production
@@ -11,7 +12,16 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, Float, ForeignKey, Integer, String, Text, create_engine
+from sqlalchemy import (
+    BigInteger,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
@@ -73,6 +83,38 @@ class RegisterTransition(Base):
     from_state: Mapped[str] = mapped_column(String(32))
     to_state: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str | None] = mapped_column(Text)
+
+
+class Alarm(Base):
+    """One annunciated occurrence of an alarm, as long as escalation needs to follow it."""
+
+    __tablename__ = "alarm"
+    __table_args__ = (UniqueConstraint("alarm_id", "annunciated_ms",
+                                       name="uq_alarm_occurrence"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm_id: Mapped[str] = mapped_column(String(128))
+    annunciated_ms: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(64))
+    point: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer)
+    level_name: Mapped[str] = mapped_column(String(32))
+    value: Mapped[float | None] = mapped_column(Float)
+    limit: Mapped[float | None] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(32))
+    handled_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    handled_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class Escalation(Base):
+    """A step of an alarm's escalation that fired (at most once: unique per alarm and step)."""
+
+    __tablename__ = "escalation"
+    __table_args__ = (UniqueConstraint("alarm_row", "step", name="uq_escalation_step"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm_row: Mapped[int] = mapped_column(ForeignKey("alarm.id"))
+    step: Mapped[int] = mapped_column(Integer)
+    roles: Mapped[str] = mapped_column(String(128))
+    fired_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 def normalise_url(url: str) -> str:
