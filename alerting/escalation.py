@@ -15,6 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["operator", "operational", "technical", "main", "regulator"]
+Channel = Literal["mqtt", "webhook", "email"]
+# Four-colour warning (红橙黄蓝) by alarm priority: 1 most urgent.
+WARNING_COLOUR = {1: "red", 2: "orange", 3: "yellow", 4: "blue"}
 UNHANDLED_STATES = ("unack", "rtn_unack")
 
 
@@ -64,3 +67,33 @@ class EscalationConfig(BaseModel):
     def policy_for(self, source: str, priority: int) -> Policy | None:
         """The policy of an alarm, or None when it does not escalate."""
         return self.sources.get(source, {}).get(priority) or self.default.get(priority)
+
+
+class Contact(BaseModel):
+    """Where a role is told: an MQTT topic, a webhook URL or an e-mail address."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel: Channel
+    target: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _target_fits(self) -> Contact:
+        if self.channel == "webhook" and not self.target.startswith(("http://", "https://")):
+            raise ValueError(f"webhook target must be an http(s) URL, got {self.target!r}")
+        if self.channel == "email" and "@" not in self.target:
+            raise ValueError(f"email target must be an address, got {self.target!r}")
+        if self.channel == "mqtt" and any(c in self.target for c in "+#"):
+            raise ValueError(f"mqtt target must be a topic without wildcards: {self.target!r}")
+        return self
+
+
+class Contacts(BaseModel):
+    """Contacts by role, for the whole enterprise or one hazard source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    default: dict[Role, list[Contact]] = Field(default_factory=dict)
+    sources: dict[str, dict[Role, list[Contact]]] = Field(default_factory=dict)
+
+    def of(self, source: str, role: Role) -> list[Contact]:
+        """Who holds ``role`` for ``source`` (the source's own contacts first)."""
+        return self.sources.get(source, {}).get(role) or self.default.get(role, [])

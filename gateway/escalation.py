@@ -9,13 +9,16 @@ fires on the first tick, once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from alerting.engine import ANNUNCIATING, AlarmEvent
-from alerting.escalation import UNHANDLED_STATES, EscalationConfig, Role
+from alerting.escalation import UNHANDLED_STATES, Contacts, EscalationConfig, Role
+from gateway.outbox import enqueue_for_roles, feed_message
 from gateway.storage import Alarm, Database, Escalation
 
 
@@ -39,9 +42,13 @@ class Fired:
 class Escalator:
     """Follows alarm occurrences and fires their escalation steps."""
 
-    def __init__(self, db: Database, cfg: EscalationConfig) -> None:
+    def __init__(self, db: Database, cfg: EscalationConfig, contacts: Contacts | None = None,
+                 enterprise: str = "", source_levels: Mapping[str, str] | None = None) -> None:
         self.db = db
         self.cfg = cfg
+        self.contacts = contacts
+        self.enterprise = enterprise
+        self.source_levels = dict(source_levels or {})
 
     def record(self, events: list[AlarmEvent]) -> None:
         """Open an occurrence when an alarm is annunciated, close it when it is handled."""
@@ -84,13 +91,28 @@ class Escalator:
                         roles = tuple(policy.steps[i].roles)
                         s.add(Escalation(alarm_row=row.id, step=i, roles=",".join(roles),
                                          fired_ms=now_ms))
-                        fired.append(Fired(row.alarm_id, row.annunciated_ms, row.source,
-                                           row.point, row.priority, row.level_name,
-                                           row.value, row.limit, i, roles, now_ms))
+                        f = Fired(row.alarm_id, row.annunciated_ms, row.source, row.point,
+                                  row.priority, row.level_name, row.value, row.limit, i, roles,
+                                  now_ms)
+                        fired.append(f)
+                        if self.contacts is not None:
+                            # in the step's own transaction: no step without its messages
+                            self._enqueue(s, f)
         except IntegrityError:
             # another gateway instance fired the same steps first: they are not ours to send
             return []
         return fired
+
+    def _enqueue(self, s: Session, f: Fired) -> None:
+        assert self.contacts is not None
+        base = f"{f.alarm_id}@{f.annunciated_ms}/step{f.step}"
+        message = feed_message(
+            key=base, enterprise=self.enterprise, source=f.source,
+            source_level=self.source_levels.get(f.source), point=f.point, value=f.value,
+            limit=f.limit, alarm_level=f.level_name, priority=f.priority,
+            annunciated_ms=f.annunciated_ms, escalated_ms=f.fired_ms, step=f.step,
+            roles=list(f.roles))
+        enqueue_for_roles(s, self.contacts, f.source, list(f.roles), base, message, f.fired_ms)
 
     def steps_fired(self, alarm_id: str) -> list[tuple[int, int]]:
         """(step, fired_ms) of the latest occurrence of an alarm."""

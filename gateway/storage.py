@@ -1,5 +1,5 @@
 """The relational store (SQLAlchemy 2): hazard register and its transitions, the audit log,
-alarms and their escalation steps.
+alarms and their escalation steps, the notification outbox.
 
 A SQLite file is the embedded default; PostgreSQL is used by URL. The schema is created and
 upgraded by Alembic (``gateway/migrations``), never by ``create_all``, so that a production
@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Integer,
@@ -115,6 +116,35 @@ class Escalation(Base):
     step: Mapped[int] = mapped_column(Integer)
     roles: Mapped[str] = mapped_column(String(128))
     fired_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Outbox(Base):
+    """A notification waiting for delivery, or delivered (at least once; ``key`` makes a
+    second copy recognisable to the receiver and a second enqueue impossible)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (UniqueConstraint("key", name="uq_outbox_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(256))
+    channel: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(512))
+    payload: Mapped[str] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
+    delivered_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliveryAttempt(Base):
+    """Every attempt to deliver an outbox message, successful or not."""
+
+    __tablename__ = "delivery_attempt"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    outbox_id: Mapped[int] = mapped_column(ForeignKey("outbox.id"), index=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 def normalise_url(url: str) -> str:
