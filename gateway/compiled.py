@@ -10,8 +10,9 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from alerting.escalation import Contacts, EscalationConfig
 from alerting.table import RuleTable, compile_rules
 from gateway.config import SiteConfig
 
@@ -23,6 +24,9 @@ class CompiledSite:
     enterprise: str
     name: str
     table: RuleTable
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
+    contacts: Contacts = field(default_factory=Contacts)
+    source_levels: dict[str, str] = field(default_factory=dict)
 
 
 def poll_intervals(site: SiteConfig) -> dict[str, float]:
@@ -34,7 +38,8 @@ def poll_intervals(site: SiteConfig) -> dict[str, float]:
 def compile_site(site: SiteConfig) -> CompiledSite:
     """Compile a validated site in this process."""
     return CompiledSite(site.enterprise.code, site.enterprise.name,
-                        compile_rules(site.enterprise, poll_intervals(site)))
+                        compile_rules(site.enterprise, poll_intervals(site)),
+                        site.escalation, site.contacts, site.source_levels())
 
 
 def _build_and_compile(factory: Callable[..., SiteConfig], args: tuple[object, ...],

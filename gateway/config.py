@@ -13,9 +13,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.escalation import Contacts, EscalationConfig
 from alerting.plant import Enterprise, problems_of, rule_problems
 from edge.devices import EdgeAgent
 from edge.mqtt import MqttSettings
+from gateway.notifiers import NotifySettings
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
 
@@ -27,6 +29,11 @@ class SiteConfig(BaseModel):
 
     enterprise: Enterprise
     edges: dict[Identifier, EdgeAgent] = Field(default_factory=dict)
+    escalation: EscalationConfig = Field(
+        default_factory=EscalationConfig,
+        description="who is told about an unacknowledged alarm, and when (none: no escalation)")
+    contacts: Contacts = Field(default_factory=Contacts,
+                               description="where each role is reached, by channel")
 
     @model_validator(mode="after")
     def _registers_name_known_points(self) -> SiteConfig:
@@ -42,9 +49,19 @@ class SiteConfig(BaseModel):
                     problems.append((where, f"point {pid!r} is already read at {mapped[pid]}"))
                 else:
                     mapped[pid] = where
+        known_sources = set(self.enterprise.hazard_sources)
+        for section, table in (("escalation.sources", self.escalation.sources),
+                               ("contacts.sources", self.contacts.sources)):
+            problems += [(f"{section}.{sid}", f"no hazard source {sid!r} in the enterprise")
+                         for sid in table if sid not in known_sources]
         if problems:
             raise rule_problems(problems)
         return self
+
+    def source_levels(self) -> dict[str, str]:
+        """Hazard source id → its GB 18218 level (一级..四级), where it has one."""
+        return {sid: lvl for sid, src in self.enterprise.hazard_sources.items()
+                if (lvl := src.grading().level) is not None}
 
 
 class ConfigError(Exception):
@@ -148,5 +165,6 @@ class Settings(BaseSettings):
         default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
                                         "load (edge.forward.spool_capacity)")
     mqtt: MqttSettings = MqttSettings()
+    notify: NotifySettings = NotifySettings()
     # A process configured from the environment spools by default: nothing lost.
     influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))

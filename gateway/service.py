@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from alerting.engine import AlarmEvent
 from edge import wire
 from edge.agent import EdgeRunner
 from edge.forward import StoreAndForward, spool_capacity
@@ -16,12 +18,16 @@ from edge.simulator import PlantModel, SimulatedDevice
 from edge.spool import Spool
 from edge.stats import stats_topic
 from gateway.alarms import AlarmPublisher
-from gateway.compiled import CompiledSite
+from gateway.compiled import CompiledSite, as_compiled
 from gateway.config import Settings, SiteConfig
-from gateway.core import Core
+from gateway.core import AlarmSink, Core
+from gateway.escalation import Escalator
 from gateway.health import snapshot, stats_line
 from gateway.ingest import MessageBuffer, MqttIngest
+from gateway.notifiers import build_notifiers
+from gateway.outbox import Delivery
 from gateway.runtime import running_core
+from gateway.storage import Database
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +36,70 @@ log = logging.getLogger(__name__)
 async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
                           ) -> AsyncIterator[tuple[Core, MqttIngest]]:
     """MQTT ingest feeding the core while the context is open; drains and flushes on exit."""
-    code = site.enterprise if isinstance(site, CompiledSite) else site.enterprise.code
+    site = as_compiled(site)
+    code = site.enterprise
     buffer = MessageBuffer(asyncio.get_running_loop())
     topics = [wire.readings_topic(code, "+"), stats_topic(code, "+")]
     ingest = MqttIngest(settings.mqtt, topics, buffer)
     publisher = AlarmPublisher(code, settings.mqtt)
+    sinks: list[AlarmSink] = [publisher]
+    async with escalating(site, settings) as escalation_sink:
+        if escalation_sink is not None:
+            sinks.append(escalation_sink)
+        try:
+            async with running_core(site, settings.influx, buffer, sinks) as core:
+                ingest.start()
+                try:
+                    yield core, ingest
+                finally:
+                    ingest.stop()
+                    # the last snapshot, so a clean stop leaves final totals in the database
+                    await core.writer.put(stats_line(code, settings.mqtt.client_id,
+                                                     snapshot(core, buffer, ingest)), 1)
+        finally:
+            await publisher.close()
+
+
+@asynccontextmanager
+async def escalating(site: CompiledSite, settings: Settings) -> AsyncIterator[AlarmSink | None]:
+    """The escalation clock and the outbox delivery while the context is open (nothing when
+    the site defines no escalation policy); yields the alarm sink that feeds the clock."""
+    if not (site.escalation.default or site.escalation.sources):
+        yield None
+        return
+    db = await asyncio.to_thread(Database, settings.database_url)
+    esc = Escalator(db, site.escalation, site.contacts, site.enterprise, site.source_levels)
+    notifiers = build_notifiers(settings.mqtt.model_copy(
+        update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
+    delivery = Delivery(db, notifiers)
+    stop = asyncio.Event()
+
+    async def record(events: list[AlarmEvent]) -> None:
+        await asyncio.to_thread(esc.record, events)
+
+    async def clock() -> None:
+        while not stop.is_set():
+            fired = await asyncio.to_thread(esc.tick, int(time.time() * 1000))
+            if fired:
+                log.warning("escalated: %s", ", ".join(
+                    f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
+                await delivery.run_once()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await stop.wait()
+
+    tasks = [asyncio.create_task(clock(), name="escalation-clock"),
+             asyncio.create_task(delivery.run(stop), name="outbox-delivery")]
     try:
-        async with running_core(site, settings.influx, buffer, [publisher]) as core:
-            ingest.start()
-            try:
-                yield core, ingest
-            finally:
-                ingest.stop()
-                # the last snapshot, so a clean stop leaves final totals in the database
-                await core.writer.put(stats_line(code, settings.mqtt.client_id,
-                                                 snapshot(core, buffer, ingest)), 1)
+        yield record
     finally:
-        await publisher.close()
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for n in notifiers.values():
+            close = getattr(n, "close", None)
+            if close is not None:
+                close()
+        db.close()
 
 
 async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,

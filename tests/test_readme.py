@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alerting.escalation import Contacts, EscalationConfig
 from edge.devices import EdgeAgent
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -22,3 +23,12 @@ def test_there_are_edge_examples() -> None:
 def test_edge_examples_validate(example: str) -> None:
     for agent in yaml.safe_load(example)["edges"].values():
         EdgeAgent.model_validate(agent)
+
+
+def test_escalation_example_validates() -> None:
+    example = next(e for e in EXAMPLES if e.startswith("escalation:"))
+    doc = yaml.safe_load(example)
+    cfg = EscalationConfig.model_validate(doc["escalation"])
+    contacts = Contacts.model_validate(doc["contacts"])
+    assert cfg.policy_for("dust_workshop", 1) is not None
+    assert contacts.of("lpg_farm", "regulator")

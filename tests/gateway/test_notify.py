@@ -10,9 +10,11 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from email import message_from_bytes
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -24,12 +26,17 @@ from pydantic import SecretStr
 
 from alerting.engine import AlarmEvent
 from alerting.escalation import Contacts, EscalationConfig
+from edge import wire
 from edge.mqtt import MqttSettings
+from gateway.config import InfluxSettings, Settings
 from gateway.escalation import Escalator
 from gateway.notifiers import SIGNATURE_HEADER, NotifySettings, build_notifiers, signature
 from gateway.outbox import Delivery
+from gateway.service import gateway_session
 from gateway.storage import Database
+from tests.gateway.test_e2e import small_site
 from tests.services import Server, free_port
+from tests.waiting import wait_until
 
 T0 = 1_800_000_000_000
 S = 1000
@@ -225,3 +232,41 @@ async def test_killed_between_alarm_and_notification_each_channel_gets_it_once(
     assert len(keys) == len(set(keys)) == 7                        # each exactly once
     assert sorted(c for c, _, _, doc in got.items if doc["step"] == 3) == \
         ["email", "mqtt", "webhook"]
+
+
+async def test_the_running_gateway_escalates_a_gas_alarm_to_the_regulator_feed(
+        tmp_path: Path, mosquitto_server: Server) -> None:
+    """Wiring: readings over MQTT → core → alarm → escalation clock → outbox → MQTT feed."""
+    base = small_site(free_port())
+    site = base.model_copy(update={
+        "escalation": EscalationConfig.model_validate({"default": {
+            p: {"steps": [{"after_s": 0, "roles": ["regulator"]}]} for p in (1, 2)}}),
+        "contacts": Contacts.model_validate({"default": {"regulator": [
+            {"channel": "mqtt", "target": "reg/feed/test-wiring"}]}})})
+    settings = Settings(mqtt=MqttSettings(port=mosquitto_server.port, client_id="core-esc"),
+                        influx=InfluxSettings(kind="none"),
+                        database_url=str(tmp_path / "gw.sqlite3"))
+    got: list[dict[str, Any]] = []
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="feed-watcher")
+    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
+    sub.connect("127.0.0.1", mosquitto_server.port)
+    sub.subscribe("reg/feed/test-wiring", 1)
+    sub.loop_start()
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="edge-esc")
+    pub.connect("127.0.0.1", mosquitto_server.port)
+    pub.loop_start()
+    try:
+        async with gateway_session(site, settings) as (_, ingest):
+            await wait_until(ingest.subscribed.is_set, 10)
+            now = int(time.time() * 1000)
+            payload = wire.encode("edge-t", 1, 0, ["G1"], [now], [62.0], [0])
+            pub.publish(wire.readings_topic(site.enterprise.code, "edge-t"), payload, qos=1)
+            await wait_until(lambda: got, 15)
+    finally:
+        for c in (sub, pub):
+            c.disconnect()
+            c.loop_stop()
+    doc = got[0]
+    assert (doc["point"], doc["value"], doc["limit"], doc["step"], doc["roles"]) == \
+        ("G1", 62.0, 50.0, 0, ["regulator"])
+    assert doc["hazard_source"]["code"] == "farm" and doc["enterprise"] == site.enterprise.code
