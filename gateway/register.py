@@ -121,6 +121,11 @@ class Register:
                                   .where(RegisterTransition.entry_id == entry_id)
                                   .order_by(RegisterTransition.id)).scalars())
 
+    def all_entries(self) -> list[RegisterEntry]:
+        """Every entry, oldest first."""
+        with self.db.session() as s:
+            return list(s.execute(select(RegisterEntry).order_by(RegisterEntry.id)).scalars())
+
     def open_entries(self) -> list[RegisterEntry]:
         """Entries not closed, oldest first."""
         with self.db.session() as s:
@@ -133,6 +138,31 @@ class Register:
         return [r for r in self.open_entries() if _entry(r).overdue(now)]
 
     def supervised(self, now_ms: int | None = None) -> list[RegisterEntry]:
-        """Open entries under supervised listing (挂牌督办): major, or overdue."""
+        """Open entries under supervised listing (挂牌督办): major, overdue, or listed by a
+        regulator."""
         now = _now(now_ms)
-        return [r for r in self.open_entries() if _entry(r).supervised(now)]
+        return [r for r in self.open_entries()
+                if r.listed_ms is not None or _entry(r).supervised(now)]
+
+    def list_for_supervision(self, entry_id: int, actor: str,
+                             now_ms: int | None = None) -> None:
+        """A regulator puts an open entry under supervised listing."""
+        now = _now(now_ms)
+        with self.db.session.begin() as s:
+            row = self._get(s, entry_id)
+            if row.state == "closed":
+                raise RegisterError(f"entry {entry_id} is closed: nothing to supervise")
+            if row.listed_ms is None:
+                row.listed_ms, row.listed_by = now, actor
+                auditlog.append(s, actor, "register.list_supervised", f"register/{entry_id}",
+                                {"state": row.state}, now)
+
+    def statistics(self) -> list[dict[str, Any]]:
+        """Entry counts by hazard source, level and state."""
+        counts: dict[tuple[str, str, str], int] = {}
+        with self.db.session() as s:
+            for src, lvl, st in s.execute(select(RegisterEntry.hazard_source,
+                                                 RegisterEntry.level, RegisterEntry.state)):
+                counts[(src, lvl, st)] = counts.get((src, lvl, st), 0) + 1
+        return [{"hazard_source": k[0], "level": k[1], "state": k[2], "count": v}
+                for k, v in sorted(counts.items())]

@@ -70,6 +70,8 @@ class RegisterEntry(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     updated_ms: Mapped[int] = mapped_column(BigInteger)
     closed_ms: Mapped[int | None] = mapped_column(BigInteger)
+    listed_ms: Mapped[int | None] = mapped_column(BigInteger)     # 挂牌督办 by a regulator
+    listed_by: Mapped[str | None] = mapped_column(String(128))
 
 
 class RegisterTransition(Base):
