@@ -20,7 +20,7 @@ entry, 409 for a change the state does not allow, 422 for malformed input; the b
 # No ``from __future__ import annotations`` here: FastAPI reads the dependencies in the
 # endpoints' annotations at run time, and they name functions local to create_app.
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -30,10 +30,10 @@ from alerting.engine import AlarmEvent
 from alerting.lifecycle import InvalidTransitionError
 from alerting.register import Action, Five, Level, RegisterError, Source
 from gateway import auditlog
+from gateway.config import ApiRole, ApiUser
 from gateway.core import Core
 from gateway.register import Register
 
-ApiRole = Literal["operator", "safety_manager", "regulator", "admin"]
 ALL: frozenset[ApiRole] = frozenset({"operator", "safety_manager", "regulator", "admin"})
 MAY: dict[str, frozenset[ApiRole]] = {
     "read": ALL,
@@ -44,13 +44,6 @@ MAY: dict[str, frozenset[ApiRole]] = {
     "register_transition": frozenset({"safety_manager", "admin"}),
     "supervise": frozenset({"regulator", "admin"}),
 }
-
-
-class ApiUser(BaseModel):
-    """Who a token belongs to."""
-
-    name: str = Field(min_length=1)
-    role: ApiRole
 
 
 class Shelve(BaseModel):

@@ -147,6 +147,26 @@ class InfluxSettings(BaseModel):
                                  description="how long a batch is retried before it is spooled")
 
 
+ApiRole = Literal["operator", "safety_manager", "regulator", "admin"]
+
+
+class ApiUser(BaseModel):
+    """Who an API token belongs to."""
+
+    name: str = Field(min_length=1)
+    role: ApiRole
+
+
+class ApiSettings(BaseModel):
+    """The REST API (``gateway.api``), served by ``hazgw run`` when a port is set."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535, description="unset: no API")
+    tokens: dict[str, ApiUser] = Field(
+        default_factory=dict, description='bearer token → user, e.g. HAZGW_API__TOKENS='
+                                          '\'{"<token>": {"name": "op.liu", "role": "operator"}}\'')
+
+
 class Settings(BaseSettings):
     """Runtime settings from the environment (``HAZGW_``, nested with ``__``)."""
 
@@ -166,5 +186,6 @@ class Settings(BaseSettings):
                                         "load (edge.forward.spool_capacity)")
     mqtt: MqttSettings = MqttSettings()
     notify: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
     # A process configured from the environment spools by default: nothing lost.
     influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))

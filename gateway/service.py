@@ -107,7 +107,8 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
     """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
     stop = stop or asyncio.Event()
     last_logged: dict[str, int] = {}
-    async with gateway_session(site, settings) as (core, ingest):
+    async with gateway_session(site, settings) as (core, ingest), \
+            serving_api(core, settings):
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(status_every_s):
@@ -119,6 +120,34 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
             if values != last_logged:
                 log.info("core: %s", ", ".join(f"{k}={v}" for k, v in values.items()))
                 last_logged = values
+
+
+@asynccontextmanager
+async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
+    """The REST API on ``settings.api`` while the context is open (nothing without a port)."""
+    api = settings.api
+    if api.port is None:
+        yield
+        return
+    import uvicorn
+
+    from gateway.api import create_app
+    from gateway.register import Register
+
+    if not api.tokens:
+        log.warning("api: no tokens configured (HAZGW_API__TOKENS): every request gets 401")
+    db = await asyncio.to_thread(Database, settings.database_url)
+    server = uvicorn.Server(uvicorn.Config(create_app(core, Register(db), api.tokens),
+                                           host=api.host, port=api.port, log_level="warning",
+                                           lifespan="off"))
+    task = asyncio.create_task(server.serve(), name="api")
+    log.info("api: http://%s:%d (OpenAPI at /docs)", api.host, api.port)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        db.close()
 
 
 async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,

@@ -3,7 +3,10 @@ real core and a real database (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -11,13 +14,17 @@ import pytest
 from sqlalchemy import text
 
 from alerting.batch import ReadingBatch
-from gateway.api import ApiUser, create_app
+from edge.mqtt import MqttSettings
+from gateway.api import create_app
+from gateway.config import ApiSettings, ApiUser, InfluxSettings, Settings
 from gateway.core import Core
 from gateway.influx import NullSink
 from gateway.register import Register
+from gateway.service import run_gateway
 from gateway.storage import Database
 from gateway.writer import BatchingWriter
 from tests.gateway.test_e2e import small_site
+from tests.services import Server, free_port
 
 TOKENS = {"t-op": ApiUser(name="op.liu", role="operator"),
           "t-sm": ApiUser(name="safety.wang", role="safety_manager"),
@@ -143,3 +150,28 @@ async def test_register_roles_and_closed_loop_over_the_api(client: httpx.AsyncCl
     stats = (await client.get("/register/statistics", headers=as_("t-reg"))).json()
     assert stats == [{"hazard_source": "farm", "level": "major", "state": "rectifying",
                       "count": 1}]
+
+
+async def test_hazgw_run_serves_the_api_on_its_port(tmp_path: Path,
+                                                    mosquitto_server: Server) -> None:
+    port = free_port()
+    settings = Settings(mqtt=MqttSettings(port=mosquitto_server.port, client_id="core-api"),
+                        influx=InfluxSettings(kind="none"),
+                        database_url=str(tmp_path / "api.sqlite3"),
+                        api=ApiSettings(port=port, tokens=TOKENS))
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_gateway(small_site(1502), settings, stop))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as c:
+            for _ in range(100):
+                with contextlib.suppress(httpx.TransportError):
+                    if (await c.get("/health")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)
+            assert (await c.get("/alarms")).status_code == 401
+            r = await c.get("/alarms", headers=as_("t-reg"))
+            assert r.status_code == 200 and r.json() == []
+            assert (await c.get("/openapi.json")).json()["info"]["title"] == "hazgw"
+    finally:
+        stop.set()
+        await task
