@@ -1,5 +1,6 @@
-"""The REST API (FastAPI; OpenAPI at ``/docs``): alarms, the hazard register, escalation state,
-health. Bearer tokens map to a user and one role:
+"""The REST API (FastAPI; OpenAPI at ``/docs``): alarms, the hazard register, escalation state
+(``/escalations``: unhandled alarm occurrences and the steps fired), health. Bearer tokens
+map to a user and one role:
 
 =================  ======  ====  ======  ============  ===========  ==========  ======
 role               alarms  ack,  out of  register      register     supervised  health,
@@ -32,6 +33,7 @@ from alerting.register import Action, Five, Level, RegisterError, Source
 from gateway import auditlog
 from gateway.config import ApiRole, ApiUser
 from gateway.core import Core
+from gateway.escalation import escalation_state
 from gateway.register import Register
 
 ALL: frozenset[ApiRole] = frozenset({"operator", "safety_manager", "regulator", "admin"})
@@ -170,6 +172,10 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser]) -> Fa
         return await act(u, alarm_id, "out_of_service", {"reason": body.reason},
                          lambda: core.engine.remove_from_service(alarm_id, u.name,
                                                                  body.reason, t))
+
+    @app.get("/escalations")
+    def escalations(_: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
+        return escalation_state(register.db)
 
     @app.get("/register")
     def entries(_: Annotated[ApiUser, may("read")], state: str | None = None,

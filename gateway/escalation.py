@@ -124,3 +124,18 @@ class Escalator:
             return [(e.step, e.fired_ms) for e in s.execute(
                 select(Escalation).where(Escalation.alarm_row == row.id)
                 .order_by(Escalation.step)).scalars()]
+
+
+def escalation_state(db: Database) -> list[dict[str, object]]:
+    """Open (unhandled) occurrences with the steps that fired, oldest first."""
+    with db.session() as s:
+        out: list[dict[str, object]] = []
+        for row in s.execute(select(Alarm).where(Alarm.handled_ms.is_(None))
+                             .order_by(Alarm.id)).scalars():
+            steps = [{"step": e.step, "roles": e.roles.split(","), "fired_ms": e.fired_ms}
+                     for e in s.execute(select(Escalation).where(Escalation.alarm_row == row.id)
+                                        .order_by(Escalation.step)).scalars()]
+            out.append({"alarm_id": row.alarm_id, "annunciated_ms": row.annunciated_ms,
+                        "source": row.source, "priority": row.priority,
+                        "level_name": row.level_name, "state": row.state, "steps": steps})
+        return out

@@ -71,7 +71,7 @@ async def test_every_role_reads_alarms_and_the_register(client: httpx.AsyncClien
     assert [(a["alarm_id"], a["state"], a["gb50493_level"]) for a in alarms] == \
         [("G1:process", "unack", 2)]
     for path in ("/register", "/register/overdue", "/register/supervised",
-                 "/register/statistics"):
+                 "/register/statistics", "/escalations"):
         assert (await client.get(path, headers=as_(token))).status_code == 200
 
 
@@ -175,3 +175,18 @@ async def test_hazgw_run_serves_the_api_on_its_port(tmp_path: Path,
     finally:
         stop.set()
         await task
+
+
+async def test_escalation_state_lists_unhandled_occurrences_and_their_steps(
+        client: httpx.AsyncClient, db: Database) -> None:
+    from alerting.escalation import EscalationConfig
+    from gateway.escalation import Escalator
+    from tests.gateway.test_notify import T0, activation
+
+    esc = Escalator(db, EscalationConfig.model_validate(
+        {"default": {1: {"steps": [{"after_s": 0, "roles": ["operator"]}]}}}))
+    esc.record([activation(T0)])
+    esc.tick(T0)
+    state = (await client.get("/escalations", headers=as_("t-reg"))).json()
+    assert [(s["alarm_id"], s["steps"]) for s in state] == [
+        ("V101_level:process", [{"step": 0, "roles": ["operator"], "fired_ms": T0}])]

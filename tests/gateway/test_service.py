@@ -28,11 +28,14 @@ async def test_simulator_edge_and_gateway_services_fill_influxdb(
     edge = asyncio.create_task(run_edge(site, "edge-01", settings, stop_edge))
     n_points = len(site.enterprise.points())
     count = 0
-    for _ in range(100):  # bounded: at most ~10 s
+    for _ in range(150):  # bounded: at most ~15 s
         await asyncio.sleep(0.1)
         rows = influx_query(influx_server, influx_db, "SELECT count(quality) FROM reading")
         count = rows[0]["values"][0][1] if rows else 0
-        if count >= 2 * n_points:
+        # the broker's $SYS drop counter arrives every second: wait until the core has seen it
+        seen = influx_query(influx_server, influx_db,
+                            "SELECT count(broker_dropped_messages) FROM gateway_stats")
+        if count >= 2 * n_points and seen:
             break
     stop_edge.set()
     await edge
