@@ -21,6 +21,7 @@ from alerting.state import RuleState
 from alerting.table import (
     ALARM_TYPES,
     FLATLINE,
+    K_MAX,
     POINT_TYPES,
     PREDICTIVE,
     PROCESS,
@@ -199,6 +200,17 @@ class Engine:
                                        int(lc.condition[s]), float(lc.value[s]), np.nan,
                                        np.nan)) for s in slots]
         return sorted(rows, key=lambda e: e.sort_key)
+
+    def recent(self, point: str) -> list[tuple[int, float]]:
+        """The point's last valid samples the windowed rules keep (oldest first; empty for a
+        point without windowed rules) — the evidence snapshot of a register entry."""
+        idx = int(self.table.index(np.array([point]))[0])
+        if idx < 0:
+            return []
+        st = self.state
+        n = int(min(st.ring_n[idx], K_MAX))
+        order = [(int(st.ring_n[idx]) - n + k) % K_MAX for k in range(n)]
+        return [(int(st.ring[idx, j, 0]), float(st.ring[idx, j, 1])) for j in order]
 
     def counts(self, now_ms: int, console: str | None = None) -> dict[str, int]:
         """Alarms per lifecycle state, chattering and stale (active ≥ 24 h) alarms, for one

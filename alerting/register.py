@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field
+
 State = Literal["registered", "rectifying", "pending_verification", "closed"]
 Action = Literal["start", "submit", "verify_pass", "verify_fail", "update_five"]
 Level = Literal["general", "major"]
@@ -100,3 +102,15 @@ def transition(entry: Entry, action: Action, *, five: Five | None = None,
 def _merge(old: Five, new: Five) -> Five:
     return Five(**{f: getattr(new, f) if getattr(new, f) not in (None, "") else getattr(old, f)
                    for f in FIVE})
+
+
+class RegisterRules(BaseModel):
+    """When alarms become register entries by themselves (none of them: all unset/false)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    unhandled_longer_than_s: float | None = Field(
+        default=3600.0, gt=0, description="an alarm nobody handled for this long (escalated)")
+    recurrences: int | None = Field(
+        default=5, ge=2, description="this many activations of one alarm within the window")
+    recurrence_window_s: float = Field(default=86_400.0, gt=0)
+    integrity: bool = Field(default=True, description="tamper and flatline alarms")

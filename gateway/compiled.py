@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from alerting.escalation import Contacts, EscalationConfig
+from alerting.register import RegisterRules
 from alerting.table import RuleTable, compile_rules
 from gateway.config import SiteConfig
 
@@ -27,6 +28,7 @@ class CompiledSite:
     escalation: EscalationConfig = field(default_factory=EscalationConfig)
     contacts: Contacts = field(default_factory=Contacts)
     source_levels: dict[str, str] = field(default_factory=dict)
+    register_rules: RegisterRules = field(default_factory=RegisterRules)
 
 
 def poll_intervals(site: SiteConfig) -> dict[str, float]:
@@ -39,7 +41,8 @@ def compile_site(site: SiteConfig) -> CompiledSite:
     """Compile a validated site in this process."""
     return CompiledSite(site.enterprise.code, site.enterprise.name,
                         compile_rules(site.enterprise, poll_intervals(site)),
-                        site.escalation, site.contacts, site.source_levels())
+                        site.escalation, site.contacts, site.source_levels(),
+                        site.register_rules)
 
 
 def _build_and_compile(factory: Callable[..., SiteConfig], args: tuple[object, ...],

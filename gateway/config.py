@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerting.escalation import Contacts, EscalationConfig
 from alerting.plant import Enterprise, problems_of, rule_problems
+from alerting.register import RegisterRules
 from edge.devices import EdgeAgent
 from edge.mqtt import MqttSettings
 from gateway.notifiers import NotifySettings
@@ -34,6 +35,9 @@ class SiteConfig(BaseModel):
         description="who is told about an unacknowledged alarm, and when (none: no escalation)")
     contacts: Contacts = Field(default_factory=Contacts,
                                description="where each role is reached, by channel")
+    register_rules: RegisterRules = Field(
+        default_factory=RegisterRules,
+        description="alarms that become hazard register entries (with escalation configured)")
 
     @model_validator(mode="after")
     def _registers_name_known_points(self) -> SiteConfig:

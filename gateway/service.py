@@ -26,6 +26,8 @@ from gateway.health import snapshot, stats_line
 from gateway.ingest import MessageBuffer, MqttIngest
 from gateway.notifiers import build_notifiers
 from gateway.outbox import Delivery
+from gateway.register import Register
+from gateway.register_feed import RegisterFeed
 from gateway.runtime import running_core
 from gateway.storage import Database
 
@@ -43,11 +45,13 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
     ingest = MqttIngest(settings.mqtt, topics, buffer)
     publisher = AlarmPublisher(code, settings.mqtt)
     sinks: list[AlarmSink] = [publisher]
-    async with escalating(site, settings) as escalation_sink:
+    running: list[Core] = []        # for the register's evidence snapshots, once it exists
+    async with escalating(site, settings, running) as escalation_sink:
         if escalation_sink is not None:
             sinks.append(escalation_sink)
         try:
             async with running_core(site, settings.influx, buffer, sinks) as core:
+                running.append(core)
                 ingest.start()
                 try:
                     yield core, ingest
@@ -61,9 +65,11 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
 
 
 @asynccontextmanager
-async def escalating(site: CompiledSite, settings: Settings) -> AsyncIterator[AlarmSink | None]:
-    """The escalation clock and the outbox delivery while the context is open (nothing when
-    the site defines no escalation policy); yields the alarm sink that feeds the clock."""
+async def escalating(site: CompiledSite, settings: Settings, running: list[Core],
+                     ) -> AsyncIterator[AlarmSink | None]:
+    """The escalation clock, the outbox delivery and the register feed (alarms that become
+    register entries) while the context is open — nothing when the site defines no escalation
+    policy; yields the alarm sink that feeds them."""
     if not (site.escalation.default or site.escalation.sources):
         yield None
         return
@@ -72,14 +78,20 @@ async def escalating(site: CompiledSite, settings: Settings) -> AsyncIterator[Al
     notifiers = build_notifiers(settings.mqtt.model_copy(
         update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
     delivery = Delivery(db, notifiers)
+    feed = RegisterFeed(Register(db), site.register_rules, site.enterprise,
+                        lambda point: running[0].engine.recent(point) if running else [])
     stop = asyncio.Event()
 
     async def record(events: list[AlarmEvent]) -> None:
         await asyncio.to_thread(esc.record, events)
+        # on the loop: the evidence snapshot reads the engine, which only the loop may touch
+        feed.on_events(events)
 
     async def clock() -> None:
         while not stop.is_set():
-            fired = await asyncio.to_thread(esc.tick, int(time.time() * 1000))
+            now = int(time.time() * 1000)
+            fired = await asyncio.to_thread(esc.tick, now)
+            await asyncio.to_thread(feed.tick, now)
             if fired:
                 log.warning("escalated: %s", ", ".join(
                     f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))

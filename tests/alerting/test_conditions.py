@@ -187,3 +187,10 @@ def test_suppression_by_design_while_the_pump_is_stopped() -> None:
     assert flow_events == [(1000, "suppress", "suppressed", True),
                            (2000, "condition", "suppressed", False),
                            (3000, "unsuppress", "unack", True)]
+
+
+def test_recent_samples_of_a_point_with_a_windowed_rule_oldest_first() -> None:
+    e = engine({"P": {**LEVEL, "roc": {"rise_per_min": 6, "window_s": 5}}})
+    feed(e, [(k * 1000, "P", 2.0 + k / 8) for k in range(20)])
+    assert e.recent("P") == [(k * 1000, 2.0 + k / 8) for k in range(4, 20)]   # the last 16
+    assert e.recent("NOPE") == []

@@ -1,0 +1,73 @@
+"""Alarms that become register entries by themselves, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from alerting.escalation import EscalationConfig
+from alerting.register import RegisterRules
+from gateway.escalation import Escalator
+from gateway.register import Register
+from gateway.register_feed import RegisterFeed
+from gateway.storage import Database
+from tests.gateway.test_notify import T0, activation
+
+S = 1000
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    d = Database(database_url)
+    yield d
+    d.close()
+
+
+def alarm(alarm_type: str, ts: int, point: str = "GT102", priority: int = 2):  # type: ignore[no-untyped-def]
+    e = activation(ts)
+    e.alarm_id, e.alarm_type, e.point, e.priority = f"{point}:{alarm_type}", alarm_type, point, \
+        priority
+    e.level_name = "fail" if alarm_type == "flatline" else "HH"
+    return e
+
+
+def test_an_integrity_alarm_opens_one_entry_with_evidence(db: Database) -> None:
+    reg = Register(db)
+    feed = RegisterFeed(reg, RegisterRules(), "E1", lambda p: [(T0 - 1000, 0.0), (T0, 0.0)])
+    feed.on_events([alarm("flatline", T0)])
+    feed.on_events([alarm("flatline", T0 + 600 * S)])          # still open: nothing new
+    assert len(feed.created) == 1
+    row = reg.get(feed.created[0])
+    assert (row.source, row.level, row.point, row.state) == \
+        ("integrity", "general", "GT102", "registered")
+    assert "flatline" in row.title
+    assert '"alarm_ids": ["GT102:flatline"]' in row.evidence
+    assert '"samples": [[' in row.evidence
+
+
+def test_recurrence_within_the_window(db: Database) -> None:
+    reg = Register(db)
+    feed = RegisterFeed(reg, RegisterRules(recurrences=3, recurrence_window_s=3600), "E1")
+    for k in range(2):
+        feed.on_events([alarm("process", T0 + k * 1000 * S, priority=1)])
+    feed.on_events([alarm("process", T0 + 4000 * S, priority=1)])   # the first fell out
+    assert feed.created == []
+    feed.on_events([alarm("process", T0 + 4500 * S, priority=1)])
+    assert len(feed.created) == 1
+    row = reg.get(feed.created[0])
+    assert (row.source, row.level) == ("alarm_recurrence", "major")
+    assert row.title == "GT102:process activated 3 times in 1 h"
+
+
+def test_an_alarm_unhandled_too_long_becomes_an_entry(db: Database) -> None:
+    esc = Escalator(db, EscalationConfig())
+    esc.record([activation(T0)])
+    feed = RegisterFeed(Register(db), RegisterRules(unhandled_longer_than_s=3600), "E1")
+    feed.tick(T0 + 3599 * S)
+    assert feed.created == []
+    feed.tick(T0 + 3600 * S)
+    feed.tick(T0 + 7200 * S)
+    assert len(feed.created) == 1
+    row = Register(db).get(feed.created[0])
+    assert (row.source, row.level, row.point) == ("alarm_duration", "major", "V101_level")
