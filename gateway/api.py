@@ -21,9 +21,12 @@ entry, 409 for a change the state does not allow, 422 for malformed input; the b
 # No ``from __future__ import annotations`` here: FastAPI reads the dependencies in the
 # endpoints' annotations at run time, and they name functions local to create_app.
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException
+from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,6 +38,7 @@ from gateway.config import ApiRole, ApiUser
 from gateway.core import Core
 from gateway.escalation import escalation_state
 from gateway.register import Register
+from gateway.report import BEIJING, day_bounds, report, report_csv
 
 ALL: frozenset[ApiRole] = frozenset({"operator", "safety_manager", "regulator", "admin"})
 MAY: dict[str, frozenset[ApiRole]] = {
@@ -104,8 +108,10 @@ def _row(r: Any) -> dict[str, Any]:
     return {c.name: getattr(r, c.name) for c in r.__table__.columns}
 
 
-def create_app(core: Core, register: Register, tokens: dict[str, ApiUser]) -> FastAPI:
-    """The API over a running core and the register's database."""
+def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
+               online: Callable[[int, int], int | None] | None = None) -> FastAPI:
+    """The API over a running core and the register's database; ``online(start, end)``
+    counts the points with a good reading in a period, for the daily report."""
     app = FastAPI(title="hazgw", description=__doc__)
     bearer = HTTPBearer(auto_error=False)
 
@@ -176,6 +182,19 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser]) -> Fa
     @app.get("/escalations")
     def escalations(_: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
         return escalation_state(register.db)
+
+    @app.get("/report")
+    def daily(_: Annotated[ApiUser, may("read")], day: str | None = None,
+              format: Literal["json", "csv"] = "json") -> Any:
+        try:
+            d = date.fromisoformat(day) if day else datetime.now(BEIJING).date()
+        except ValueError:
+            raise HTTPException(422, f"day: not a date (YYYY-MM-DD): {day!r}") from None
+        n_online = online(*day_bounds(d)) if online is not None else None
+        rep = report(register.db, core.enterprise, len(core.table), d, n_online)
+        if format == "csv":
+            return PlainTextResponse(report_csv(rep), media_type="text/csv")
+        return rep
 
     @app.get("/register")
     def entries(_: Annotated[ApiUser, may("read")], state: str | None = None,

@@ -1,5 +1,5 @@
 """``hazgw``: check configs, generate schemas, run the core, an edge agent, the simulator or
-the all-in-one demo, verify the audit log."""
+the all-in-one demo, print the daily regulator report, verify the audit log."""
 
 from __future__ import annotations
 
@@ -136,6 +136,34 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The daily regulator report, as JSON or CSV on stdout."""
+    import json
+    from datetime import date, datetime
+
+    from gateway.report import BEIJING, day_bounds, online_points, report, report_csv
+    from gateway.storage import Database
+
+    settings = _settings()
+    site = _site(args.config or str(settings.config))
+    try:
+        day = (date.fromisoformat(args.day) if args.day
+               else datetime.now(BEIJING).date())
+    except ValueError:
+        print(f"--day: not a date (YYYY-MM-DD): {args.day!r}", file=sys.stderr)
+        return 2
+    code = site.enterprise.code
+    online = online_points(settings.influx, code, *day_bounds(day))
+    db = Database(settings.database_url)
+    try:
+        rep = report(db, code, len(site.enterprise.points()), day, online)
+    finally:
+        db.close()
+    print(report_csv(rep) if args.format == "csv"
+          else json.dumps(rep, ensure_ascii=False, indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hazgw``."""
     p = argparse.ArgumentParser(prog="hazgw", description=__doc__)
@@ -163,6 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--config", default="config/demo/plant.yaml")
     m.add_argument("--host", default=None, help="bind address (default: each device's host)")
     m.set_defaults(func=cmd_simulate)
+    rp = sub.add_parser("report", help="daily regulator report (JSON or CSV)")
+    rp.add_argument("--config", default=None)
+    rp.add_argument("--day", default=None, help="YYYY-MM-DD, Beijing time (default: today)")
+    rp.add_argument("--format", choices=("json", "csv"), default="json")
+    rp.set_defaults(func=cmd_report)
     a = sub.add_parser("audit", help="the audit log")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")

@@ -145,11 +145,15 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
 
     from gateway.api import create_app
     from gateway.register import Register
+    from gateway.report import online_points
 
     if not api.tokens:
         log.warning("api: no tokens configured (HAZGW_API__TOKENS): every request gets 401")
     db = await asyncio.to_thread(Database, settings.database_url)
-    server = uvicorn.Server(uvicorn.Config(create_app(core, Register(db), api.tokens),
+    def online(start_ms: int, end_ms: int) -> int | None:
+        return online_points(settings.influx, core.enterprise, start_ms, end_ms)
+
+    server = uvicorn.Server(uvicorn.Config(create_app(core, Register(db), api.tokens, online),
                                            host=api.host, port=api.port, log_level="warning",
                                            lifespan="off"))
     task = asyncio.create_task(server.serve(), name="api")

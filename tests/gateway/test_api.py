@@ -190,3 +190,13 @@ async def test_escalation_state_lists_unhandled_occurrences_and_their_steps(
     state = (await client.get("/escalations", headers=as_("t-reg"))).json()
     assert [(s["alarm_id"], s["steps"]) for s in state] == [
         ("V101_level:process", [{"step": 0, "roles": ["operator"], "fired_ms": T0}])]
+
+
+async def test_daily_report_over_the_api(client: httpx.AsyncClient) -> None:
+    r = await client.get("/report", params={"day": "2026-11-23"}, headers=as_("t-reg"))
+    assert r.status_code == 200 and r.json()["points"]["total"] == 3
+    r = await client.get("/report", params={"day": "2026-11-23", "format": "csv"},
+                         headers=as_("t-reg"))
+    assert r.headers["content-type"].startswith("text/csv") and "points.total,3" in r.text
+    r = await client.get("/report", params={"day": "yesterday"}, headers=as_("t-reg"))
+    assert r.status_code == 422 and "not a date" in r.json()["detail"]
