@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -30,13 +30,6 @@ TOKENS = {"t-op": ApiUser(name="op.liu", role="operator"),
           "t-sm": ApiUser(name="safety.wang", role="safety_manager"),
           "t-reg": ApiUser(name="yjj.zhou", role="regulator"),
           "t-adm": ApiUser(name="admin", role="admin")}
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    d = Database(database_url)
-    yield d
-    d.close()
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from alerting.engine import AlarmEvent
@@ -30,13 +28,6 @@ def event(alarm_id: str, ts: int, ev: str, state: str, source: str = "lpg_farm",
                       gb50493_level=None, priority=priority, value=11.8, limit=11.5,
                       forecast_s=None, user=user, reason=None,
                       annunciated=ev in ("activate", "raise"), toxic=False)
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    d = Database(database_url)
-    yield d
-    d.close()
 
 
 def test_an_unacknowledged_hh_climbs_every_step_on_time_and_survives_a_restart(

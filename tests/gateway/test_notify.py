@@ -11,14 +11,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
@@ -142,13 +141,6 @@ async def receivers(broker: Server) -> AsyncIterator[Received]:
         sub.loop_stop()
         smtp.stop()
         await runner.cleanup()
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    d = Database(database_url)
-    yield d
-    d.close()
 
 
 def delivery(db: Database, broker: Server, got: Received) -> tuple[Delivery, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,6 @@ from gateway.storage import Database
 DAY = 86_400_000
 FIVE = Five(measures="replace the flange gasket", funds_cny=18_000.0,
             responsible_person="Li Wei", deadline_ms=10 * DAY, contingency_plan="EP-LPG-03")
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    d = Database(database_url)
-    yield d
-    d.close()
 
 
 def test_an_entry_walks_the_whole_loop_with_history_and_audit(db: Database) -> None:

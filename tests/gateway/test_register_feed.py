@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from alerting.escalation import EscalationConfig
 from alerting.register import RegisterRules
 from gateway.escalation import Escalator
@@ -15,13 +11,6 @@ from gateway.storage import Database
 from tests.gateway.test_notify import T0, activation
 
 S = 1000
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    d = Database(database_url)
-    yield d
-    d.close()
 
 
 def alarm(alarm_type: str, ts: int, point: str = "GT102", priority: int = 2):  # type: ignore[no-untyped-def]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -25,13 +24,6 @@ from tests.services import Server
 DAY = date(2026, 11, 23)
 START, END = day_bounds(DAY)
 S = 1000
-
-
-@pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    d = Database(database_url)
-    yield d
-    d.close()
 
 
 def fill(db: Database) -> None:
