@@ -24,6 +24,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerting.escalation import Role
+
 State = Literal["registered", "rectifying", "pending_verification", "closed"]
 Action = Literal["start", "submit", "verify_pass", "verify_fail", "update_five"]
 Level = Literal["general", "major"]
@@ -104,6 +106,9 @@ def _merge(old: Five, new: Five) -> Five:
                    for f in FIVE})
 
 
+OVERDUE_ROLES: tuple[Role, ...] = ("main", "regulator")
+
+
 class RegisterRules(BaseModel):
     """When alarms become register entries by themselves (none of them: all unset/false)."""
 
@@ -114,3 +119,6 @@ class RegisterRules(BaseModel):
         default=5, ge=2, description="this many activations of one alarm within the window")
     recurrence_window_s: float = Field(default=86_400.0, gt=0)
     integrity: bool = Field(default=True, description="tamper and flatline alarms")
+    overdue_roles: list[Role] = Field(
+        default_factory=lambda: list(OVERDUE_ROLES),
+        description="told once when an entry passes its deadline unclosed")

@@ -4,6 +4,9 @@ activates ``recurrences`` times within the window, and an occurrence nobody hand
 than ``unhandled_longer_than_s`` (read from the escalation clock's ``alarm`` table). A point
 gets one open entry per source: while it is open, further alarms add nothing.
 
+Entries past their deadline and not closed are told once to ``overdue_roles`` through the
+notification outbox (format: ``kind: register_overdue``).
+
 The evidence of an entry holds the alarm ids and the point's recent samples at that moment.
 Activation counts for the recurrence rule are kept in memory: a restart starts them afresh.
 """
@@ -16,7 +19,9 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from alerting.engine import AlarmEvent
+from alerting.escalation import Contacts
 from alerting.register import Level, RegisterRules, Source
+from gateway.outbox import enqueue_for_roles
 from gateway.register import Register
 from gateway.storage import Alarm, RegisterEntry
 
@@ -28,11 +33,12 @@ class RegisterFeed:
     """Creates register entries from alarm events and the escalation clock's occurrences."""
 
     def __init__(self, register: Register, rules: RegisterRules, enterprise: str,
-                 snapshot: Snapshot | None = None) -> None:
+                 snapshot: Snapshot | None = None, contacts: Contacts | None = None) -> None:
         self.register = register
         self.rules = rules
         self.enterprise = enterprise
         self.snapshot = snapshot
+        self.contacts = contacts
         self._activations: defaultdict[str, deque[int]] = defaultdict(deque)
         self.created: list[int] = []
 
@@ -58,7 +64,8 @@ class RegisterFeed:
                                  f"{r.recurrence_window_s / 3600:g} h", [e.alarm_id], e.ts)
 
     def tick(self, now_ms: int) -> None:
-        """The duration rule: occurrences unhandled for too long."""
+        """The duration rule (occurrences unhandled for too long), and overdue entries."""
+        self._overdue(now_ms)
         limit = self.rules.unhandled_longer_than_s
         if limit is None:
             return
@@ -73,6 +80,23 @@ class RegisterFeed:
                          "major" if row.priority == 1 else "general",
                          f"{row.alarm_id} ({row.level_name}) unhandled for more than "
                          f"{limit / 60:g} min", [f"{row.alarm_id}@{row.annunciated_ms}"], now_ms)
+
+    def _overdue(self, now_ms: int) -> None:
+        """Tell ``overdue_roles`` once about each entry past its deadline (the outbox key
+        makes it once, also across restarts)."""
+        if self.contacts is None or not self.rules.overdue_roles:
+            return
+        for e in self.register.overdue(now_ms):
+            base = f"register/{e.id}/overdue@{e.deadline_ms}"
+            message = {"v": 1, "kind": "register_overdue", "key": base,
+                       "enterprise": self.enterprise, "entry": e.id, "title": e.title,
+                       "hazard_source": {"code": e.hazard_source}, "point": e.point,
+                       "level": e.level, "state": e.state, "deadline_ms": e.deadline_ms,
+                       "responsible_person": e.responsible_person,
+                       "roles": list(self.rules.overdue_roles), "escalated_ms": now_ms}
+            with self.register.db.session.begin() as s:
+                enqueue_for_roles(s, self.contacts, e.hazard_source,
+                                  list(self.rules.overdue_roles), base, message, now_ms)
 
     def _ensure(self, source: str, point: str, why: Source, level: Level, title: str,
                 alarm_ids: list[str], now_ms: int) -> None:

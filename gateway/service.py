@@ -79,7 +79,8 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
         update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
     delivery = Delivery(db, notifiers)
     feed = RegisterFeed(Register(db), site.register_rules, site.enterprise,
-                        lambda point: running[0].engine.recent(point) if running else [])
+                        lambda point: running[0].engine.recent(point) if running else [],
+                        site.contacts)
     stop = asyncio.Event()
 
     async def record(events: list[AlarmEvent]) -> None:

@@ -60,3 +60,29 @@ def test_an_alarm_unhandled_too_long_becomes_an_entry(db: Database) -> None:
     assert len(feed.created) == 1
     row = Register(db).get(feed.created[0])
     assert (row.source, row.level, row.point) == ("alarm_duration", "major", "V101_level")
+
+
+def test_an_overdue_entry_is_told_once_to_its_roles(db: Database) -> None:
+    from sqlalchemy import select
+
+    from alerting.escalation import Contacts
+    from alerting.register import Five
+    from gateway.storage import Outbox
+
+    reg = Register(db)
+    contacts = Contacts.model_validate({"default": {
+        "main": [{"channel": "email", "target": "chief@plant.example"}],
+        "regulator": [{"channel": "mqtt", "target": "reg/E1/feed"}]}})
+    eid = reg.create(enterprise="E1", hazard_source="farm", title="flange leak",
+                     level="general", source="inspection", actor="insp",
+                     five=Five(deadline_ms=T0), now_ms=T0 - 86_400 * S)
+    feed = RegisterFeed(reg, RegisterRules(unhandled_longer_than_s=None), "E1",
+                        contacts=contacts)
+    feed.tick(T0)                       # due, not yet overdue
+    feed.tick(T0 + 1)
+    feed.tick(T0 + 3600 * S)            # and again later: nothing more
+    with db.session() as s:
+        rows = list(s.execute(select(Outbox).order_by(Outbox.id)).scalars())
+    assert [(r.channel, r.target) for r in rows] == [("email", "chief@plant.example"),
+                                                     ("mqtt", "reg/E1/feed")]
+    assert f'"entry":{eid}' in rows[0].payload and '"kind":"register_overdue"' in rows[0].payload
