@@ -20,6 +20,7 @@ from edge.stats import stats_topic
 from gateway.alarms import AlarmPublisher
 from gateway.compiled import CompiledSite, as_compiled
 from gateway.config import Settings, SiteConfig
+from gateway.config_audit import record_changes
 from gateway.core import AlarmSink, Core
 from gateway.escalation import Escalator
 from gateway.health import snapshot, stats_line
@@ -74,6 +75,11 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
         yield None
         return
     db = await asyncio.to_thread(Database, settings.database_url)
+    changed = await asyncio.to_thread(record_changes, db, site.enterprise, site.table,
+                                      str(settings.config), int(time.time() * 1000))
+    if changed:
+        log.warning("config: alarm settings of %d point(s) changed since the last start "
+                    "(audit-logged)", changed)
     esc = Escalator(db, site.escalation, site.contacts, site.enterprise, site.source_levels)
     notifiers = build_notifiers(settings.mqtt.model_copy(
         update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)

@@ -149,6 +149,15 @@ class DeliveryAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
+class ThresholdSnapshot(Base):
+    """A point's alarm settings as the gateway last ran them (JSON, canonical)."""
+
+    __tablename__ = "threshold_snapshot"
+    enterprise: Mapped[str] = mapped_column(String(64), primary_key=True)
+    point: Mapped[str] = mapped_column(String(64), primary_key=True)
+    settings: Mapped[str] = mapped_column(Text)
+
+
 def normalise_url(url: str) -> str:
     """``postgresql://`` → the psycopg 3 driver; a bare path → a SQLite file."""
     if url.startswith("postgresql://"):
