@@ -4,8 +4,8 @@ map to a user and one role:
 
 =================  ======  ====  ======  ============  ===========  ==========  ======
 role               alarms  ack,  out of  register      register     supervised  health,
-                   read    shelve service read, stats  create,      listing     escalation
-                                                       transition
+                   read    shelve service read, stats  create,      listing     escalation,
+                           comment                     transition               report
 =================  ======  ====  ======  ============  ===========  ==========  ======
 operator           yes     yes   –       yes           create       –           yes
 safety_manager     yes     yes   yes     yes           yes          –           yes
@@ -29,6 +29,7 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
 
 from alerting.engine import AlarmEvent
 from alerting.lifecycle import InvalidTransitionError
@@ -39,12 +40,14 @@ from gateway.core import Core
 from gateway.escalation import escalation_state
 from gateway.register import Register
 from gateway.report import BEIJING, day_bounds, report, report_csv
+from gateway.storage import AlarmHistory
 
 ALL: frozenset[ApiRole] = frozenset({"operator", "safety_manager", "regulator", "admin"})
 MAY: dict[str, frozenset[ApiRole]] = {
     "read": ALL,
     "acknowledge": frozenset({"operator", "safety_manager", "admin"}),
     "shelve": frozenset({"operator", "safety_manager", "admin"}),
+    "comment": frozenset({"operator", "safety_manager", "admin"}),
     "out_of_service": frozenset({"safety_manager", "admin"}),
     "register_create": frozenset({"operator", "safety_manager", "admin"}),
     "register_transition": frozenset({"safety_manager", "admin"}),
@@ -63,6 +66,10 @@ class OutOfService(BaseModel):
 
 class Ack(BaseModel):
     comment: str | None = None
+
+
+class Comment(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
 
 
 class FiveIn(BaseModel):
@@ -178,6 +185,25 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
         return await act(u, alarm_id, "out_of_service", {"reason": body.reason},
                          lambda: core.engine.remove_from_service(alarm_id, u.name,
                                                                  body.reason, t))
+
+    @app.post("/alarms/{alarm_id}/comment", status_code=201)
+    def comment(alarm_id: str, body: Comment,
+                u: Annotated[ApiUser, may("comment")]) -> dict[str, Any]:
+        try:
+            core.engine.slot(alarm_id)
+        except InvalidTransitionError as exc:
+            raise HTTPException(404, str(exc)) from None
+        with register.db.session.begin() as s:
+            row = auditlog.append(s, u.name, "alarm.comment", f"alarm/{alarm_id}",
+                                  {"text": body.text}, now())
+            return {"alarm_id": alarm_id, "user": u.name, "text": body.text, "ts": row.ts_ms}
+
+    @app.get("/alarms/{alarm_id}/history")
+    def history(alarm_id: str, _: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
+        with register.db.session() as s:
+            return [_row(r) for r in s.execute(
+                select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
+                .order_by(AlarmHistory.id)).scalars()]
 
     @app.get("/escalations")
     def escalations(_: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
-"""The escalation clock: alarm events open and close occurrences in the database; a tick fires
-the policy steps that are due (``alerting.escalation``).
+"""The escalation clock: alarm events are recorded (``alarm_history``: every transition with
+who, when and why) and open and close occurrences in the database; a tick fires the policy
+steps that are due (``alerting.escalation``).
 
 Everything the clock needs is in the database: when each occurrence was annunciated and which
 steps already fired (unique per occurrence and step). A restarted gateway therefore neither
@@ -9,6 +10,7 @@ fires on the first tick, once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -19,7 +21,11 @@ from sqlalchemy.orm import Session
 from alerting.engine import ANNUNCIATING, AlarmEvent
 from alerting.escalation import UNHANDLED_STATES, Contacts, EscalationConfig, Role
 from gateway.outbox import enqueue_for_roles, feed_message
-from gateway.storage import Alarm, Database, Escalation
+from gateway.storage import Alarm, AlarmHistory, Database, Escalation
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,11 @@ class Escalator:
             for e in events:
                 if e.point is None and e.alarm_type != "vote":
                     continue                  # flood events are about the system, not a point
+                s.add(AlarmHistory(alarm_id=e.alarm_id, ts_ms=e.ts, event=e.event,
+                                   from_state=e.prev_state, to_state=e.state,
+                                   level_name=e.level_name, priority=e.priority,
+                                   value=_finite(e.value), limit=_finite(e.limit),
+                                   user=e.user, reason=e.reason))
                 row = s.execute(select(Alarm).where(Alarm.alarm_id == e.alarm_id,
                                                     Alarm.handled_ms.is_(None))
                                 ).scalar_one_or_none()
@@ -113,6 +124,12 @@ class Escalator:
             annunciated_ms=f.annunciated_ms, escalated_ms=f.fired_ms, step=f.step,
             roles=list(f.roles))
         enqueue_for_roles(s, self.contacts, f.source, list(f.roles), base, message, f.fired_ms)
+
+    def history(self, alarm_id: str) -> list[AlarmHistory]:
+        """Every recorded event of an alarm, oldest first."""
+        with self.db.session() as s:
+            return list(s.execute(select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
+                                  .order_by(AlarmHistory.id)).scalars())
 
     def steps_fired(self, alarm_id: str) -> list[tuple[int, int]]:
         """(step, fired_ms) of the latest occurrence of an alarm."""

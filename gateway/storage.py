@@ -108,6 +108,24 @@ class Alarm(Base):
     handled_by: Mapped[str | None] = mapped_column(String(128))
 
 
+class AlarmHistory(Base):
+    """One lifecycle event of an alarm (every transition: who, when, why)."""
+
+    __tablename__ = "alarm_history"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm_id: Mapped[str] = mapped_column(String(128), index=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger)
+    event: Mapped[str] = mapped_column(String(32))
+    from_state: Mapped[str] = mapped_column(String(32))
+    to_state: Mapped[str] = mapped_column(String(32))
+    level_name: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column(Float)
+    limit: Mapped[float | None] = mapped_column(Float)
+    user: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(Text)
+
+
 class Escalation(Base):
     """A step of an alarm's escalation that fired (at most once: unique per alarm and step)."""
 

@@ -14,10 +14,13 @@ import pytest
 from sqlalchemy import text
 
 from alerting.batch import ReadingBatch
+from alerting.engine import AlarmEvent
+from alerting.escalation import EscalationConfig
 from edge.mqtt import MqttSettings
 from gateway.api import create_app
 from gateway.config import ApiSettings, ApiUser, InfluxSettings, Settings
 from gateway.core import Core
+from gateway.escalation import Escalator
 from gateway.influx import NullSink
 from gateway.register import Register
 from gateway.service import run_gateway
@@ -36,6 +39,11 @@ TOKENS = {"t-op": ApiUser(name="op.liu", role="operator"),
 async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
     async with BatchingWriter(NullSink()) as writer:
         core = Core(small_site(1502), writer)
+        history = Escalator(db, EscalationConfig())       # records every alarm event
+
+        async def record(events: list[AlarmEvent]) -> None:
+            history.record(events)
+        core.alarm_sinks.append(record)
         # a combustible gas reading above L2 (50 %LEL): alarm G1:process, unacknowledged
         now = 1_800_000_000_000
         await core.process(ReadingBatch(core.table.index(np.array(["G1"])), np.array([now]),
@@ -181,8 +189,10 @@ async def test_escalation_state_lists_unhandled_occurrences_and_their_steps(
     esc.record([activation(T0)])
     esc.tick(T0)
     state = (await client.get("/escalations", headers=as_("t-reg"))).json()
+    # the fixture's G1 alarm and V101_level, both priority 1: the first step fired for each
+    step0 = [{"step": 0, "roles": ["operator"], "fired_ms": T0}]
     assert [(s["alarm_id"], s["steps"]) for s in state] == [
-        ("V101_level:process", [{"step": 0, "roles": ["operator"], "fired_ms": T0}])]
+        ("G1:process", step0), ("V101_level:process", step0)]
 
 
 async def test_daily_report_over_the_api(client: httpx.AsyncClient) -> None:
@@ -193,3 +203,22 @@ async def test_daily_report_over_the_api(client: httpx.AsyncClient) -> None:
     assert r.headers["content-type"].startswith("text/csv") and "points.total,3" in r.text
     r = await client.get("/report", params={"day": "yesterday"}, headers=as_("t-reg"))
     assert r.status_code == 422 and "not a date" in r.json()["detail"]
+
+
+@pytest.mark.parametrize(("token", "status"), [("t-op", 201), ("t-reg", 403)])
+async def test_comments_by_role_and_the_alarm_history(client: httpx.AsyncClient, db: Database,
+                                                      token: str, status: int) -> None:
+    r = await client.post("/alarms/G1:process/comment", json={"text": "gas team on site"},
+                          headers=as_(token))
+    assert r.status_code == status, r.text
+    if status == 201:
+        with db.session() as s:
+            row = s.execute(text("SELECT actor, action FROM audit_log")).one()
+        assert tuple(row) == ("op.liu", "alarm.comment")
+    r = await client.post("/alarms/NOPE:process/comment", json={"text": "x"},
+                          headers=as_("t-op"))
+    assert r.status_code == 404
+    r = await client.get("/alarms/G1:process/history", headers=as_(token))
+    assert r.status_code == 200
+    assert [(h["event"], h["to_state"], h["level_name"]) for h in r.json()] == [
+        ("activate", "unack", "HH")]

@@ -64,6 +64,9 @@ def test_acknowledging_stops_the_climb_and_a_latched_return_does_not(db: Databas
     assert [(f.alarm_id, f.step) for f in fired] == [("GT101:process", 1)]
     esc.record([event("GT101:process", T0 + 400 * S, "acknowledge", "normal", user="op.liu")])
     assert esc.tick(T0 + 3600 * S) == []
+    assert [(h.event, h.to_state, h.user) for h in esc.history("GT101:process")] == [
+        ("activate", "unack", None), ("clear", "rtn_unack", None),
+        ("acknowledge", "normal", "op.liu")]
     # a new occurrence of the same alarm climbs from its own start
     esc.record([event("GT101:process", T0 + 4000 * S, "activate", "unack")])
     assert [(f.step, f.annunciated_ms) for f in esc.tick(T0 + 4000 * S)] == \
