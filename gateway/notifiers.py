@@ -84,6 +84,9 @@ class WebhookNotifier:
             if not 200 <= r.status < 300:
                 raise ConnectionError(f"HTTP {r.status}: {(await r.text())[:200]}")
 
+    def close(self) -> None:
+        """Nothing held open: a session per message."""
+
 
 class EmailNotifier:
     """Sends one message per notification; its Message-ID derives from the key."""
@@ -114,6 +117,9 @@ class EmailNotifier:
 
     async def send(self, target: str, key: str, payload: bytes) -> None:
         await asyncio.to_thread(self._send, target, key, payload)
+
+    def close(self) -> None:
+        """Nothing held open: a connection per message."""
 
 
 NOTIFIERS: dict[str, Callable[[MqttSettings, NotifySettings], Notifier]] = {

@@ -41,6 +41,9 @@ class Notifier(Protocol):
 
     async def send(self, target: str, key: str, payload: bytes) -> None: ...
 
+    def close(self) -> None:
+        """Release what the channel holds open (connections, threads)."""
+
 
 def feed_message(*, key: str, enterprise: str, source: str, source_level: str | None,
                  point: str | None, value: float | None, limit: float | None,

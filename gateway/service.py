@@ -115,9 +115,7 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         for n in notifiers.values():
-            close = getattr(n, "close", None)
-            if close is not None:
-                close()
+            n.close()
         db.close()
 
 

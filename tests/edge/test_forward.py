@@ -128,13 +128,13 @@ def mqtt_settings(broker: Server, client_id: str) -> MqttSettings:
 
 
 async def start_edge(site: SiteConfig, broker: Server, spool_dir: Path,
-                     taken: list[tuple[str, int]]) -> tuple[Taking, EdgeRunner, asyncio.Task[None]]:
+                     taken: list[tuple[str, int]]) -> tuple[Taking, asyncio.Task[None]]:
     agent = site.edges["edge-o"]
     fwd = Taking(MqttUplink(mqtt_settings(broker, "edge-o")),
                  Spool(spool_dir, spool_capacity(agent)), taken)
     await fwd.__aenter__()
     runner = EdgeRunner(site.enterprise.code, "edge-o", agent, fwd, uplink_stats=fwd.stats)
-    return fwd, runner, asyncio.create_task(runner.run())
+    return fwd, asyncio.create_task(runner.run())
 
 
 async def stop_edge(fwd: Taking, task: asyncio.Task[None]) -> None:
@@ -199,7 +199,7 @@ async def test_mosquitto_down_30_s_while_three_devices_poll(
             with watching(broker, wire.readings_topic(site.enterprise.code, "+")) as watch:
                 await wait_until(ingest.subscribed.is_set)
                 await asyncio.sleep(1.2)            # the broker saves the sessions (autosave 1 s)
-                fwd, _, task = await start_edge(site, broker, tmp_path / "spool", taken)
+                fwd, task = await start_edge(site, broker, tmp_path / "spool", taken)
                 await wait_until(lambda: core.stats.readings >= 9, 15)
                 await asyncio.to_thread(broker.stop)
                 await asyncio.sleep(30)
@@ -229,13 +229,13 @@ async def test_edge_restarted_while_its_spool_holds_data(
         async with simulated(site), gateway_session(site, settings) as (core, ingest):
             await wait_until(ingest.subscribed.is_set)
             await asyncio.sleep(1.2)
-            fwd, _, task = await start_edge(site, broker, tmp_path / "spool", taken)
+            fwd, task = await start_edge(site, broker, tmp_path / "spool", taken)
             await wait_until(lambda: core.stats.readings >= 9, 15)
             await asyncio.to_thread(broker.stop)
             await wait_until(lambda: len(fwd.spool) >= 10, 20)
             await stop_edge(fwd, task)                       # the edge restarts ...
             left = len(Spool(tmp_path / "spool", 10**9))
-            fwd, _, task = await start_edge(site, broker, tmp_path / "spool", taken)
+            fwd, task = await start_edge(site, broker, tmp_path / "spool", taken)
             await asyncio.sleep(3)                           # ... and spools on, still offline
             await back_and_drained(broker, fwd, task, core, influx_server, influx_db, taken)
     assert left >= 10                                        # the restart found them on disk

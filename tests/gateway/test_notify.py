@@ -86,9 +86,6 @@ class Received:
         with self._lock:
             self.items.append((channel, target, key, doc))
 
-    def keys(self, channel: str) -> list[str]:
-        return sorted(k for c, _, k, _ in self.items if c == channel)
-
 
 @asynccontextmanager
 async def receivers(broker: Server) -> AsyncIterator[Received]:
