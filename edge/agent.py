@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge import wire
+from edge.clock import WALL, Clock
 from edge.devices import EdgeAgent
 from edge.mqtt import MqttSettings, Uplink
 from edge.poller import DevicePoller, Samples, lines_for
@@ -28,8 +29,10 @@ class EdgeRunner:
 
     def __init__(self, enterprise: str, edge_id: str, cfg: EdgeAgent, uplink: Uplink,
                  sensor_broker: MqttSettings | None = None,
-                 uplink_stats: Callable[[], dict[str, int]] | None = None) -> None:
+                 uplink_stats: Callable[[], dict[str, int]] | None = None,
+                 clock: Clock = WALL) -> None:
         self.edge_id = edge_id
+        self.clock = clock
         self.cfg = cfg
         self.topic = wire.readings_topic(enterprise, edge_id)
         self.stats_topic = stats_topic(enterprise, edge_id)
@@ -37,7 +40,7 @@ class EdgeRunner:
         self.boot = int(time.time() * 1000)
         self.seq = 0
         lines = lines_for(cfg.modbus)
-        self.pollers = [DevicePoller(d, dev, self._collect, lines[d])
+        self.pollers = [DevicePoller(d, dev, self._collect, lines[d], clock)
                         for d, dev in cfg.modbus.items()]
         self._uplink_stats = uplink_stats
         self.messages_published = 0
@@ -111,7 +114,8 @@ class EdgeRunner:
             if self._sensor_broker is None:
                 raise ValueError(f"edge {self.edge_id} has MQTT sensors but no broker to read")
             self.sensors = MqttSensorSource(self._sensor_broker, self.cfg.mqtt_sensors,
-                                            self._collect, asyncio.get_running_loop())
+                                            self._collect, asyncio.get_running_loop(),
+                                            self.clock)
             self.sensors.start()
         try:
             while True:

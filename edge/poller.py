@@ -23,6 +23,7 @@ from pymodbus import FramerType
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
+from edge.clock import WALL, Clock
 from edge.devices import ModbusDevice
 from edge.registers import BIT_TABLES, ReadBlock, plan_reads
 from edge.wire import Quality
@@ -111,8 +112,9 @@ class DevicePoller:
     """Polls one device at its interval and hands every poll's samples to ``sink``."""
 
     def __init__(self, device_id: str, dev: ModbusDevice, sink: SampleSink,
-                 line: Line | None = None) -> None:
+                 line: Line | None = None, clock: Clock = WALL) -> None:
         self.device_id = device_id
+        self.clock = clock
         self.dev = dev
         w = dev.workarounds
         if w.one_request_per_field:
@@ -127,7 +129,7 @@ class DevicePoller:
         self.offline_events = 0
         self.stats = PollStats()
         self.failures = 0
-        self._next_try = 0.0
+        self._next_try_ms = 0
         self._rnd = random.Random()
 
     @property
@@ -146,9 +148,9 @@ class DevicePoller:
 
     async def poll_once(self) -> None:
         """Read every block once; failed blocks give bad-quality samples, never a stale value."""
-        ts = int(time.time() * 1000)
+        ts = self.clock.now_ms()
         started = time.monotonic()
-        if started < self._next_try:
+        if ts < self._next_try_ms:
             self.stats.polls_skipped += 1
             self._emit(ts, [], [])
             return
@@ -169,7 +171,8 @@ class DevicePoller:
         if self.failures > 1:
             step = min(self.dev.poll_interval_s * 2 ** (self.failures - 1),
                        self.dev.reconnect_max_s)
-            self._next_try = time.monotonic() + step * (1 + JITTER * self._rnd.random())
+            # on the clock's time, so that a simulated plant backs off in simulated seconds
+            self._next_try_ms = ts + int(1000 * step * (1 + JITTER * self._rnd.random()))
 
     async def _read_all(self, ts: int) -> str | None:
         try:
@@ -222,7 +225,7 @@ class DevicePoller:
 
     async def run(self) -> None:
         """Poll forever on a fixed schedule; a poll that overruns skips the missed slots."""
-        interval = self.dev.poll_interval_s
+        interval = self.dev.poll_interval_s / self.clock.speed
         next_t = time.monotonic()
         me = asyncio.current_task()
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections import deque
 from typing import Any
 
@@ -15,6 +14,7 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.clock import WALL, Clock
 from edge.devices import MqttSensor
 from edge.mqtt import MqttSettings, Refusals, make_client
 from edge.poller import SampleSink
@@ -78,7 +78,8 @@ class MqttSensorSource:
     """Subscribes to the sensors' topics and hands each reading to ``sink`` on the loop."""
 
     def __init__(self, s: MqttSettings, sensors: dict[str, MqttSensor], sink: SampleSink,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, clock: Clock = WALL) -> None:
+        self._clock = clock
         # exact topics by a dict look-up; filters with wildcards are tried one by one
         self._by_topic = {sen.topic: sen for sen in sensors.values()
                           if "+" not in sen.topic and "#" not in sen.topic}
@@ -121,7 +122,7 @@ class MqttSensorSource:
         self.received += 1
         try:
             points, values, ts = parse_payload(sensor, bytes(msg.payload),
-                                               int(time.time() * 1000), msg.topic)
+                                               self._clock.now_ms(), msg.topic)
         except PayloadError as exc:
             self.malformed += 1
             self.dead_letters.append({"topic": msg.topic, "reason": str(exc),

@@ -1,14 +1,18 @@
 """A plant simulator that serves point values over Modbus (TCP, RTU over TCP, RTU).
 
-Each point gets a plausible moving value derived from its kind, range and limits (a slow wave
-plus noise, well inside the normal band); ``Excursion`` scripts push a point through its
-limits and back, e.g. a gas leak. Register values are computed when a request arrives, so a
-poll always reads the value "now". Issue #7 deepens this into scenario files.
+``SimulatedDevice`` answers a device's register map (holding and input registers, coils,
+discrete inputs) with the values of a ``ValueSource`` computed when each request arrives, so
+a poll always reads "now". Two sources: ``PlantModel``, a plausible moving value per point
+with ``Excursion`` scripts (the demo), and ``ScenarioSource``, a scenario file's signal models
+and faults on a (possibly accelerated) clock (``edge.scenario``). A point with no value
+(dropout) answers exception 0x0B, as a gateway whose target does not respond; device faults
+refuse connections, answer an exception code, or never answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import time
@@ -18,29 +22,24 @@ from functools import partial
 from typing import Protocol
 
 from pymodbus import FramerType
+from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from edge.clock import Clock
 from edge.devices import ModbusDevice
 from edge.registers import encode_values
+from edge.scenario import DeviceFault, SimPlant, SimPoint, normal_value
 
-_HOLDING_FC = {3, 6, 16, 22, 23}
+_TABLE = {1: "coil", 5: "coil", 15: "coil", 2: "discrete", 3: "holding", 6: "holding",
+          16: "holding", 22: "holding", 23: "holding", 4: "input"}
+_BITS = ("coil", "discrete")
 
 
-class Point(Protocol):
-    """What the simulator needs to know of a point (the core's plant Point has it; the edge
-    does not import the core)."""
+class ValueSource(Protocol):
+    """Point values now; optionally a device's fault now."""
 
-    @property
-    def kind(self) -> str: ...
-    @property
-    def range_low(self) -> float: ...
-    @property
-    def range_high(self) -> float: ...
-    @property
-    def lo(self) -> float | None: ...
-    @property
-    def hi(self) -> float | None: ...
+    def value(self, pid: str, t: float | None = None) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -68,20 +67,11 @@ class Excursion:
         return max(0.0, 1.0 - dt / self.fall_s) if self.fall_s > 0 else 0.0
 
 
-def normal_value(p: Point) -> float:
-    """A value in the middle of the point's normal band."""
-    if p.kind in ("combustible_gas", "toxic_gas", "spark", "digital"):
-        return p.range_low
-    low = p.lo if p.lo is not None else p.range_low
-    high = p.hi if p.hi is not None else p.range_high
-    return low + 0.5 * (high - low)
-
-
 @dataclass
 class PlantModel:
     """Point values as a function of time since start."""
 
-    points: Mapping[str, Point]
+    points: Mapping[str, SimPoint]
     excursions: list[Excursion] = field(default_factory=list)
     seed: int = 7
     t0: float = field(default_factory=time.monotonic)
@@ -111,66 +101,122 @@ class PlantModel:
         return min(max(v, p.range_low), p.range_high)
 
 
+class ScenarioSource:
+    """A scenario's plant on a clock: values and device faults at the clock's "now"."""
+
+    def __init__(self, plant: SimPlant, clock: Clock) -> None:
+        self.plant = plant
+        self.clock = clock
+
+    def t_s(self) -> float:
+        """Simulated seconds since the scenario started."""
+        return (self.clock.now_ms() - self.plant.start_ms) / 1000
+
+    def value(self, pid: str, t: float | None = None) -> float:
+        """The point's value at ``t`` (now by default); NaN: it reports nothing."""
+        return self.plant.value(pid, self.t_s() if t is None else t)
+
+    def fault(self, device_id: str) -> DeviceFault | None:
+        """The device's fault now."""
+        return self.plant.fault(device_id, self.t_s())
+
+
 class SimulatedDevice:
-    """A Modbus server answering with a PlantModel's values for one device's map: Modbus TCP,
+    """A Modbus server answering with a ValueSource's values for one device's map: Modbus TCP,
     RTU over TCP, or RTU on ``serial_port`` (one end of a pseudo-terminal pair, in tests).
     ``also`` adds more devices (other unit ids) at the same endpoint, as behind one
-    serial-to-Ethernet converter."""
+    serial-to-Ethernet converter. With a ``ScenarioSource`` and ``device_id``, the device's
+    scenario faults apply: call ``sync`` (the test kit does, each step) or ``watch`` to take
+    the device off line and back."""
 
-    def __init__(self, dev: ModbusDevice, model: PlantModel, host: str | None = None,
+    def __init__(self, dev: ModbusDevice, model: ValueSource, host: str | None = None,
                  port: int | None = None, also: tuple[ModbusDevice, ...] = (),
-                 serial_port: str | None = None) -> None:
+                 serial_port: str | None = None, device_id: str | None = None) -> None:
         self.dev = dev
         self.model = model
+        self.device_id = device_id
         self.host = host or dev.host or "127.0.0.1"
         self.port = port or dev.port
         self.requests = 0
-        devices = [self._sim(d) for d in (dev, *also)]
-        self._server: ModbusTcpServer | ModbusSerialServer
+        self._devices = (dev, *also)
+        self._serial_port = serial_port
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
+        self.offline = False
+
+    def _make_server(self) -> ModbusTcpServer | ModbusSerialServer:
+        devices = [self._sim(d) for d in self._devices]
+        dev, serial_port = self.dev, self._serial_port
         if serial_port is not None:
             s = dev.serial
-            self._server = ModbusSerialServer(
+            return ModbusSerialServer(
                 devices, framer=FramerType.RTU, port=serial_port,
                 baudrate=s.baudrate if s else 9600, bytesize=s.bytesize if s else 8,
                 parity=s.parity if s else "E", stopbits=s.stopbits if s else 1)
-        else:
-            framer = FramerType.RTU if dev.transport != "tcp" else FramerType.SOCKET
-            self._server = ModbusTcpServer(devices, framer=framer,
-                                           address=(self.host, self.port))
-        self._serial = serial_port is not None
-        self._task: asyncio.Task[None] | None = None
+        framer = FramerType.RTU if dev.transport != "tcp" else FramerType.SOCKET
+        return ModbusTcpServer(devices, framer=framer, address=(self.host, self.port))
 
     def _sim(self, dev: ModbusDevice) -> SimDevice:
         size = max(r.address + r.width for r in dev.registers.values()) + 1
-        bits = [SimData(0, count=1, values=False, datatype=DataType.BITS)]
+        # bits are kept 16 to a register, bit address a in register a // 16
+        bits = [SimData(0, count=size, values=False, datatype=DataType.BITS)]
         regs = [SimData(0, count=size, values=0, datatype=DataType.REGISTERS)]
-        return SimDevice(id=dev.unit_id, simdata=(bits, bits, regs, list(regs)),
+        return SimDevice(id=dev.unit_id, simdata=(bits, list(bits), regs, list(regs)),
+                         use_bit_addressing=True,
                          action=partial(SimulatedDevice._fill, self, dev, size))
+
+    def _fault(self) -> DeviceFault | None:
+        fault = getattr(self.model, "fault", None)
+        return fault(self.device_id) if fault is not None and self.device_id else None
 
     async def _fill(self, dev: ModbusDevice, size: int, function_code: int,
                     start_address: int, address: int, count: int,
-                    current_registers: list[int], set_values: object) -> None:
+                    current_registers: list[int], set_values: object) -> ExcCodes | None:
         self.requests += 1
-        table = "holding" if function_code in _HOLDING_FC else "input"
-        image = [0] * size
+        fault = self._fault()
+        if fault is not None and fault.kind == "timeout":
+            await asyncio.sleep(3600)        # never answer: the client times out
+        if fault is not None and fault.kind == "exception":
+            return ExcCodes(fault.code)
+        table = _TABLE.get(function_code, "holding")
+        bits = table in _BITS
+        # the addresses asked for, in the table's own units (bits or registers)
+        image = [0] * (len(current_registers) * 16 if bits else size)
         for pid, reg in dev.registers.items():
-            if reg.table == table:
-                words = encode_values(reg, self.model.value(pid))
-                if reg.type == "bit":          # several bit points may share a register
-                    image[reg.address] |= words[0]
-                else:
-                    image[reg.address:reg.address + len(words)] = words
+            if reg.table != table:
+                continue
+            value = self.model.value(pid)
+            if math.isnan(value):
+                if address <= reg.address < address + count:
+                    return ExcCodes.GATEWAY_NO_RESPONSE
+                continue
+            words = encode_values(reg, value)
+            if bits:
+                image[reg.address] = words[0]
+            elif reg.type == "bit":          # several bit points may share a register
+                image[reg.address] |= words[0]
+            else:
+                image[reg.address:reg.address + len(words)] = words
+        if bits:
+            # current_registers packs the whole bit block: rewrite it from the bit image
+            for r in range(len(current_registers)):
+                current_registers[r] = sum(1 << b for b in range(16) if image[16 * r + b])
+            return None
         # current_registers is the whole block starting at start_address: refresh the
         # requested window only.
         lo = max(0, address - start_address)
         hi = min(len(current_registers), address - start_address + count,
                  size - start_address)
         current_registers[lo:hi] = image[start_address + lo:start_address + hi]
+        return None
 
     async def start(self) -> None:
         """Start listening; returns once the port accepts connections."""
+        self.offline = False
+        self._server = self._make_server()
         self._task = asyncio.create_task(self._server.serve_forever(), name=f"sim-{self.port}")
-        if self._serial:
+        if self._serial_port is not None:
             await asyncio.sleep(0.1)   # nothing to connect to: give the port a moment to open
             return
         for _ in range(200):
@@ -183,9 +229,36 @@ class SimulatedDevice:
                 await asyncio.sleep(0.01)
         raise RuntimeError(f"simulator did not start on {self.host}:{self.port}")
 
-    async def stop(self) -> None:
-        """Stop the server and its task."""
-        await self._server.shutdown()  # type: ignore[no-untyped-call]
+    async def _close(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()  # type: ignore[no-untyped-call]
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._server = self._task = None
+
+    async def sync(self) -> None:
+        """Go off line or back on line as the scenario's device faults say, now."""
+        fault = self._fault()
+        down = fault is not None and fault.kind == "offline"
+        if down and not self.offline:
+            await self._close()
+            self.offline = True
+        elif not down and self.offline:
+            await self.start()
+
+    def watch(self, every_s: float = 0.05) -> None:
+        """Apply device faults in the background (free-running clocks)."""
+        async def loop() -> None:
+            while True:
+                await self.sync()
+                await asyncio.sleep(every_s)
+        self._watch = asyncio.create_task(loop(), name=f"sim-watch-{self.port}")
+
+    async def stop(self) -> None:
+        """Stop the server and its tasks."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._close()

@@ -10,12 +10,21 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerting.escalation import Contacts, EscalationConfig
 from alerting.plant import Enterprise, problems_of, rule_problems
 from alerting.register import RegisterRules
+from edge.clock import parse_clock
 from edge.devices import EdgeAgent
 from edge.mqtt import MqttSettings
 from gateway.notifiers import NotifySettings
@@ -188,8 +197,17 @@ class Settings(BaseSettings):
     edge_spool_max_mb: int | None = Field(
         default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
                                         "load (edge.forward.spool_capacity)")
+    clock: str = Field(
+        default="", description="empty: real time; START_MS@WALL_SxSPEED: the simulated clock "
+                                "that `hazgw simulate --speed` prints, shared with it")
     mqtt: MqttSettings = MqttSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
     # A process configured from the environment spools by default: nothing lost.
     influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))
+
+    @field_validator("clock")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        parse_clock(v)            # a bad spec stops start-up with its reason
+        return v

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from edge.clock import WALL, Clock
 from edge.spool import Spool
 from gateway.compiled import CompiledSite
 from gateway.config import InfluxSettings, SiteConfig
@@ -70,14 +71,14 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event) -> Non
             buffer.release(len(messages))
 
 
-async def clock(core: Core, stop: asyncio.Event) -> None:
-    """Alarm timers every second; alarm-system health every ten."""
+async def clock(core: Core, stop: asyncio.Event, time_source: Clock = WALL) -> None:
+    """Alarm timers every (simulated) second; alarm-system health every ten real ones."""
     next_health = time.monotonic() + HEALTH_EVERY_S
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TICK_S):
+            async with asyncio.timeout(TICK_S / time_source.speed):
                 await stop.wait()
-        now_ms = int(time.time() * 1000)
+        now_ms = time_source.now_ms()
         try:
             await core.tick(now_ms)
             if time.monotonic() >= next_health or stop.is_set():
@@ -91,7 +92,7 @@ async def clock(core: Core, stop: asyncio.Event) -> None:
 @asynccontextmanager
 async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings,
                        buffer: MessageBuffer, alarm_sinks: list[AlarmSink] | None = None,
-                       ) -> AsyncIterator[Core]:
+                       time_source: Clock = WALL) -> AsyncIterator[Core]:
     """Run the core's consumer and clock while the context is open; flush on exit."""
     async with writer_for(influx) as writer:
         core = Core(site, writer, alarm_sinks)
@@ -103,7 +104,7 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings,
         tune_allocator()
         stop = asyncio.Event()
         tasks = [asyncio.create_task(consume(core, buffer, stop), name="core-consumer"),
-                 asyncio.create_task(clock(core, stop), name="alarm-clock")]
+                 asyncio.create_task(clock(core, stop, time_source), name="alarm-clock")]
         try:
             yield core
         finally:

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from alerting.engine import AlarmEvent
 from edge import wire
 from edge.agent import EdgeRunner
+from edge.clock import parse_clock
 from edge.forward import StoreAndForward, spool_capacity
 from edge.mqtt import MqttUplink
 from edge.simulator import PlantModel, SimulatedDevice
@@ -51,7 +52,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
         if escalation_sink is not None:
             sinks.append(escalation_sink)
         try:
-            async with running_core(site, settings.influx, buffer, sinks) as core:
+            async with running_core(site, settings.influx, buffer, sinks,
+                                    parse_clock(settings.clock)) as core:
                 running.append(core)
                 ingest.start()
                 try:
@@ -185,7 +187,7 @@ async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
         update={"client_id": f"hazgw-edge-{edge_id}-sensors"})
     async with StoreAndForward(MqttUplink(mqtt_settings), spool) as uplink:
         runner = EdgeRunner(site.enterprise.code, edge_id, agent, uplink, sensor_settings,
-                            uplink.stats)
+                            uplink.stats, parse_clock(settings.clock))
         task = asyncio.create_task(runner.run(), name=f"edge-{edge_id}")
         try:
             await stop.wait()
