@@ -40,7 +40,7 @@ class EdgeRunner:
         self.boot = int(time.time() * 1000)
         self.seq = 0
         lines = lines_for(cfg.modbus)
-        self.pollers = [DevicePoller(d, dev, self._collect, lines[d], clock)
+        self.pollers = [DevicePoller(d, dev, self.collect, lines[d], clock)
                         for d, dev in cfg.modbus.items()]
         self._uplink_stats = uplink_stats
         self.messages_published = 0
@@ -51,7 +51,8 @@ class EdgeRunner:
         self._sensor_broker = sensor_broker
         self.sensors: MqttSensorSource | None = None
 
-    def _collect(self, samples: Samples) -> None:
+    def collect(self, samples: Samples) -> None:
+        """Queue one poll's or one sensor message's samples for the next batch."""
         self._pending.append(samples)
         self._pending_n += len(samples[0])
         if self._pending_n >= self.cfg.max_batch_readings:
@@ -114,7 +115,7 @@ class EdgeRunner:
             if self._sensor_broker is None:
                 raise ValueError(f"edge {self.edge_id} has MQTT sensors but no broker to read")
             self.sensors = MqttSensorSource(self._sensor_broker, self.cfg.mqtt_sensors,
-                                            self._collect, asyncio.get_running_loop(),
+                                            self.collect, asyncio.get_running_loop(),
                                             self.clock)
             self.sensors.start()
         try:

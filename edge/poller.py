@@ -130,7 +130,7 @@ class DevicePoller:
         self.stats = PollStats()
         self.failures = 0
         self._next_try_ms = 0
-        self._rnd = random.Random()
+        self.rnd = random.Random()    # backoff jitter; the test kit seeds it
 
     @property
     def connect_attempts(self) -> int:
@@ -172,7 +172,7 @@ class DevicePoller:
             step = min(self.dev.poll_interval_s * 2 ** (self.failures - 1),
                        self.dev.reconnect_max_s)
             # on the clock's time, so that a simulated plant backs off in simulated seconds
-            self._next_try_ms = ts + int(1000 * step * (1 + JITTER * self._rnd.random()))
+            self._next_try_ms = ts + int(1000 * step * (1 + JITTER * self.rnd.random()))
 
     async def _read_all(self, ts: int) -> str | None:
         try:

@@ -198,7 +198,12 @@ def _block(table: str, group: list[tuple[int, str, Register]]) -> ReadBlock:
 def encode_values(reg: Register, value: float) -> list[int]:
     """Registers holding ``value`` as ``reg`` describes it (the inverse of decode; simulator).
     A bit is written alone in its register."""
-    raw = (value - reg.offset) / reg.scale
+    if reg.current_loop is not None:
+        c = reg.current_loop
+        raw = c.raw_at_4ma + (value - c.eng_low) / (c.eng_high - c.eng_low) \
+            * (c.raw_at_20ma - c.raw_at_4ma)
+    else:
+        raw = (value - reg.offset) / reg.scale
     if reg.type == "bool":
         return [1 if round(raw) else 0]
     if reg.type == "bit":

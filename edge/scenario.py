@@ -117,6 +117,8 @@ class Expectation(_Strict):
 
     point: str
     level: str
+    type: str | None = Field(default=None, description="alarm type (process, fault, stale, "
+                             "flatline, tamper, predictive, roc, vote); default: any")
     at_s: float | None = Field(default=None, ge=0)
     within_s: float = Field(default=0.0, ge=0)
     never: bool = False
@@ -293,6 +295,12 @@ class SimPlant:
     def value(self, pid: str, t_s: float) -> float:
         """One point at one time."""
         return float(self.signals[pid].values(np.array([t_s]))[0])
+
+    def sample_time(self, pid: str, t_s: float) -> float | None:
+        """For a replayed point, when its sample in force at ``t_s`` was recorded (an
+        event-driven sensor publishes each sample once); None for a modelled point."""
+        rec = self.signals[pid].recorded
+        return None if rec is None else rec.sample_time(t_s)
 
     def fault(self, device: str, t_s: float) -> DeviceFault | None:
         """The device's fault in force at ``t_s``, if any (the latest started wins)."""

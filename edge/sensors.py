@@ -17,7 +17,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from edge.clock import WALL, Clock
 from edge.devices import MqttSensor
 from edge.mqtt import MqttSettings, Refusals, make_client
-from edge.poller import SampleSink
+from edge.poller import Samples, SampleSink
 from edge.wire import Quality
 
 log = logging.getLogger(__name__)
@@ -115,23 +115,28 @@ class MqttSensorSource:
 
     def _on_message(self, client: mqtt.Client, userdata: object,
                     msg: mqtt.MQTTMessage) -> None:
-        sensor = self._by_topic.get(msg.topic) or next(
-            (f for f in self._filters if mqtt.topic_matches_sub(f.topic, msg.topic)), None)
+        samples = self.receive(msg.topic, bytes(msg.payload))
+        if samples is not None:
+            self._loop.call_soon_threadsafe(self._sink, samples)
+
+    def receive(self, topic: str, payload: bytes) -> Samples | None:
+        """The samples of one message (None if no sensor listens or it is malformed:
+        counted and dead-lettered). paho's thread calls it; so does the test kit."""
+        sensor = self._by_topic.get(topic) or next(
+            (f for f in self._filters if mqtt.topic_matches_sub(f.topic, topic)), None)
         if sensor is None:
-            return
+            return None
         self.received += 1
         try:
-            points, values, ts = parse_payload(sensor, bytes(msg.payload),
-                                               self._clock.now_ms(), msg.topic)
+            points, values, ts = parse_payload(sensor, payload, self._clock.now_ms(), topic)
         except PayloadError as exc:
             self.malformed += 1
-            self.dead_letters.append({"topic": msg.topic, "reason": str(exc),
-                                      "sample": bytes(msg.payload[:256]).decode(errors="replace")})
+            self.dead_letters.append({"topic": topic, "reason": str(exc),
+                                      "sample": payload[:256].decode(errors="replace")})
             if self.malformed in (1, 10, 100, 1000, 10000):
                 log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
-                            msg.topic, self.malformed, exc)
-            return
+                            topic, self.malformed, exc)
+            return None
         n = len(points)
-        samples = (points, np.full(n, ts, np.int64), np.array(values, np.float64),
-                   np.full(n, Quality.GOOD, np.uint8))
-        self._loop.call_soon_threadsafe(self._sink, samples)
+        return (points, np.full(n, ts, np.int64), np.array(values, np.float64),
+                np.full(n, Quality.GOOD, np.uint8))

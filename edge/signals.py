@@ -184,6 +184,11 @@ class Recorded:
         fresh = ok & (t - self.t_s[j] <= self.gap_s)
         return np.where(fresh, self.values[j], np.nan)
 
+    def sample_time(self, t: float) -> float | None:
+        """When the sample in force at ``t`` was taken (None before the first)."""
+        i = int(np.searchsorted(self.t_s, t, side="right")) - 1
+        return float(self.t_s[i]) if i >= 0 else None
+
 
 @dataclass
 class PointSignal:

@@ -19,15 +19,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
+import orjson
 from pymodbus import FramerType
 from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from edge.clock import Clock
-from edge.devices import ModbusDevice
+from edge.devices import ModbusDevice, MqttSensor
 from edge.registers import encode_values
 from edge.scenario import DeviceFault, SimPlant, SimPoint, normal_value
 
@@ -119,6 +120,10 @@ class ScenarioSource:
     def fault(self, device_id: str) -> DeviceFault | None:
         """The device's fault now."""
         return self.plant.fault(device_id, self.t_s())
+
+    def sample_time(self, pid: str) -> float | None:
+        """When a replayed point's current sample was recorded (None: not replayed)."""
+        return self.plant.sample_time(pid, self.t_s())
 
 
 class SimulatedDevice:
@@ -262,3 +267,41 @@ class SimulatedDevice:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
         await self._close()
+
+
+def _put(doc: dict[str, Any], path: str, value: float | int) -> None:
+    *parents, last = path.split(".")
+    for key in parents:
+        doc = doc.setdefault(key, {})
+    doc[last] = value
+
+
+def sensor_message(sensor: MqttSensor, source: ValueSource, now_ms: int,
+                   sent: dict[str, float] | None = None) -> tuple[str, bytes] | None:
+    """The message a simulated MQTT-native sensor publishes now, in the shape its config
+    reads; None when it publishes nothing (a dropout) or its topic is a filter, which names
+    no topic to publish on. A replayed point is published once per recorded sample: ``sent``
+    remembers which (the sensor is event-driven; a Modbus register just holds its value)."""
+    if "+" in sensor.topic or "#" in sensor.topic:
+        return None
+    if sent is not None and isinstance(source, ScenarioSource):
+        for pid in sensor.points():
+            taken = source.sample_time(pid)
+            if taken is not None:
+                if sent.get(pid) == taken:
+                    return None
+                sent[pid] = taken
+    if sensor.point is not None and sensor.value_path is None:
+        v = source.value(sensor.point)
+        return None if math.isnan(v) else (sensor.topic, repr(v).encode())
+    paths = ({sensor.point: sensor.value_path} if sensor.point is not None
+             and sensor.value_path is not None else sensor.fields)
+    doc: dict[str, Any] = {}
+    for pid, path in paths.items():
+        v = source.value(pid)
+        if math.isnan(v):
+            return None
+        _put(doc, path, v)
+    if sensor.ts_path:
+        _put(doc, sensor.ts_path, now_ms)
+    return sensor.topic, orjson.dumps(doc)
