@@ -102,12 +102,27 @@ def cmd_edge(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Serve the site's Modbus devices with simulated values."""
-    from gateway.service import run_simulator
+    """Serve the site's devices and sensors, from a scenario, at a speed."""
+    from edge.scenario import ScenarioError, load_scenario
+    from gateway.simulate import run_simulator
 
-    site = _site(args.config)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_simulator(site, args.host))
+    config = args.config_file or args.config
+    site = _site(config)
+    scenario, base = None, Path(".")
+    if args.scenario:
+        try:
+            scenario, base = load_scenario(args.scenario)
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_simulator(site, args.host, scenario=scenario, base=base,
+                                      speed=args.speed, seed=args.seed,
+                                      mqtt=_settings().mqtt))
+    except ScenarioError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 
@@ -187,8 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", default=None)
     e.add_argument("--edge-id", default=None)
     e.set_defaults(func=cmd_edge)
-    m = sub.add_parser("simulate", help="serve the site's Modbus devices with simulated values")
-    m.add_argument("--config", default="config/demo/plant.yaml")
+    m = sub.add_parser("simulate", help="serve the site's devices and sensors from a scenario")
+    m.add_argument("config_file", nargs="?", metavar="CONFIG", help="site config (YAML)")
+    m.add_argument("--config", default="config/demo/plant.yaml", help=argparse.SUPPRESS)
+    m.add_argument("--scenario", default=None, help="scenario file (YAML); default: steady "
+                   "values with noise, forever")
+    m.add_argument("--speed", type=float, default=None,
+                   help="simulated seconds per real second, 1–1000 (default: the scenario's)")
+    m.add_argument("--seed", type=int, default=None, help="noise seed (default: the scenario's)")
     m.add_argument("--host", default=None, help="bind address (default: each device's host)")
     m.set_defaults(func=cmd_simulate)
     rp = sub.add_parser("report", help="daily regulator report (JSON or CSV)")

@@ -15,7 +15,6 @@ from edge.agent import EdgeRunner
 from edge.clock import parse_clock
 from edge.forward import StoreAndForward, spool_capacity
 from edge.mqtt import MqttUplink
-from edge.simulator import PlantModel, SimulatedDevice
 from edge.spool import Spool
 from edge.stats import stats_topic
 from gateway.alarms import AlarmPublisher
@@ -194,21 +193,3 @@ async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-async def run_simulator(site: SiteConfig, host: str | None,
-                        stop: asyncio.Event | None = None) -> None:
-    """Serve every Modbus device of the site with simulated values."""
-    stop = stop or asyncio.Event()
-    points = {pid: p for pid, (_, _, p) in site.enterprise.points().items()}
-    model = PlantModel(points)
-    sims = [SimulatedDevice(dev, model, host=host) for agent in site.edges.values()
-            for dev in agent.modbus.values()]
-    for sim in sims:
-        await sim.start()
-        log.info("simulating %s:%d (%d registers)", sim.host, sim.port, len(sim.dev.registers))
-    try:
-        await stop.wait()
-    finally:
-        for sim in sims:
-            await sim.stop()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,17 +33,10 @@ from edge.sensors import MqttSensorSource
 from edge.simulator import ScenarioSource, SimulatedDevice, sensor_message
 from gateway.config import InfluxSettings, SiteConfig, load_site
 from gateway.core import Core
+from gateway.demo import free_port
 from gateway.influx import NullSink
 from gateway.runtime import writer_for
 from gateway.writer import BatchingWriter
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

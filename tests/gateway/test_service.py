@@ -9,7 +9,8 @@ from pathlib import Path
 from edge.mqtt import MqttSettings
 from gateway.config import InfluxSettings, Settings, load_site
 from gateway.demo import on_loopback
-from gateway.service import run_edge, run_gateway, run_simulator
+from gateway.service import run_edge, run_gateway
+from gateway.simulate import run_simulator
 from tests.services import Server, influx_query
 
 
