@@ -149,6 +149,7 @@ class SimulatedDevice:
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
         self.offline = False
+        self._stopping = False
 
     def _make_server(self) -> ModbusTcpServer | ModbusSerialServer:
         devices = [self._sim(d) for d in self._devices]
@@ -181,7 +182,11 @@ class SimulatedDevice:
         self.requests += 1
         fault = self._fault()
         if fault is not None and fault.kind == "timeout":
-            await asyncio.sleep(3600)        # never answer: the client times out
+            # no answer while the fault lasts (the client times out); a late one after
+            while not self._stopping and (f := self._fault()) is not None \
+                    and f.kind == "timeout":
+                await asyncio.sleep(0.05)
+            return ExcCodes.GATEWAY_NO_RESPONSE
         if fault is not None and fault.kind == "exception":
             return ExcCodes(fault.code)
         table = _TABLE.get(function_code, "holding")
@@ -262,6 +267,7 @@ class SimulatedDevice:
 
     async def stop(self) -> None:
         """Stop the server and its tasks."""
+        self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -124,3 +124,23 @@ async def test_device_faults_exception_and_offline() -> None:
         clock.advance(10_000)
         await sim.sync()
         assert (await asyncio.to_thread(read, m, cst.READ_HOLDING_REGISTERS, 2, 1))[0] == 215
+
+
+async def test_a_timeout_fault_never_answers_and_the_poller_marks_the_points_bad() -> None:
+    from edge.poller import DevicePoller, Samples
+
+    got: list[Samples] = []
+    async with served([{"at_s": 0, "device": "plc", "do": "timeout", "for_s": 60}]) as (
+            sim, clock, _):
+        dev = sim.dev.model_copy(update={"timeout_s": 0.3, "retries": 0})
+        poller = DevicePoller("plc", dev, got.append, clock=clock)
+        await poller.poll_once()
+        assert poller.online is False and poller.stats.polls_failed == 1
+        clock.advance(60_000)
+        poller._next_try_ms = 0         # skip the backoff wait: the fault is over
+        await poller.poll_once()
+        assert poller.online is True
+        poller.line.close()
+    _, _, values, quality = got[0]
+    assert set(quality.tolist()) == {2} and all(v != v for v in values)     # bad, no value
+    assert set(got[1][3].tolist()) == {0}

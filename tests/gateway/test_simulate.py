@@ -13,15 +13,20 @@ import time
 from pathlib import Path
 
 import modbus_tk.defines as cst
+import orjson
+import yaml
 from modbus_tk import modbus_tcp
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.clock import ScaledClock
 from edge.mqtt import MqttSettings
 from edge.scenario import load_scenario
-from gateway.config import InfluxSettings, Settings, load_site
+from gateway.config import InfluxSettings, Settings, load_site, parse_site
 from gateway.demo import on_loopback
 from gateway.service import run_edge, run_gateway
 from gateway.simulate import run_simulator
+from tests.gateway.test_simkit import SITE
 from tests.services import Server, free_port, influx_query
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,3 +104,46 @@ def test_command_line_serves_the_scenario_and_prints_the_shared_clock(tmp_path: 
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode in (0, -15)
+
+
+async def test_mqtt_native_sensors_are_published_in_the_shape_their_config_reads(
+        mosquitto_server: Server, tmp_path: Path) -> None:
+    doc = yaml.safe_load(SITE)
+    doc["enterprise"]["hazard_sources"]["farm"]["equipment"]["T1"]["points"]["T_json"] = {
+        "kind": "temperature", "unit": "°C", "range_low": -20, "range_high": 60, "lo": 0,
+        "hi": 40}
+    doc["edges"]["e1"]["mqtt_sensors"]["json"] = {
+        "topic": "farm/T1/json", "fields": {"T_json": "tank.temp"}, "ts_path": "ts"}
+    site = on_loopback(parse_site(doc))
+    got: list[tuple[str, bytes]] = []
+    arrived: list[float] = []
+    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sim-sub")
+
+    def on_message(c: mqtt.Client, u: object, m: mqtt.MQTTMessage) -> None:
+        got.append((m.topic, bytes(m.payload)))
+        if m.topic == "farm/T1/json":
+            arrived.append(time.time())
+    sub.on_message = on_message
+    sub.connect("127.0.0.1", mosquitto_server.port)
+    sub.subscribe("farm/#", qos=1)
+    sub.loop_start()
+    try:
+        stop = asyncio.Event()
+        clock = ScaledClock(int(time.time() * 1000), 10.0)
+        task = asyncio.create_task(run_simulator(
+            site, None, stop, mqtt=MqttSettings(port=mosquitto_server.port), clock=clock))
+        for _ in range(50):                      # bounded: 5 s
+            await asyncio.sleep(0.1)
+            if {t for t, _ in got} == {"farm/T1/level", "farm/T1/json"} and len(got) >= 10:
+                break
+        stop.set()
+        await task
+    finally:
+        sub.loop_stop()
+        sub.disconnect()
+    plain = [float(p) for t, p in got if t == "farm/T1/level"]
+    assert plain and all(1.0 < v < 8.0 for v in plain)         # mid-band of lo 1, hi 8
+    docs = [orjson.loads(p) for t, p in got if t == "farm/T1/json"]
+    assert docs and all(10.0 < d["tank"]["temp"] < 30.0 for d in docs)   # mid-band of 0..40
+    # stamped on the simulated clock, which runs 10× faster than the wall
+    assert docs[-1]["ts"] - docs[0]["ts"] > 5000 * (arrived[-1] - arrived[0]) > 0
