@@ -56,6 +56,7 @@ class Core:
         # memory, and the core needs only the compiled rules (gateway.compiled).
         compiled = as_compiled(site)
         self.enterprise = compiled.enterprise
+        self.source_levels = dict(compiled.source_levels)
         self.engine = Engine(compiled.table)
         self.table = self.engine.table
         tb = self.table

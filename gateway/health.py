@@ -29,6 +29,7 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         "write_retries": w.retries, "write_throttled": w.throttled,
         "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
         "spooled_points": w.spooled_points, "replayed_points": w.replayed_points,
+        "write_latency_ms": round(w.write_latency_ms),
     }
     spool = core.writer.spool
     if spool is not None:

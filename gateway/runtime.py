@@ -18,6 +18,7 @@ from gateway.config import InfluxSettings, SiteConfig
 from gateway.core import AlarmSink, Core
 from gateway.influx import make_sink
 from gateway.ingest import MessageBuffer
+from gateway.status import dashboard_lines
 from gateway.writer import BatchingWriter
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event) -> Non
 async def clock(core: Core, stop: asyncio.Event, time_source: Clock = WALL) -> None:
     """Alarm timers every (simulated) second; alarm-system health every ten real ones."""
     next_health = time.monotonic() + HEALTH_EVERY_S
+    limits_ms: int | None = None
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TICK_S / time_source.speed):
@@ -83,7 +85,7 @@ async def clock(core: Core, stop: asyncio.Event, time_source: Clock = WALL) -> N
             await core.tick(now_ms)
             if time.monotonic() >= next_health or stop.is_set():
                 next_health = time.monotonic() + HEALTH_EVERY_S
-                body = core.health_lines(now_ms)
+                body, limits_ms = dashboard_lines(core, now_ms, limits_ms)
                 await core.writer.put(body, body.count(b"\n"))
         except Exception:
             log.exception("alarm clock failed")

@@ -17,6 +17,7 @@ the process) and InfluxDB (readings are discarded unless ``influx`` settings are
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
 from collections.abc import Callable
@@ -31,11 +32,14 @@ from edge.mqtt import MqttSettings
 from edge.scenario import Scenario, SimPlant, load_scenario
 from edge.sensors import MqttSensorSource
 from edge.simulator import ScenarioSource, SimulatedDevice, sensor_message
+from edge.stats import encode_stats
 from gateway.config import InfluxSettings, SiteConfig, load_site
 from gateway.core import Core
 from gateway.demo import free_port
+from gateway.health import snapshot, stats_line
 from gateway.influx import NullSink
 from gateway.runtime import writer_for
+from gateway.status import dashboard_lines
 from gateway.writer import BatchingWriter
 
 
@@ -78,6 +82,7 @@ class RunResult:
         return sorted(rows, key=lambda r: (r.t_s, r.point, r.level))
 
 
+STATUS_EVERY_MS = 10_000     # self-metrics and dashboard status, as the services write them
 # The sensors' MQTT client is built but never connected: the kit hands it messages directly.
 _NO_BROKER = MqttSettings(host="127.0.0.1", port=1)
 
@@ -205,12 +210,15 @@ async def run_site(sim: SimulatedSite, duration_s: float | None = None,
                 edges.append(_Edge(runner, sensors))
             start_ms = sim.clock.now_ms()
             end_ms = start_ms + int(duration_s * 1000)
+            limits_ms: int | None = None
             while sim.clock.now_ms() <= end_ms:
                 now = sim.clock.now_ms()
                 await sim.sync()
                 for e in edges:
                     await _step_edge(e, now, sim)
                 await core.tick(now)
+                if (now - start_ms) % STATUS_EVERY_MS < sim.step_ms:
+                    limits_ms = await _status(core, edges, now, limits_ms)
                 if on_step is not None:
                     on_step(now, core)
                 steps += 1
@@ -229,6 +237,19 @@ async def run_site(sim: SimulatedSite, duration_s: float | None = None,
         await sim.stop()
     return RunResult(events, start_ms, steps, readings, time.monotonic() - started,
                      steps * sim.step_ms / 1000, malformed)
+
+
+async def _status(core: Core, edges: list[_Edge], now: int, limits_ms: int | None,
+                  ) -> int | None:
+    """What the gateway and the edges write about themselves, on the simulated clock."""
+    body, limits_ms = dashboard_lines(core, now, limits_ms)
+    body += stats_line(core.enterprise, "simkit", snapshot(core), now)
+    await core.writer.put(body, body.count(b"\n"))
+    for e in edges:
+        st = e.runner.stats()
+        st = dataclasses.replace(st, ts_ms=now)
+        await core.handle([(e.runner.stats_topic, encode_stats(st))])
+    return limits_ms
 
 
 async def _step_edge(e: _Edge, now: int, sim: SimulatedSite) -> None:

@@ -39,6 +39,7 @@ class WriterStats:
     spooled_points: int = 0
     replayed_points: int = 0
     unwritten_points_at_close: int = 0
+    write_latency_ms: float = 0.0   # moving average of a batch's write, retries included
     rejected_samples: deque[str] = field(default_factory=lambda: deque(maxlen=10))
 
 
@@ -216,6 +217,10 @@ class BatchingWriter:
             if self._target_down:
                 log.info("influx writes succeed again")
                 self._target_down = False
+            ms = (time.monotonic() - started) * 1000
+            lat = self.stats.write_latency_ms
+            self.stats.write_latency_ms = ms if not self.stats.batches_written \
+                else 0.8 * lat + 0.2 * ms
             self.stats.points_written += n
             self.stats.batches_written += 1
             return

@@ -137,13 +137,15 @@ def test_scenario_start_is_beijing_time_by_default() -> None:
 
 
 def test_same_seed_same_run_bit_for_bit_other_seed_other_noise(tmp_path: Path) -> None:
-    """Everything the gateway would write to InfluxDB, readings and alarm events, from two
-    runs of one scenario with one seed, and one with another."""
+    """The readings and alarm events the gateway writes to InfluxDB, from two runs of one
+    scenario with one seed, and one with another (self-metrics, which count real-time
+    batching, are left out)."""
     def written(seed: int, name: str) -> bytes:
         sim = SimulatedSite.from_files(DEMO, ROOT / "config" / "scenarios" / "tamper.yaml",
                                        speed=1000, seed=seed, duration_s=150)
         run(sim, influx=InfluxSettings(kind="file", path=tmp_path / name))
-        return (tmp_path / name).read_bytes()
+        lines = (tmp_path / name).read_bytes().splitlines(keepends=True)
+        return b"".join(x for x in lines if x.startswith((b"reading,", b"alarm_event,")))
 
     a, b, c = written(5, "a.lp"), written(5, "b.lp"), written(6, "c.lp")
     assert a.count(b"\n") > 1000 and b"drop_to_zero" in a
