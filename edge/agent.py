@@ -100,7 +100,7 @@ class EdgeRunner:
                 "latency_avg_ms": round(1000 * st.latency_sum_s / max(st.polls_ok, 1), 3),
                 "latency_max_ms": round(1000 * st.latency_max_s, 3)}
             st.latency_max_s = 0.0
-        return EdgeStats(self.edge_id, self.boot, int(time.time() * 1000), edge, devices)
+        return EdgeStats(self.edge_id, self.boot, self.clock.now_ms(), edge, devices)
 
     async def _publish_stats(self) -> None:
         while True:

@@ -54,6 +54,35 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grafana_build(args: argparse.Namespace) -> int:
+    """Write the dashboards as provisioning files."""
+    from gateway.grafana import build
+
+    for p in build(Path(args.out)):
+        print(p)
+    return 0
+
+
+def cmd_grafana_push(args: argparse.Namespace) -> int:
+    """Upload the dashboard files to a running Grafana."""
+    import os
+
+    from gateway.grafana import PushError, push
+
+    token = os.environ.get("HAZGW_GRAFANA_TOKEN")
+    user, password = os.environ.get("HAZGW_GRAFANA_USER"), os.environ.get(
+        "HAZGW_GRAFANA_PASSWORD")
+    credential: str | tuple[str, str] | None = token or (
+        (user, password) if user and password else None)
+    try:
+        uids = push(args.url, credential, Path(args.dir))
+    except PushError as exc:
+        print(f"grafana push: {exc}", file=sys.stderr)
+        return 2
+    print(f"pushed {len(uids)} dashboards to {args.url}: {', '.join(uids)}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """All-in-one demo on embedded defaults."""
     from gateway.demo import run_demo
@@ -190,6 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="write JSON Schemas of the config files")
     s.add_argument("--out", default="config/schema")
     s.set_defaults(func=cmd_schema)
+    g = sub.add_parser("grafana", help="the control room's dashboards")
+    gsub = g.add_subparsers(dest="grafana_cmd", required=True)
+    gb = gsub.add_parser("build", help="write the dashboards as provisioning files")
+    gb.add_argument("--out", default="grafana/dashboards")
+    gb.set_defaults(func=cmd_grafana_build)
+    gp = gsub.add_parser("push", help="upload the dashboards to a running Grafana (token in "
+                         "HAZGW_GRAFANA_TOKEN, or HAZGW_GRAFANA_USER and _PASSWORD)")
+    gp.add_argument("--url", default="http://127.0.0.1:3000")
+    gp.add_argument("--dir", default="grafana/dashboards")
+    gp.set_defaults(func=cmd_grafana_push)
     d = sub.add_parser("demo", help="simulator + edge + core in one process")
     d.add_argument("--config", default="config/demo/plant.yaml")
     d.add_argument("--duration", type=float, default=None, help="seconds; default: until ^C")

@@ -42,6 +42,7 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
     site = as_compiled(site)
     code = site.enterprise
     buffer = MessageBuffer(asyncio.get_running_loop())
+    clock = parse_clock(settings.clock)
     topics = [wire.readings_topic(code, "+"), stats_topic(code, "+")]
     ingest = MqttIngest(settings.mqtt, topics, buffer)
     publisher = AlarmPublisher(code, settings.mqtt)
@@ -52,7 +53,7 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
             sinks.append(escalation_sink)
         try:
             async with running_core(site, settings.influx, buffer, sinks,
-                                    parse_clock(settings.clock)) as core:
+                                    clock) as core:
                 running.append(core)
                 ingest.start()
                 try:
@@ -61,7 +62,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
                     ingest.stop()
                     # the last snapshot, so a clean stop leaves final totals in the database
                     await core.writer.put(stats_line(code, settings.mqtt.client_id,
-                                                     snapshot(core, buffer, ingest)), 1)
+                                                     snapshot(core, buffer, ingest),
+                                                     clock.now_ms()), 1)
         finally:
             await publisher.close()
 
@@ -125,6 +127,7 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
     """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
     stop = stop or asyncio.Event()
     last_logged: dict[str, int] = {}
+    clock = parse_clock(settings.clock)
     async with gateway_session(site, settings) as (core, ingest), \
             serving_api(core, settings):
         while not stop.is_set():
@@ -132,8 +135,9 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
                 async with asyncio.timeout(status_every_s):
                     await stop.wait()
             values = snapshot(core, None, ingest)
+            # on the gateway's clock, simulated when it runs a scenario (HAZGW_CLOCK)
             await core.writer.put(stats_line(core.enterprise, settings.mqtt.client_id,
-                                             values), 1)
+                                             values, clock.now_ms()), 1)
             # Log changes, not repetitions: an idle gateway stays quiet.
             if values != last_logged:
                 log.info("core: %s", ", ".join(f"{k}={v}" for k, v in values.items()))
