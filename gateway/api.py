@@ -25,23 +25,26 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from alerting.engine import AlarmEvent
 from alerting.lifecycle import InvalidTransitionError
 from alerting.register import Action, Five, Level, RegisterError, Source
-from gateway import auditlog
+from gateway import auditlog, console_api
 from gateway.config import ApiRole, ApiUser
+from gateway.console_api import Trend
 from gateway.core import Core
 from gateway.escalation import escalation_state
+from gateway.live import LiveFeed, event_json
 from gateway.register import Register
 from gateway.report import BEIJING, day_bounds, report, report_csv
 from gateway.storage import AlarmHistory
 
+LIMIT_OF = {"HH": "hihi", "H": "hi", "L": "lo", "LL": "lolo"}
 ALL: frozenset[ApiRole] = frozenset({"operator", "safety_manager", "regulator", "admin"})
 MAY: dict[str, frozenset[ApiRole]] = {
     "read": ALL,
@@ -105,20 +108,17 @@ class Step(BaseModel):
     comment: str | None = None
 
 
-def _event(e: AlarmEvent) -> dict[str, Any]:
-    return {k: getattr(e, k) for k in (
-        "alarm_id", "alarm_type", "point", "source", "equipment", "ts", "state", "level_name",
-        "gb50493_level", "priority", "value", "limit", "toxic")}
-
-
 def _row(r: Any) -> dict[str, Any]:
     return {c.name: getattr(r, c.name) for c in r.__table__.columns}
 
 
 def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
-               online: Callable[[int, int], int | None] | None = None) -> FastAPI:
+               online: Callable[[int, int], int | None] | None = None,
+               feed: LiveFeed | None = None, trend: Trend | None = None) -> FastAPI:
     """The API over a running core and the register's database; ``online(start, end)``
-    counts the points with a good reading in a period, for the daily report."""
+    counts the points with a good reading in a period, for the daily report. With a live
+    ``feed`` (an alarm sink of the core), the operator console is served at ``/console/``
+    (``gateway.console_api``), with ``trend`` for point trends."""
     app = FastAPI(title="hazgw", description=__doc__)
     bearer = HTTPBearer(auto_error=False)
 
@@ -148,7 +148,7 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
         await core.act(event)
         with register.db.session.begin() as s:
             auditlog.append(s, u.name, f"alarm.{action}", f"alarm/{alarm_id}", detail, event.ts)
-        return _event(event)
+        return event_json(event)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -160,8 +160,17 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
     @app.get("/alarms")
     def alarms(_: Annotated[ApiUser, may("read")], source: str | None = None,
                state: str | None = None) -> list[dict[str, Any]]:
-        return [_event(e) for e in core.engine.standing()
+        return [with_limit(event_json(e)) for e in core.engine.standing()
                 if (source is None or e.source == source) and (state is None or e.state == state)]
+
+    def with_limit(row: dict[str, Any]) -> dict[str, Any]:
+        # a standing alarm's event carries no limit: a process alarm's is its level's
+        name = LIMIT_OF.get(row["level_name"]) if row["alarm_type"] == "process" else None
+        if row["limit"] is None and name is not None and row["point"] is not None:
+            i = int(core.table.index(np.array([row["point"]]))[0])
+            value = float(getattr(core.table, name)[i]) if i >= 0 else float("nan")
+            row["limit"] = value if value == value else None
+        return row
 
     @app.post("/alarms/{alarm_id}/acknowledge")
     async def acknowledge(alarm_id: str, body: Ack,
@@ -264,6 +273,10 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
         _register_call(lambda: register.list_for_supervision(entry_id, u.name))
         return _row(register.get(entry_id))
 
+    if feed is not None:
+        console_api.mount(app, core, register, tokens, may,
+                          lambda u: sorted(k for k, roles in MAY.items() if u.role in roles),
+                          feed, trend)
     return app
 
 

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import urllib.parse
-import urllib.request
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 
+from gateway import influxql
 from gateway.config import InfluxSettings
 from gateway.register import Register
 from gateway.storage import Alarm, Database, Escalation, RegisterEntry
@@ -40,21 +38,10 @@ def online_points(influx: InfluxSettings, enterprise: str, start_ms: int, end_ms
                   ) -> int | None:
     """Points with at least one good reading in [start, end), from InfluxDB (v1 API); None
     when the target cannot be asked that way."""
-    if influx.kind != "v1":
-        return None
-    q = (f"SELECT count(quality) FROM reading WHERE enterprise = '{enterprise}' AND "
-         f"quality = 0 AND time >= {start_ms}ms AND time < {end_ms}ms GROUP BY point")
-    params = {"db": influx.database, "q": q}
-    if influx.username:
-        params.update({"u": influx.username,
-                       "p": influx.password.get_secret_value() if influx.password else ""})
-    with urllib.request.urlopen(f"{influx.url}/query?{urllib.parse.urlencode(params)}",
-                                timeout=influx.timeout_s) as r:
-        body = json.loads(r.read())
-    result = body["results"][0]
-    if "error" in result:
-        raise RuntimeError(f"InfluxDB: {result['error']}")
-    return len(result.get("series", []))
+    series = influxql.query(
+        influx, f"SELECT count(quality) FROM reading WHERE enterprise = '{enterprise}' AND "
+                f"quality = 0 AND time >= {start_ms}ms AND time < {end_ms}ms GROUP BY point")
+    return None if series is None else len(series)
 
 
 def report(db: Database, enterprise: str, total_points: int, day: date,

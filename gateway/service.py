@@ -153,24 +153,40 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
         return
     import uvicorn
 
+    from gateway import influxql
     from gateway.api import create_app
+    from gateway.live import LiveFeed
     from gateway.register import Register
     from gateway.report import online_points
 
     if not api.tokens:
         log.warning("api: no tokens configured (HAZGW_API__TOKENS): every request gets 401")
     db = await asyncio.to_thread(Database, settings.database_url)
+    clock = parse_clock(settings.clock)
+
     def online(start_ms: int, end_ms: int) -> int | None:
         return online_points(settings.influx, core.enterprise, start_ms, end_ms)
 
-    server = uvicorn.Server(uvicorn.Config(create_app(core, Register(db), api.tokens, online),
-                                           host=api.host, port=api.port, log_level="warning",
-                                           lifespan="off"))
+    def trend(point: str, minutes: float) -> list[tuple[int, float]] | None:
+        try:
+            return influxql.trend(settings.influx, core.enterprise, point, clock.now_ms(),
+                                  minutes)
+        except (OSError, RuntimeError) as exc:
+            log.warning("console: no trend of %s from InfluxDB: %s", point, exc)
+            return None
+
+    feed = LiveFeed()
+    core.alarm_sinks.append(feed)
+    app = create_app(core, Register(db), api.tokens, online, feed, trend)
+    server = uvicorn.Server(uvicorn.Config(app, host=api.host, port=api.port,
+                                           log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(), name="api")
-    log.info("api: http://%s:%d (OpenAPI at /docs)", api.host, api.port)
+    log.info("api: http://%s:%d (console at /console/, OpenAPI at /docs)", api.host, api.port)
     try:
         yield
     finally:
+        feed.close()            # ends the consoles' live streams, so the server can stop
+        core.alarm_sinks.remove(feed)
         server.should_exit = True
         await asyncio.gather(task, return_exceptions=True)
         db.close()

@@ -1,0 +1,169 @@
+"""The operator console in a real browser (Debian's Chromium, headless, driven by Playwright):
+alarms appear live in priority order, an operator acknowledges one and registers it as a
+hazard, and a change made elsewhere in the register shows up without a reload. A screenshot
+is saved as a test artifact (``$HAZGW_TEST_ARTIFACTS``, default ``var/test-artifacts``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+import uvicorn
+from playwright.async_api import Page, async_playwright, expect
+
+from alerting.batch import ReadingBatch
+from gateway.api import create_app
+from gateway.config import ApiUser, load_site
+from gateway.core import Core
+from gateway.influx import NullSink
+from gateway.live import LiveFeed
+from gateway.register import Register
+from gateway.storage import Database
+from gateway.writer import BatchingWriter
+from tests.services import free_port
+
+ARTIFACTS = Path(os.environ.get("HAZGW_TEST_ARTIFACTS", "var/test-artifacts"))
+TOKENS = {"op": ApiUser(name="op.liu", role="operator"),
+          "sm": ApiUser(name="sm.sun", role="safety_manager")}
+CHROMIUM = "/usr/bin/chromium"
+
+
+@asynccontextmanager
+async def console(demo_config_path: Path, tmp_path: Path,
+                  ) -> AsyncIterator[tuple[Core, Register, str]]:
+    """A core on the demo plant with the API and console on a free loopback port."""
+    site = load_site(demo_config_path)
+    db = Database(str(tmp_path / "console.sqlite3"))
+    register = Register(db)
+    async with BatchingWriter(NullSink()) as writer:
+        core = Core(site, writer)
+        feed = LiveFeed()
+        core.alarm_sinks.append(feed)
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(
+            create_app(core, register, TOKENS, None, feed, None), host="127.0.0.1", port=port,
+            log_level="warning", lifespan="off"))
+        task = asyncio.create_task(server.serve())
+        for _ in range(100):                      # bounded: 5 s
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        try:
+            yield core, register, f"http://127.0.0.1:{port}"
+        finally:
+            feed.close()
+            server.should_exit = True
+            await task
+    db.close()
+
+
+async def readings(core: Core, values: dict[str, float]) -> None:
+    ids = np.array(list(values))
+    n = len(ids)
+    await core.process(ReadingBatch(core.table.index(ids), np.full(n, int(time.time() * 1000)),
+                                    np.array(list(values.values())), np.zeros(n, np.uint8)))
+
+
+async def alarm_rows(page: Page) -> list[str]:
+    rows: list[str] = await page.eval_on_selector_all("#alarms tbody tr",
+                                                      "rs => rs.map(r => r.dataset.alarm)")
+    return rows
+
+
+async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Path,
+                                                             tmp_path: Path) -> None:
+    async with console(demo_config_path, tmp_path) as (core, register, url), \
+            async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = await browser.new_page(viewport={"width": 1440, "height": 900},
+                                          locale="en-GB")
+            await page.goto(f"{url}/console/")
+            await page.fill("#token", "op")
+            await page.click("#signin")
+            await page.wait_for_selector("#live.on")
+            assert await page.is_visible("#no-alarms")
+
+            # a combustible L1, a combustible L2 and a toxic L2 arrive while the page is open
+            await readings(core, {"GT102": 25.0, "GT101": 60.0, "AT201": 3.0})
+            await page.wait_for_selector('tr[data-alarm="GT102:process"]')
+            # L2 before L1, toxic before combustible at the same level (and the dike's 2oo2
+            # vote, both its detectors being in alarm)
+            rows = await alarm_rows(page)
+            assert [r for r in rows if r.endswith(":process")] == \
+                ["AT201:process", "GT101:process", "GT102:process"]
+            assert "dike_A_2oo2:vote" in rows
+            row = 'tr[data-alarm="AT201:process"]'
+            assert "L2" in await page.inner_text(f"{row} td.level")
+            assert await page.inner_text(f"{row} td.state") == "unacknowledged"
+
+            await page.click(f"{row} button.ack")
+            await expect(page.locator(f"{row} td.state")).to_have_text("acknowledged")
+
+            # register the toxic alarm as a hazard from its row
+            await page.click(f"{row} button.register")
+            await page.fill("#dialog input[name=title_col]", "Chlorine leak at T-201 valve")
+            await page.click("#dialog-ok")
+            entry_row = '#register tbody tr:has-text("Chlorine leak at T-201 valve")'
+            await page.wait_for_selector(entry_row)
+            assert await page.inner_text(f"{entry_row} td.entry-state") == "registered"
+            [entry] = register.all_entries()
+            assert (entry.hazard_source, entry.point, entry.created_by) == \
+                ("chlorine_store", "AT201", "op.liu")
+
+            # a safety manager starts the rectification elsewhere: the page follows by itself
+            async with httpx.AsyncClient(base_url=url) as client:
+                r = await client.post(f"/register/{entry.id}/transition",
+                                      json={"action": "start"},
+                                      headers={"Authorization": "Bearer sm"})
+                assert r.status_code == 200, r.text
+            await expect(page.locator(f"{entry_row} td.entry-state")).to_have_text("rectifying")
+            await page.click(entry_row)
+            await page.wait_for_selector("#entry li:has-text('sm.sun')")
+
+            # point detail with its limits and recent values
+            await page.click(f"{row} td.point")
+            await page.wait_for_selector("#detail-point:has-text('AT201')")
+            assert "hi 1.00, hihi 2.00" in await page.inner_text("#detail dl")
+
+            await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+
+            await page.click("#lang")
+            assert await page.inner_text("#alarms thead th >> nth=0") == "优先级"
+            assert await page.inner_text(f"{row} td.state") == "已确认"
+            await page.screenshot(path=str(ARTIFACTS / "console-zh.png"), full_page=True)
+        finally:
+            await browser.close()
+
+
+async def test_live_stream_needs_a_token_and_the_page_rejects_a_bad_one(
+        demo_config_path: Path, tmp_path: Path) -> None:
+    async with console(demo_config_path, tmp_path) as (_, _, url):
+        async with httpx.AsyncClient(base_url=url) as client:
+            assert (await client.get("/live")).status_code == 401
+            assert (await client.get("/live?token=nope")).status_code == 401
+            assert (await client.get("/console/")).headers["content-type"].startswith(
+                "text/html")
+            me = (await client.get("/me", headers={"Authorization": "Bearer op"})).json()
+            assert me["role"] == "operator" and "acknowledge" in me["may"]
+            assert "out_of_service" not in me["may"]
+            trend = await client.get("/points/NOPE/trend", headers={"Authorization": "Bearer op"})
+            assert trend.status_code == 404
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{url}/console/")
+                await page.fill("#token", "wrong")
+                await page.click("#signin")
+                await page.wait_for_selector("#login-error:has-text('not accepted')")
+                assert await page.is_visible("#login")
+            finally:
+                await browser.close()
