@@ -28,6 +28,7 @@ from gateway.register import Register
 from gateway.service import run_edge, run_gateway
 from gateway.simulate import run_simulator
 from gateway.storage import Database
+from tests.conftest import fresh_postgres
 from tests.services import Server, influx_create_db, influx_query
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,8 +69,9 @@ def targets() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory, mosquitto_server: Server,
-           influx_server: Server, postgres_url: str) -> dict[str, Any]:
-    """InfluxDB filled by the control-room scenario at 50×, the register in PostgreSQL."""
+           influx_server: Server) -> Iterator[dict[str, Any]]:
+    """InfluxDB filled by the control-room scenario at 50×, the register in a PostgreSQL
+    database of its own."""
     db_name = "dashboards"
     influx_create_db(influx_server, db_name)
     tmp = tmp_path_factory.mktemp("dash")
@@ -98,9 +100,10 @@ def filled(tmp_path_factory: pytest.TempPathFactory, mosquitto_server: Server,
             await task
 
     asyncio.run(stack())
-    fill_register(postgres_url)
-    return {"db": db_name, "from_ms": clock.start_ms - 60_000,
-            "to_ms": clock.now_ms() + 60_000, "pg": postgres_url}
+    with fresh_postgres() as postgres_url:
+        fill_register(postgres_url)
+        yield {"db": db_name, "from_ms": clock.start_ms - 60_000,
+               "to_ms": clock.now_ms() + 60_000, "pg": postgres_url}
 
 
 def fill_register(url: str) -> None:
