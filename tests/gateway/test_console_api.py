@@ -18,16 +18,23 @@ import uvicorn
 from playwright.async_api import Page, async_playwright, expect
 
 from alerting.batch import ReadingBatch
+from edge.clock import ScaledClock
+from edge.mqtt import MqttSettings
+from edge.scenario import load_scenario
 from gateway.api import create_app
-from gateway.config import ApiUser, load_site
+from gateway.config import ApiSettings, ApiUser, InfluxSettings, Settings, load_site
 from gateway.core import Core
+from gateway.demo import on_loopback
 from gateway.influx import NullSink
 from gateway.live import LiveFeed
 from gateway.register import Register
+from gateway.service import run_edge, run_gateway
+from gateway.simulate import run_simulator
 from gateway.storage import Database
 from gateway.writer import BatchingWriter
-from tests.services import free_port
+from tests.services import Server, free_port
 
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("HAZGW_TEST_ARTIFACTS", "var/test-artifacts"))
 TOKENS = {"op": ApiUser(name="op.liu", role="operator"),
           "sm": ApiUser(name="sm.sun", role="safety_manager")}
@@ -127,6 +134,17 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             await page.click(entry_row)
             await page.wait_for_selector("#entry li:has-text('sm.sun')")
 
+            # shelve the L1 with a reason, comment on the L2
+            await page.click('tr[data-alarm="GT102:process"] button.shelve')
+            await page.fill("#dialog input[name=reason]", "detector under calibration")
+            await page.click("#dialog-ok")
+            await expect(page.locator('tr[data-alarm="GT102:process"] td.state')).to_have_text(
+                "shelved")
+            await page.click('tr[data-alarm="GT101:process"] button.comment')
+            await page.fill("#dialog textarea[name=text]", "field check sent")
+            await page.click("#dialog-ok")
+            await expect(page.locator("#toast")).to_have_text("Comment saved")
+
             # point detail with its limits and recent values
             await page.click(f"{row} td.point")
             await page.wait_for_selector("#detail-point:has-text('AT201')")
@@ -167,3 +185,47 @@ async def test_live_stream_needs_a_token_and_the_page_rejects_a_bad_one(
                 assert await page.is_visible("#login")
             finally:
                 await browser.close()
+
+
+async def test_a_scenario_alarm_reaches_the_console_through_the_whole_stack(
+        demo_config_path: Path, mosquitto_server: Server, tmp_path: Path) -> None:
+    """The toxic-leak scenario at 20×: simulator → Modbus → edge → Mosquitto → gateway → the
+    console's live list, then acknowledged there."""
+    site = on_loopback(load_site(demo_config_path))
+    scenario, base = load_scenario(ROOT / "config" / "scenarios" / "toxic_leak.yaml")
+    clock = ScaledClock(int(time.time() * 1000), 20.0)
+    port = free_port()
+    settings = Settings(
+        clock=clock.spec(), edge_spool_dir=tmp_path / "spool",
+        database_url=str(tmp_path / "gw.sqlite3"),
+        mqtt=MqttSettings(port=mosquitto_server.port, client_id="console-core"),
+        influx=InfluxSettings(kind="none"),
+        api=ApiSettings(port=port, tokens=TOKENS))
+    stops = [asyncio.Event() for _ in range(3)]
+    sim = asyncio.create_task(run_simulator(site, None, stops[0], scenario, base, clock=clock))
+    core = asyncio.create_task(run_gateway(site, settings, stops[1], status_every_s=1))
+    edge = asyncio.create_task(run_edge(site, "edge-01", settings, stops[2]))
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+            try:
+                page = await browser.new_page()
+                for _ in range(100):                  # bounded: the API is up within 5 s
+                    try:
+                        await page.goto(f"http://127.0.0.1:{port}/console/")
+                        break
+                    except Exception:
+                        await asyncio.sleep(0.05)
+                await page.fill("#token", "op")
+                await page.click("#signin")
+                # L1 at ~84 s of scenario time: ~4 s of real time at 20×
+                row = 'tr[data-alarm="AT201:process"]'
+                await page.wait_for_selector(row, timeout=30_000)
+                await page.click(f"{row} button.ack")
+                await expect(page.locator(f"{row} td.state")).to_have_text("acknowledged")
+            finally:
+                await browser.close()
+    finally:
+        for stop, task in zip(reversed(stops), (edge, core, sim), strict=True):
+            stop.set()
+            await task
