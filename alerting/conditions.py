@@ -75,7 +75,7 @@ def _changes(kind: int, n: int, g: Groups, ts: I64, level: I8, prior: I8, value:
     updated to each group's last level."""
     prev = g.previous(level, prior)
     at = np.flatnonzero(level != prev)
-    prior[g.point[g.last]] = level[g.last]
+    g.store(prior, level)
     return Changes(kind * n + g.point[at].astype(np.int64),
                    (stamp if stamp is not None else ts)[at], level[at], value[at],
                    limit[at] if limit is not None else np.full(len(at), np.nan),
@@ -111,8 +111,8 @@ def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
         out.append(_flatline(table, st, g, ts, v))
         out.append(_tamper(table, st, g, ts, v))
         update_ring(st, g, ts, v)
-        st.last_v[g.point[g.last]] = v[g.last]
-        st.last_valid_ts[g.point[g.last]] = ts[g.last]
+        g.store(st.last_v, v)
+        g.store(st.last_valid_ts, ts)
     changes = Changes.join(out)
     if not table.votes:
         return changes
@@ -131,14 +131,17 @@ def _stale(table: RuleTable, st: RuleState, g: Groups) -> Changes:
     already = g.first & (st.stale[p] == 1)          # a tick raised it before this reading
     start = gap & ~already
     end = gap | already
-    slots = STALE * n + p.astype(np.int64)
-    nan = np.full(int(start.sum()), np.nan)
-    nan_e = np.full(int(end.sum()), np.nan)
-    st.stale[p[g.last]] = 0
-    st.last_ts[p[g.last]] = ts[g.last]
+    g.store(st.stale, 0)
+    g.store(st.last_ts, ts)
+    if not end.any():                 # nearly always: no gap, nothing stale
+        return Changes.join([])
+    s, e = np.flatnonzero(start), np.flatnonzero(end)
+    nan, nan_e = np.full(len(s), np.nan), np.full(len(e), np.nan)
     return Changes.join([
-        Changes(slots[start], (prev_ts + lim)[start], np.ones(len(nan), np.int8), nan, nan, nan),
-        Changes(slots[end], ts[end], np.zeros(len(nan_e), np.int8), nan_e, nan_e, nan_e)])
+        Changes(STALE * n + p[s].astype(np.int64), prev_ts[s] + lim[s],
+                np.ones(len(s), np.int8), nan, nan, nan),
+        Changes(STALE * n + p[e].astype(np.int64), ts[e], np.zeros(len(e), np.int8),
+                nan_e, nan_e, nan_e)])
 
 
 def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch,
@@ -227,8 +230,8 @@ def _flatline(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Ch
     since = np.where(inside, ts[at], st.flat_since[p])
     since = np.where(since < 0, ts, since)
     last_move = np.where(inside, ts[at], st.last_change[p])
-    st.flat_since[p[g.last]] = since[g.last]
-    st.last_change[p[g.last]] = last_move[g.last]
+    g.store(st.flat_since, since)
+    g.store(st.last_change, last_move)
     if g.singletons:
         # one reading per point: only a run past the suspect time, or a point flagged now,
         # can change anything

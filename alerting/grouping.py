@@ -67,6 +67,15 @@ class Groups:
         hit[self.point[any_of]] = True
         return hit[self.point]
 
+    def store(self, target: npt.NDArray[T], values: npt.NDArray[T] | int) -> None:
+        """``target[point] =`` each group's last value (a scalar: the same for all)."""
+        if self.singletons:          # every reading is its group's last: no masking
+            target[self.point] = values
+        elif isinstance(values, int):
+            target[self.point[self.last]] = values
+        else:
+            target[self.point[self.last]] = values[self.last]
+
     def previous(self, values: npt.NDArray[T], prior: npt.NDArray[T]) -> npt.NDArray[T]:
         """Each reading's predecessor in its group; ``prior[point]`` for a group's first."""
         if self.singletons:
