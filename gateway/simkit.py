@@ -39,7 +39,7 @@ from gateway.demo import free_port
 from gateway.health import snapshot, stats_line
 from gateway.influx import NullSink
 from gateway.runtime import writer_for
-from gateway.status import dashboard_lines
+from gateway.status import DashboardStatus
 from gateway.writer import BatchingWriter
 
 
@@ -210,7 +210,7 @@ async def run_site(sim: SimulatedSite, duration_s: float | None = None,
                 edges.append(_Edge(runner, sensors))
             start_ms = sim.clock.now_ms()
             end_ms = start_ms + int(duration_s * 1000)
-            limits_ms: int | None = None
+            status = DashboardStatus(core)
             while sim.clock.now_ms() <= end_ms:
                 now = sim.clock.now_ms()
                 await sim.sync()
@@ -218,7 +218,7 @@ async def run_site(sim: SimulatedSite, duration_s: float | None = None,
                     await _step_edge(e, now, sim)
                 await core.tick(now)
                 if (now - start_ms) % STATUS_EVERY_MS < sim.step_ms:
-                    limits_ms = await _status(core, edges, now, limits_ms)
+                    await _status(core, edges, now, status)
                 if on_step is not None:
                     on_step(now, core)
                 steps += 1
@@ -239,17 +239,16 @@ async def run_site(sim: SimulatedSite, duration_s: float | None = None,
                      steps * sim.step_ms / 1000, malformed)
 
 
-async def _status(core: Core, edges: list[_Edge], now: int, limits_ms: int | None,
-                  ) -> int | None:
+async def _status(core: Core, edges: list[_Edge], now: int, status: DashboardStatus,
+                  ) -> None:
     """What the gateway and the edges write about themselves, on the simulated clock."""
-    body, limits_ms = dashboard_lines(core, now, limits_ms)
+    body = status.lines(now)
     body += stats_line(core.enterprise, "simkit", snapshot(core), now)
     await core.writer.put(body, body.count(b"\n"))
     for e in edges:
         st = e.runner.stats()
         st = dataclasses.replace(st, ts_ms=now)
         await core.handle([(e.runner.stats_topic, encode_stats(st))])
-    return limits_ms
 
 
 async def _step_edge(e: _Edge, now: int, sim: SimulatedSite) -> None:

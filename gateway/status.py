@@ -23,40 +23,75 @@ from gateway.lineproto import escape_tag
 LEVEL_CODE = {"一级": 1, "二级": 2, "三级": 3, "四级": 4}
 _PROCESS = ALARM_TYPES.index("process")
 _UNACKED = (AlarmState.UNACK, AlarmState.RTN_UNACK)
+LIMITS_EVERY_MS = 60_000     # limits change only with the config: once a minute draws them
 
 
-def source_status_lines(core: Core, now_ms: int) -> bytes:
-    """One ``source_status`` line per hazard source."""
-    tb, st, lc = core.table, core.engine.state, core.engine.lifecycle
-    n = len(tb)
-    state = np.asarray(lc.state)
-    per_type = state[:POINT_TYPES * n].reshape(POINT_TYPES, n)
-    standing = per_type != AlarmState.NORMAL
-    unacked = np.isin(per_type, _UNACKED)
-    offline = (np.asarray(st.stale) > 0) | (np.asarray(st.fault) > 0)
-    sources = np.asarray(tb.sources)
-    # a voting alarm counts for the source of its first member point
-    vote_src = [tb.sources[int(v.members[0])] if len(v.members) else "" for v in tb.votes]
-    vote_on = state[POINT_TYPES * n:] != AlarmState.NORMAL
-    rows = []
-    ent = escape_tag(core.enterprise)
-    for sid in sorted(set(tb.sources)):
-        mine = sources == sid
-        votes = sum(1 for i, s in enumerate(vote_src) if s == sid and vote_on[i])
-        process = int(np.count_nonzero(standing[_PROCESS] & mine)) + votes
-        other = int(np.count_nonzero(standing[:, mine])) - (process - votes)
-        off = int(np.count_nonzero(offline & mine))
-        status = 2 if process else (1 if other or off else 0)
-        level = LEVEL_CODE.get(core.source_levels.get(sid, ""), 0)
-        rows.append(f"source_status,enterprise={ent},source={escape_tag(sid)} "
-                    f"level={level}i,status={status}i,alarms_standing={process + other}i,"
-                    f"alarms_unacked={int(np.count_nonzero(unacked[:, mine]))}i,"
-                    f"points={int(np.count_nonzero(mine))}i,points_offline={off}i {now_ms}")
-    return ("\n".join(rows) + "\n").encode() if rows else b""
+class DashboardStatus:
+    """The status lines of one core. Everything that does not change while it runs (which
+    source each point belongs to, the limits' line protocol) is prepared once: at 100 000
+    points, formatting the limits anew each minute would stall the alarm path."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        tb = core.table
+        names, codes = np.unique(np.asarray(tb.sources, dtype=object).astype(str),
+                                 return_inverse=True)
+        self.sources = [str(x) for x in names]
+        self.codes = codes.astype(np.intp)
+        code_of = {sid: i for i, sid in enumerate(self.sources)}
+        # a voting alarm counts for the source of its first member point
+        self.vote_codes = np.array([code_of[tb.sources[int(v.members[0])]] for v in tb.votes
+                                    if len(v.members)], np.intp)
+        self.levels = [LEVEL_CODE.get(core.source_levels.get(sid, ""), 0)
+                       for sid in self.sources]
+        self._limits = _limits_template(core)
+        self.last_limits_ms: int | None = None
+
+    def source_status(self, now_ms: int) -> bytes:
+        """One ``source_status`` line per hazard source."""
+        core, tb, st = self.core, self.core.table, self.core.engine.state
+        n, k = len(tb), len(self.sources)
+        state = np.asarray(core.engine.lifecycle.state)
+        per_type = state[:POINT_TYPES * n].reshape(POINT_TYPES, n)
+        standing = per_type != AlarmState.NORMAL
+        process = np.bincount(self.codes, standing[_PROCESS], k)
+        vote_on = state[POINT_TYPES * n:POINT_TYPES * n + len(self.vote_codes)] \
+            != AlarmState.NORMAL
+        votes = np.bincount(self.vote_codes, vote_on, k)
+        other = np.bincount(self.codes, standing.sum(axis=0), k) - process
+        unacked = np.bincount(self.codes, np.isin(per_type, _UNACKED).sum(axis=0), k)
+        offline = np.bincount(self.codes, (np.asarray(st.stale) > 0)
+                              | (np.asarray(st.fault) > 0), k)
+        points = np.bincount(self.codes, minlength=k)
+        ent = escape_tag(core.enterprise)
+        rows = []
+        for i, sid in enumerate(self.sources):
+            proc = int(process[i] + votes[i])
+            status = 2 if proc else (1 if other[i] or offline[i] else 0)
+            rows.append(f"source_status,enterprise={ent},source={escape_tag(sid)} "
+                        f"level={self.levels[i]}i,status={status}i,"
+                        f"alarms_standing={proc + int(other[i])}i,"
+                        f"alarms_unacked={int(unacked[i])}i,points={int(points[i])}i,"
+                        f"points_offline={int(offline[i])}i {now_ms}")
+        return ("\n".join(rows) + "\n").encode() if rows else b""
+
+    def point_limits(self, now_ms: int) -> bytes:
+        """One ``point_limits`` line per point that has a limit."""
+        return self._limits.replace(_TS, str(now_ms).encode())
+
+    def lines(self, now_ms: int) -> bytes:
+        """Alarm-system health, source status and, once a minute, point limits."""
+        body = self.core.health_lines(now_ms) + self.source_status(now_ms)
+        if self.last_limits_ms is None or now_ms - self.last_limits_ms >= LIMITS_EVERY_MS:
+            body += self.point_limits(now_ms)
+            self.last_limits_ms = now_ms
+        return body
 
 
-def point_limits_lines(core: Core, now_ms: int) -> bytes:
-    """One ``point_limits`` line per point that has a limit."""
+_TS = b"\x00"     # where each limits line's timestamp goes
+
+
+def _limits_template(core: Core) -> bytes:
     tb = core.table
     ent = escape_tag(core.enterprise)
     limits = {"lolo": tb.lolo, "lo": tb.lo, "hi": tb.hi, "hihi": tb.hihi}
@@ -66,19 +101,5 @@ def point_limits_lines(core: Core, now_ms: int) -> bytes:
         if fields:
             rows.append(f"point_limits,enterprise={ent},source={escape_tag(tb.sources[i])},"
                         f"equipment={escape_tag(tb.equipments[i])},point={escape_tag(str(pid))},"
-                        f"kind={escape_tag(tb.kinds[i])} {','.join(fields)} {now_ms}")
-    return ("\n".join(rows) + "\n").encode() if rows else b""
-
-
-LIMITS_EVERY_MS = 60_000     # limits change only with the config: once a minute draws them
-
-
-def dashboard_lines(core: Core, now_ms: int, last_limits_ms: int | None,
-                    ) -> tuple[bytes, int | None]:
-    """Alarm-system health, source status and (once a minute) point limits; returns the lines
-    and when limits were last written."""
-    body = core.health_lines(now_ms) + source_status_lines(core, now_ms)
-    if last_limits_ms is None or now_ms - last_limits_ms >= LIMITS_EVERY_MS:
-        body += point_limits_lines(core, now_ms)
-        last_limits_ms = now_ms
-    return body, last_limits_ms
+                        f"kind={escape_tag(tb.kinds[i])} {','.join(fields)} ")
+    return b"".join(r.encode() + _TS + b"\n" for r in rows)

@@ -10,7 +10,7 @@ from alerting.batch import ReadingBatch
 from gateway.config import load_site
 from gateway.core import Core
 from gateway.influx import NullSink
-from gateway.status import dashboard_lines, point_limits_lines, source_status_lines
+from gateway.status import DashboardStatus
 from gateway.writer import BatchingWriter
 
 
@@ -30,7 +30,7 @@ async def test_source_status_follows_alarms_and_offline_points(demo_config_path:
                              np.array([2 if p == "DC301_hopper_temp" else 0 for p in ids],
                                       np.uint8))
         await core.process(batch)
-        lines = source_status_lines(core, t).decode().splitlines()
+        lines = DashboardStatus(core).source_status(t).decode().splitlines()
     by = {ln.split(" ")[0].split("source=")[1]: fields(ln) for ln in lines}
     assert set(by) == {"lpg_farm", "chlorine_store", "al_polishing"}
     # chlorine: GB 18218 grade from the config, one gas alarm standing and unacknowledged
@@ -51,12 +51,14 @@ async def test_point_limits_and_their_cadence(demo_config_path: Path) -> None:
     site = load_site(demo_config_path)
     async with BatchingWriter(NullSink()) as writer:
         core = Core(site, writer)
-        limits = point_limits_lines(core, 5).decode().splitlines()
-        body, last = dashboard_lines(core, 1000, None)
-        again, last2 = dashboard_lines(core, 31_000, last)
-        later, _ = dashboard_lines(core, 61_000, last2)
+        status = DashboardStatus(core)
+        limits = status.point_limits(5).decode().splitlines()
+        body = status.lines(1000)
+        again = status.lines(31_000)
+        later = status.lines(61_000)
     gt101 = next(ln for ln in limits if "point=GT101," in ln)
     assert "kind=combustible_gas" in gt101 and fields(gt101) == {"hi": "25.0", "hihi": "50.0"}
     assert b"point_limits," in body and b"point_limits," not in again
-    assert b"point_limits," in later and last2 == 1000
+    assert b"point_limits," in later and status.last_limits_ms == 61_000
+    assert all(ln.endswith(" 5") for ln in limits)
     assert b"source_status," in again and b"alarm_health," in again
