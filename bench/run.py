@@ -33,6 +33,7 @@ from edge.mqtt import MqttSettings
 from gateway.config import InfluxSettings, Settings
 from gateway.core import Core
 from gateway.influx import NullSink, influx_v1
+from gateway.runtime import tune_allocator
 from gateway.service import gateway_session
 from gateway.writer import BatchingWriter
 from tests import services
@@ -259,6 +260,7 @@ def main() -> int:
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = p.parse_args()
+    tune_allocator()        # as the gateway runs (gateway.runtime.running_core)
     figures = engine_figures(args)
     figures.update(asyncio.run(main_async(args)))
     result = {
