@@ -126,9 +126,9 @@ def _stale(table: RuleTable, st: RuleState, g: Groups) -> Changes:
         return Changes.join([])
     p, ts = g.point, g.ts
     prev_ts = g.previous(ts, st.last_ts)
-    lim = table.stale_ms[p]
+    lim = g.of(table.stale_ms)
     gap = (lim > 0) & (prev_ts >= 0) & (ts - prev_ts > lim)
-    already = g.first & (st.stale[p] == 1)          # a tick raised it before this reading
+    already = g.first & (g.of(st.stale) == 1)          # a tick raised it before this reading
     start = gap & ~already
     end = gap | already
     g.store(st.stale, 0)
@@ -157,10 +157,9 @@ def _process(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Cha
     Only points with a reading beyond a limit, or not settled at normal, can change: the rest
     (nearly all, nearly always) are skipped after one comparison.
     """
-    p = g.point
     with np.errstate(invalid="ignore"):
-        near = (v >= table.min_high[p]) | (v <= table.max_low[p])
-    unsettled = (st.proc_rawbits[p] != 0) | (st.proc_delayed[p] != 0)
+        near = (v >= g.of(table.min_high)) | (v <= g.of(table.max_low))
+    unsettled = (g.of(st.proc_rawbits) != 0) | (g.of(st.proc_delayed) != 0)
     keep = g.whole_groups(near | unsettled, len(table))
     if not keep.all():
         g, ts, v = g.subset(keep), ts[keep], v[keep]
@@ -225,18 +224,18 @@ def _flatline(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Ch
     p = g.point
     prev = g.previous(v, st.last_v)
     with np.errstate(invalid="ignore"):
-        moved = ~(np.abs(v - prev) <= table.flat_tol[p])      # NaN prev: a fresh start
+        moved = ~(np.abs(v - prev) <= g.of(table.flat_tol))   # NaN prev: a fresh start
     at, inside = g.carry(moved)
-    since = np.where(inside, ts[at], st.flat_since[p])
+    since = np.where(inside, ts[at], g.of(st.flat_since))
     since = np.where(since < 0, ts, since)
-    last_move = np.where(inside, ts[at], st.last_change[p])
+    last_move = np.where(inside, ts[at], g.of(st.last_change))
     g.store(st.flat_since, since)
     g.store(st.last_change, last_move)
     if g.singletons:
         # one reading per point: only a run past the suspect time, or a point flagged now,
         # can change anything
-        sus_all = table.flat_suspect_ms[p]
-        keep = ((sus_all > 0) & (ts - since >= sus_all)) | (st.flat[p] != 0)
+        sus_all = g.of(table.flat_suspect_ms)
+        keep = ((sus_all > 0) & (ts - since >= sus_all)) | (g.of(st.flat) != 0)
         if not keep.all():
             g, ts, v, since = g.subset(keep), ts[keep], v[keep], since[keep]
             p = g.point
@@ -283,7 +282,7 @@ def _tamper(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Chan
         # one reading per point: only a reading at the bottom of the range, or a point
         # flagged now, can change anything
         with np.errstate(invalid="ignore"):
-            keep = (v <= table.tamper_zero[p]) | (st.tamper[p] != 0)
+            keep = (v <= g.of(table.tamper_zero)) | (g.of(st.tamper) != 0)
         if not keep.all():
             g, ts, v = g.subset(keep), ts[keep], v[keep]
             p = g.point

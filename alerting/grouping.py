@@ -32,9 +32,17 @@ class Groups:
     start: IDX
     rank: IDX
     singletons: bool   # every point at most once: the common poll batch, and a fast path
+    # singletons whose points are one contiguous run (a whole-site or whole-device poll
+    # cycle): per-point arrays are then read and written as slices, not gathered
+    span: slice | None = None
 
     def __len__(self) -> int:
         return len(self.order)
+
+    def of(self, per_point: npt.NDArray[T]) -> npt.NDArray[T]:
+        """``per_point[point]`` for each reading: a view when the points are a contiguous run
+        (do not write through it), else a gathered copy."""
+        return per_point[self.span] if self.span is not None else per_point[self.point]
 
     def carry(self, decided: BOOL) -> tuple[IDX, BOOL]:
         """For each reading, the position of the latest decided reading of its own group at
@@ -69,7 +77,9 @@ class Groups:
 
     def store(self, target: npt.NDArray[T], values: npt.NDArray[T] | int) -> None:
         """``target[point] =`` each group's last value (a scalar: the same for all)."""
-        if self.singletons:          # every reading is its group's last: no masking
+        if self.span is not None:
+            target[self.span] = values
+        elif self.singletons:        # every reading is its group's last: no masking
             target[self.point] = values
         elif isinstance(values, int):
             target[self.point[self.last]] = values
@@ -79,7 +89,7 @@ class Groups:
     def previous(self, values: npt.NDArray[T], prior: npt.NDArray[T]) -> npt.NDArray[T]:
         """Each reading's predecessor in its group; ``prior[point]`` for a group's first."""
         if self.singletons:
-            return prior[self.point]
+            return self.of(prior).copy() if self.span is not None else prior[self.point]
         out = np.empty_like(values)
         if len(values):
             out[1:] = values[:-1]
@@ -108,7 +118,9 @@ def group(point: npt.NDArray[np.int32], ts: npt.NDArray[np.int64], mask: BOOL) -
     singletons = not same.any()
     if singletons:
         start = np.arange(n)
-        return Groups(sel[order], p, t, first, last, start, np.zeros(n, np.intp), True)
+        span = slice(int(p[0]), int(p[0]) + n) if n and int(p[-1]) - int(p[0]) == n - 1 \
+            else None
+        return Groups(sel[order], p, t, first, last, start, np.zeros(n, np.intp), True, span)
     start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, np.intp)
     return Groups(sel[order], p, t, first, last, start, np.arange(n) - start, False)
 
@@ -117,6 +129,6 @@ def switch(groups: Groups, set_mask: BOOL, reset_mask: BOOL, prior: BOOL) -> BOO
     """Hysteresis: set, reset, or hold the previous state (prior batch's for a group's first
     readings). ``prior`` is indexed by point."""
     if groups.singletons:
-        return set_mask | (~reset_mask & prior[groups.point])
+        return set_mask | (~reset_mask & groups.of(prior))
     at, inside = groups.carry(set_mask | reset_mask)
     return np.where(inside, set_mask[at], prior[groups.point])

@@ -33,9 +33,10 @@ def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX |
     if sub is None:
         sub = np.arange(len(g))
         p = g.point
+        have = g.of(st.ring_n)
     else:
         p = g.point[sub]
-    have = st.ring_n[p]
+        have = st.ring_n[p]
     # (t, v) pairs seen as one complex number each: a 1-D take fetches both in one go,
     # several times faster than fancy-indexing rows of a 2-D array
     ring = st.ring.reshape(-1).view(np.complex128)
@@ -62,7 +63,7 @@ def rate_of_change(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
     """
     n = len(g)
     p = g.point
-    k = table.roc_k[p]
+    k = g.of(table.roc_k)
     t0, v0, ok = back(g, st, ts, v, None, np.maximum(k, 1))
     dt = (ts - t0) / 1000.0
     level = np.zeros(n, np.int8)
@@ -73,7 +74,7 @@ def rate_of_change(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
         if g.singletons:
             # one reading per point: only a rate near a limit, or a point alarming now, can
             # change anything
-            cand = (np.abs(rate) >= 0.8 * table.roc_min[p]) | (st.roc[p] != 0)
+            cand = (np.abs(rate) >= 0.8 * g.of(table.roc_min)) | (g.of(st.roc) != 0)
             sub = np.flatnonzero(cand)
             gs = g.subset(cand)
         else:
@@ -102,7 +103,7 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
     level = np.zeros(n, np.int8)
     target = np.full(n, np.nan)
     secs = np.full(n, np.nan)
-    k_all = table.trend_k[g.point]
+    k_all = g.of(table.trend_k)
     has = k_all > 0
     if has.all():                       # every point trends: no subset to copy out
         sub, p, k = np.arange(n), g.point, k_all
@@ -196,9 +197,13 @@ def _window_sums(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64,
         sizes = np.diff(np.append(starts, len(sub)))
         cs = np.cumsum(deltas, axis=0)
         deltas = cs - np.repeat(cs[starts] - deltas[starts], sizes, axis=0)
-    out = np.add(st.tr.take(p, axis=0), deltas, out=deltas)
+    span = g.span if sub is None else None
+    out = np.add(st.tr[span] if span is not None else st.tr.take(p, axis=0), deltas,
+                 out=deltas)
     rows = st.tr.view(_ROW).reshape(-1)
-    if g.singletons:
+    if span is not None:
+        st.tr[span] = out
+    elif g.singletons:
         rows.put(p, out.view(_ROW).reshape(-1))
     else:
         last = g.last if sub is None else g.last[sub]
@@ -238,9 +243,12 @@ def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> 
         return
     if g.singletons:
         p = g.point
-        flat = p * K_MAX + (st.ring_n[p] & _WRAP)
+        flat = p * K_MAX + (g.of(st.ring_n) & _WRAP)
         st.ring.reshape(-1).view(np.complex128)[flat] = ts + 1j * v
-        st.ring_n[p] += 1
+        if g.span is not None:
+            st.ring_n[g.span] += 1
+        else:
+            st.ring_n[p] += 1
         return
     ends = np.flatnonzero(g.last)
     group_size = np.repeat(g.rank[ends] + 1, np.diff(np.concatenate(([0], ends + 1))))
