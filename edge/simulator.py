@@ -38,7 +38,7 @@ _BITS = ("coil", "discrete")
 
 
 class ValueSource(Protocol):
-    """Point values now; optionally a device's fault now."""
+    """Point values now (a ScenarioSource also knows each device's fault)."""
 
     def value(self, pid: str, t: float | None = None) -> float: ...
 
@@ -173,8 +173,9 @@ class SimulatedDevice:
                          action=partial(SimulatedDevice._fill, self, dev, size))
 
     def _fault(self) -> DeviceFault | None:
-        fault = getattr(self.model, "fault", None)
-        return fault(self.device_id) if fault is not None and self.device_id else None
+        if isinstance(self.model, ScenarioSource) and self.device_id:
+            return self.model.fault(self.device_id)
+        return None
 
     async def _fill(self, dev: ModbusDevice, size: int, function_code: int,
                     start_address: int, address: int, count: int,

@@ -42,7 +42,7 @@ from gateway.escalation import escalation_state
 from gateway.live import LiveFeed, event_json
 from gateway.register import Register
 from gateway.report import BEIJING, day_bounds, report, report_csv
-from gateway.storage import AlarmHistory
+from gateway.storage import AlarmHistory, as_dict
 
 LIMIT_OF = {"HH": "hihi", "H": "hi", "L": "lo", "LL": "lolo"}
 ALL: frozenset[ApiRole] = frozenset({"operator", "safety_manager", "regulator", "admin"})
@@ -108,10 +108,6 @@ class Step(BaseModel):
     comment: str | None = None
 
 
-def _row(r: Any) -> dict[str, Any]:
-    return {c.name: getattr(r, c.name) for c in r.__table__.columns}
-
-
 def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
                online: Callable[[int, int], int | None] | None = None,
                feed: LiveFeed | None = None, trend: Trend | None = None) -> FastAPI:
@@ -153,9 +149,12 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
     @app.get("/health")
     def health() -> dict[str, Any]:
         st = core.stats
-        return {"status": "ok", "messages": st.messages, "readings": st.readings,
-                "malformed_messages": st.malformed_messages, "alarm_events": st.alarm_events,
-                "pending_points": core.writer.pending_points}
+        out = {"status": "ok", "messages": st.messages, "readings": st.readings,
+               "malformed_messages": st.malformed_messages, "alarm_events": st.alarm_events,
+               "pending_points": core.writer.pending_points}
+        if feed is not None:         # consoles that fell behind were told to reload
+            out.update(console_streams=feed.subscribers, console_resyncs=feed.resyncs)
+        return out
 
     @app.get("/alarms")
     def alarms(_: Annotated[ApiUser, may("read")], source: str | None = None,
@@ -210,7 +209,7 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
     @app.get("/alarms/{alarm_id}/history")
     def history(alarm_id: str, _: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
         with register.db.session() as s:
-            return [_row(r) for r in s.execute(
+            return [as_dict(r) for r in s.execute(
                 select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
                 .order_by(AlarmHistory.id)).scalars()]
 
@@ -235,16 +234,16 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
     def entries(_: Annotated[ApiUser, may("read")], state: str | None = None,
                 level: str | None = None) -> list[dict[str, Any]]:
         rows = register.all_entries()
-        return [_row(r) for r in rows
+        return [as_dict(r) for r in rows
                 if (state is None or r.state == state) and (level is None or r.level == level)]
 
     @app.get("/register/overdue")
     def overdue(_: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
-        return [_row(r) for r in register.overdue()]
+        return [as_dict(r) for r in register.overdue()]
 
     @app.get("/register/supervised")
     def supervised(_: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
-        return [_row(r) for r in register.supervised()]
+        return [as_dict(r) for r in register.supervised()]
 
     @app.get("/register/statistics")
     def statistics(_: Annotated[ApiUser, may("read")]) -> list[dict[str, Any]]:
@@ -257,7 +256,7 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
             enterprise=core.enterprise, hazard_source=body.hazard_source, title=body.title,
             level=body.level, source=body.source, actor=u.name, point=body.point,
             description=body.description, five=five))
-        return _row(register.get(eid))
+        return as_dict(register.get(eid))
 
     @app.post("/register/{entry_id}/transition")
     def step(entry_id: int, body: Step,
@@ -266,12 +265,12 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
         _register_call(lambda: register.transition(entry_id, body.action, u.name, five=five,
                                                    verifier=body.verifier,
                                                    comment=body.comment))
-        return _row(register.get(entry_id))
+        return as_dict(register.get(entry_id))
 
     @app.post("/register/{entry_id}/supervise")
     def supervise(entry_id: int, u: Annotated[ApiUser, may("supervise")]) -> dict[str, Any]:
         _register_call(lambda: register.list_for_supervision(entry_id, u.name))
-        return _row(register.get(entry_id))
+        return as_dict(register.get(entry_id))
 
     if feed is not None:
         console_api.mount(app, core, register, tokens, may,

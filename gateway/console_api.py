@@ -21,20 +21,17 @@ from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 
+from alerting.register import RegisterError
 from gateway.config import ApiUser
 from gateway.core import Core
 from gateway.live import LiveFeed
 from gateway.register import Register
-from gateway.storage import RegisterEntry, RegisterTransition
+from gateway.storage import RegisterEntry, RegisterTransition, as_dict
 
 STATIC = Path(__file__).parent / "console"
 # a point's recent (ts_ms, value) samples over ``minutes``, or None when there is no history
 Trend = Callable[[str, float], list[tuple[int, float]] | None]
 POLL_REGISTER_S = 1.0
-
-
-def _row(r: Any) -> dict[str, Any]:
-    return {c.name: getattr(r, c.name) for c in r.__table__.columns}
 
 
 def register_version(register: Register) -> tuple[int, int]:
@@ -85,9 +82,9 @@ def mount(app: FastAPI, core: Core, register: Register, tokens: dict[str, ApiUse
     def entry(entry_id: int, _: Annotated[ApiUser, may("read")]) -> dict[str, Any]:
         try:
             row = register.get(entry_id)
-        except Exception:
-            raise HTTPException(404, f"no register entry {entry_id}") from None
-        return {**_row(row), "transitions": [_row(t) for t in register.history(entry_id)]}
+        except RegisterError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return {**as_dict(row), "transitions": [as_dict(t) for t in register.history(entry_id)]}
 
     @app.get("/live", include_in_schema=False)
     async def live(token: str = "") -> StreamingResponse:

@@ -29,7 +29,7 @@ from edge.agent import EdgeRunner
 from edge.clock import SteppedClock
 from edge.devices import ModbusDevice
 from edge.mqtt import MqttSettings
-from edge.scenario import Scenario, SimPlant, load_scenario
+from edge.scenario import Scenario, load_scenario
 from edge.sensors import MqttSensorSource
 from edge.simulator import ScenarioSource, SimulatedDevice, sensor_message
 from edge.stats import encode_stats
@@ -39,6 +39,7 @@ from gateway.demo import free_port
 from gateway.health import snapshot, stats_line
 from gateway.influx import NullSink
 from gateway.runtime import writer_for
+from gateway.simulate import devices_by_endpoint, site_plant
 from gateway.status import DashboardStatus
 from gateway.writer import BatchingWriter
 
@@ -104,48 +105,41 @@ class SimulatedSite:
         if not 0 < self.speed <= 1000:
             raise ValueError(f"speed {self.speed:g}: must be in (0, 1000]")
         self.clock = SteppedClock(self.scenario.start_ms, self.speed)
-        points = {pid: p for pid, (_, _, p) in site.enterprise.points().items()}
-        devices = {d: dev for a in site.edges.values() for d, dev in a.modbus.items()}
-        self.plant = SimPlant(self.scenario, points, devices, base)
+        self.plant = site_plant(site, self.scenario, base)
         self.source = ScenarioSource(self.plant, self.clock)
-        intervals = [dev.poll_interval_s for dev in devices.values()] or [1.0]
+        intervals = [dev.poll_interval_s for a in site.edges.values()
+                     for dev in a.modbus.values()] or [1.0]
         self.step_ms = int(1000 * (self.scenario.step_s or min(intervals)))
         self.original = site
         self.site = site
         self.devices: list[SimulatedDevice] = []
 
     @classmethod
-    def from_files(cls, config: Path | str, scenario: Path | str | None = None,
-                   **kw: float | int | None) -> SimulatedSite:
+    def from_files(cls, config: Path | str, scenario: Path | str | None = None, *,
+                   speed: float | None = None, seed: int | None = None,
+                   duration_s: float | None = None) -> SimulatedSite:
         """From a site config file and, optionally, a scenario file."""
-        site = load_site(Path(config))
-        if scenario is None:
-            return cls(site, **kw)  # type: ignore[arg-type]
-        sc, base = load_scenario(scenario)
-        return cls(site, sc, base, **kw)  # type: ignore[arg-type]
+        sc, base = load_scenario(scenario) if scenario is not None else (None, Path("."))
+        return cls(load_site(Path(config)), sc, base, speed=speed, seed=seed,
+                   duration_s=duration_s)
 
     async def start(self) -> None:
         """Serve each Modbus endpoint on a free loopback port; ``site`` then points there
         (a serial RTU device is served as RTU over TCP: the frames are the same)."""
-        edges = {}
-        for eid, agent in self.site.edges.items():
-            moved: dict[str, ModbusDevice] = {}
-            by_endpoint: dict[str, list[str]] = {}
-            for did, dev in agent.modbus.items():
-                by_endpoint.setdefault(dev.endpoint(), []).append(did)
-            for ids in by_endpoint.values():
-                port = free_port()
-                for did in ids:
-                    dev = agent.modbus[did]
-                    moved[did] = dev.model_copy(update={
-                        "host": "127.0.0.1", "port": port, "serial": None,
-                        "transport": "tcp" if dev.transport == "tcp" else "rtu_over_tcp"})
-                first, *rest = (moved[d] for d in ids)
-                sim = SimulatedDevice(first, self.source, also=tuple(rest), device_id=ids[0])
-                await sim.start()
-                self.devices.append(sim)
-            edges[eid] = agent.model_copy(update={"modbus": moved})
-        self.site = self.original.model_copy(update={"edges": edges})
+        moved: dict[str, ModbusDevice] = {}
+        for group in devices_by_endpoint(self.original):
+            port = free_port()
+            for did, dev in group:
+                moved[did] = dev.model_copy(update={
+                    "host": "127.0.0.1", "port": port, "serial": None,
+                    "transport": "tcp" if dev.transport == "tcp" else "rtu_over_tcp"})
+            first, *rest = (moved[d] for d, _ in group)
+            sim = SimulatedDevice(first, self.source, also=tuple(rest), device_id=group[0][0])
+            await sim.start()
+            self.devices.append(sim)
+        self.site = self.original.model_copy(update={"edges": {
+            eid: agent.model_copy(update={"modbus": {d: moved[d] for d in agent.modbus}})
+            for eid, agent in self.original.edges.items()}})
 
     async def sync(self) -> None:
         """Apply device faults (off line, back on line) for the current time."""

@@ -36,6 +36,13 @@ def devices_by_endpoint(site: SiteConfig) -> list[list[tuple[str, ModbusDevice]]
     return list(groups.values())
 
 
+def site_plant(site: SiteConfig, scenario: Scenario, base: Path = Path(".")) -> SimPlant:
+    """The scenario's plant over the site's points and Modbus devices (checked against them)."""
+    points = {pid: p for pid, (_, _, p) in site.enterprise.points().items()}
+    devices = {d: dev for a in site.edges.values() for d, dev in a.modbus.items()}
+    return SimPlant(scenario, points, devices, base)
+
+
 async def run_simulator(site: SiteConfig, host: str | None, stop: asyncio.Event | None = None,
                         scenario: Scenario | None = None, base: Path = Path("."),
                         speed: float | None = None, seed: int | None = None,
@@ -50,9 +57,7 @@ async def run_simulator(site: SiteConfig, host: str | None, stop: asyncio.Event 
     if seed is not None:
         updates["seed"] = seed
     scenario = scenario.model_copy(update=updates)
-    points = {pid: p for pid, (_, _, p) in site.enterprise.points().items()}
-    devices = {d: dev for a in site.edges.values() for d, dev in a.modbus.items()}
-    source = ScenarioSource(SimPlant(scenario, points, devices, base), clock)
+    source = ScenarioSource(site_plant(site, scenario, base), clock)
     sims: list[SimulatedDevice] = []
     for group in devices_by_endpoint(site):
         (first_id, first), rest = group[0], group[1:]

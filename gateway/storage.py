@@ -9,6 +9,7 @@ database moves through the same migrations as a test one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -174,6 +175,11 @@ class ThresholdSnapshot(Base):
     enterprise: Mapped[str] = mapped_column(String(64), primary_key=True)
     point: Mapped[str] = mapped_column(String(64), primary_key=True)
     settings: Mapped[str] = mapped_column(Text)
+
+
+def as_dict(row: Base) -> dict[str, Any]:
+    """A stored row's columns by name (what the API returns)."""
+    return {c.name: getattr(row, c.name) for c in row.__table__.columns}
 
 
 def normalise_url(url: str) -> str:

@@ -8,16 +8,14 @@ import pytest
 
 from edge.scenario import ScenarioError, SimPlant, load_scenario, parse_scenario
 from gateway.config import load_site
+from gateway.simulate import site_plant
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "config" / "scenarios").glob("*.yaml"))
 
 
 def demo_plant(doc: dict[str, object]) -> SimPlant:
-    site = load_site(ROOT / "config" / "demo" / "plant.yaml")
-    points = {pid: p for pid, (_, _, p) in site.enterprise.points().items()}
-    devices = {d: dev for a in site.edges.values() for d, dev in a.modbus.items()}
-    return SimPlant(parse_scenario(doc), points, devices)
+    return site_plant(load_site(ROOT / "config" / "demo" / "plant.yaml"), parse_scenario(doc))
 
 
 def test_every_error_is_listed_by_path() -> None:
