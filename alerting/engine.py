@@ -90,7 +90,8 @@ class Engine:
         self.health = AlarmHealth(sorted(set(table.consoles) | {"control_room"}))
         self._vote_index = {v.name: i for i, v in enumerate(table.votes)}
         # Plain Python copies for naming events: indexing numpy per event costs microseconds.
-        self._ids: list[str] = table.ids.tolist()
+        # the table's own key strings, not copies: at 100 000 points each copy is ~5 MB
+        self._ids: list[str] = list(table.position)
         self._gas: list[bool] = table.is_gas.tolist()
         self._toxic: list[bool] = table.is_toxic.tolist()
         consoles = sorted(self.health.consoles)
@@ -99,7 +100,7 @@ class Engine:
         per_vote = np.array([self._console_index[table.consoles[int(v.members[0])]]
                              for v in table.votes], np.int16)
         self._slot_console = np.concatenate([np.tile(per_point, POINT_TYPES), per_vote])
-        self._point_index = {pid: i for i, pid in enumerate(table.ids.tolist())}
+        self._point_index = table.position
         self._suppressible = np.flatnonzero(table.supp_ctrl >= 0)
         self._suppressed = np.zeros(len(table), bool)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -94,9 +95,10 @@ class RuleTable:
     votes: list[VoteGroup] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        order = np.argsort(self.ids, kind="stable")
-        self._sorted_ids = self.ids[order]
-        self._order = order.astype(np.int32)
+        # point id → position; the engine names alarms with it too
+        self.position: dict[str, int] = {pid: i for i, pid in enumerate(self.ids.tolist())}
+        if len(self.position) != len(self.ids):    # the config refuses them: a bug if here
+            raise ValueError("point ids of a rule table must be unique")
         with np.errstate(invalid="ignore"):
             # the nearest limits on each side: a reading short of both cannot set any
             self.min_high = np.fmin(self.hi, self.hihi)
@@ -119,13 +121,11 @@ class RuleTable:
         """Alarm slots: every point type for every point, then one per vote."""
         return POINT_TYPES * len(self) + len(self.votes)
 
-    def index(self, ids: npt.NDArray[np.str_]) -> npt.NDArray[np.int32]:
-        """Positions of ``ids`` in the table, -1 for ids it does not know (vectorised)."""
-        if len(self._sorted_ids) == 0:
-            return np.full(len(ids), -1, np.int32)
-        pos = np.minimum(np.searchsorted(self._sorted_ids, ids), len(self._sorted_ids) - 1)
-        found = self._sorted_ids[pos] == ids
-        return np.where(found, self._order[pos], -1).astype(np.int32)
+    def index(self, ids: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[np.int32]:
+        """Positions of ``ids`` in the table, -1 for ids it does not know (the lookups run in
+        C: ``map`` over the dict's ``get``; gateway.core.PointIndex caches repeated lists)."""
+        names = ids.tolist() if isinstance(ids, np.ndarray) else ids
+        return np.fromiter(map(self.position.get, names, repeat(-1)), np.int32, len(names))
 
 
 def _window_samples(window_s: float | None, interval_s: float) -> int:

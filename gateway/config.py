@@ -200,6 +200,11 @@ class Settings(BaseSettings):
     clock: str = Field(
         default="", description="empty: real time; START_MS@WALL_SxSPEED: the simulated clock "
                                 "that `hazgw simulate --speed` prints, shared with it")
+    ingest_linger_ms: float = Field(
+        default=20, ge=0, le=1000,
+        description="how long the core waits after a message for more to evaluate with it: "
+                    "fewer, larger steps cost far less CPU under load; each alarm waits at "
+                    "most this long more")
     mqtt: MqttSettings = MqttSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()

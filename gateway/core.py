@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alerting.batch import ReadingBatch
 from alerting.engine import AlarmEvent, Engine
+from alerting.table import RuleTable
 from edge.stats import decode_stats
 from edge.wire import WireError, decode
 from gateway.compiled import CompiledSite, as_compiled
@@ -47,6 +49,47 @@ class CoreStats:
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
 
+class PointIndex:
+    """Point id lists → table positions, remembering the lists that come again.
+
+    An edge sends the same points in the same order every poll cycle. A list seen before
+    costs one tuple hash and compare, ~30 ns an id, against ~130 ns for a dict lookup per id
+    (``RuleTable.index``), which under load, with the database evicting the CPU caches,
+    became ~5 times that and a sixth of the core's time. The remembered tuples hold the
+    table's own id strings, so a list costs 8 bytes an id; the oldest are forgotten first.
+    """
+
+    def __init__(self, table: RuleTable, max_lists: int = 4096, min_length: int = 16) -> None:
+        """Remember up to ``max_lists`` lists of at least ``min_length`` ids (shorter ones,
+        such as an MQTT sensor's single reading, are looked up directly)."""
+        self._table = table
+        self._names = list(table.position)
+        self._max = max_lists
+        self._min = min_length
+        self._known: dict[tuple[str, ...], npt.NDArray[np.int32]] = {}
+
+    def __len__(self) -> int:
+        """Lists remembered."""
+        return len(self._known)
+
+    def __call__(self, ids: list[str]) -> npt.NDArray[np.int32]:
+        """Positions of ``ids``, -1 for unknown ids."""
+        if len(ids) < self._min:
+            return self._table.index(ids)
+        key = tuple(ids)
+        found = self._known.get(key)
+        if found is not None:
+            return found
+        found = self._table.index(ids)
+        found.flags.writeable = False       # shared by every batch of this list
+        names = self._names
+        self._known[tuple([names[i] if i >= 0 else ids[k]
+                           for k, i in enumerate(found.tolist())])] = found
+        if len(self._known) > self._max:
+            del self._known[next(iter(self._known))]
+        return found
+
+
 class Core:
     """Decodes, evaluates and queues for writing; the engine keeps the alarm state."""
 
@@ -68,6 +111,7 @@ class Core:
         self.alarm_sinks = list(alarm_sinks or [])
         self.stats = CoreStats()
         self.sequences = SequenceTracker()
+        self.point_index = PointIndex(tb)
         self._edge_stats: list[bytes] = []
 
     def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
@@ -98,7 +142,7 @@ class Core:
             if not self.sequences.fresh(wb.edge, wb.boot, wb.seq):
                 self.stats.duplicate_messages += 1
                 continue
-            parts.append(ReadingBatch(self.table.index(wb.ids), wb.ts_ms, wb.value, wb.quality))
+            parts.append(ReadingBatch(self.point_index(wb.ids), wb.ts_ms, wb.value, wb.quality))
         batch = ReadingBatch.concat(parts)
         unknown = int(np.count_nonzero(batch.point < 0))
         self.stats.unknown_point_readings += unknown

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.status import LIMITS_EVERY_MS
+
 INFLUX = {"type": "influxdb", "uid": "hazgw-influxdb"}
 POSTGRES = {"type": "grafana-postgresql-datasource", "uid": "hazgw-postgres"}
 Json = dict[str, Any]
@@ -98,9 +100,12 @@ def _series(where: str, by: str = '"point"', agg: str = 'mean("value")') -> str:
 
 
 def _limits(where: str, names: tuple[str, str] = ("H", "HH")) -> str:
+    # each point's limits are rewritten every LIMITS_EVERY_MS: look back that far (and a
+    # minute more) before the range, so fill(previous) draws them from its first bucket
+    back = LIMITS_EVERY_MS // 60_000 + 1
     return (f'SELECT last("hi") AS "{names[0]}", last("hihi") AS "{names[1]}" FROM '
-            f'"point_limits" WHERE {where} AND $timeFilter GROUP BY time($__interval) '
-            "fill(previous)")
+            f'"point_limits" WHERE {where} AND time >= ${{__from}}ms - {back}m AND '
+            "time <= ${__to}ms GROUP BY time($__interval) fill(previous)")
 
 
 def _last_status(field: str) -> str:
@@ -165,10 +170,10 @@ def _measure(kind: str, title: str, unit: str, var: str) -> Json:
 
 
 def tank_farm() -> Json:
-    forecast = influx('SELECT last("forecast_s") AS "seconds to limit", last("value") AS '
-                      '"value", last("limit") AS "limit" FROM "alarm_event" WHERE '
-                      "\"alarm_type\" = 'predictive' AND $timeFilter GROUP BY \"point\", "
-                      '"level"', "table")
+    forecast = influx('SELECT last("forecast_s") AS "seconds to limit", last("level") AS '
+                      '"toward", last("value") AS "value", last("limit") AS "limit" FROM '
+                      "\"alarm_event\" WHERE \"alarm_type\" = 'predictive' AND $timeFilter "
+                      'GROUP BY "point"', "table")
     return dashboard("hazgw-tank-farm", "Tank farm", [
         _measure("level", "Level", "lengthm", "tank"),
         _measure("temperature", "Temperature", "celsius", "tank"),

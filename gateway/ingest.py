@@ -67,6 +67,11 @@ class MessageBuffer:
         n = min(max_items, len(self._items))
         return [self._items.popleft() for _ in range(n)]
 
+    def take(self, max_items: int) -> list[Message]:
+        """Take up to ``max_items`` without waiting."""
+        n = min(max_items, len(self._items))
+        return [self._items.popleft() for _ in range(n)]
+
     def release(self, n: int) -> None:
         """Free the slots of ``n`` processed messages."""
         if n:

@@ -52,8 +52,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
         if escalation_sink is not None:
             sinks.append(escalation_sink)
         try:
-            async with running_core(site, settings.influx, buffer, sinks,
-                                    clock) as core:
+            async with running_core(site, settings.influx, buffer, sinks, clock,
+                                    settings.ingest_linger_ms / 1000) as core:
                 running.append(core)
                 ingest.start()
                 try:

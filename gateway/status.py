@@ -14,6 +14,7 @@ Both are computed from the engine's arrays, one pass per call, and written by th
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 from alerting.lifecycle import AlarmState
 from alerting.table import ALARM_TYPES, POINT_TYPES
@@ -23,7 +24,10 @@ from gateway.lineproto import escape_tag
 LEVEL_CODE = {"一级": 1, "二级": 2, "三级": 3, "四级": 4}
 _PROCESS = ALARM_TYPES.index("process")
 _UNACKED = (AlarmState.UNACK, AlarmState.RTN_UNACK)
-LIMITS_EVERY_MS = 60_000     # limits change only with the config: once a minute draws them
+# Limits change only with the config. Each point's are rewritten this often, a share at each
+# call, so that 100 000 points do not make a burst of 400 000 field values; the dashboards
+# look this far back before their range for them (gateway.dashboards).
+LIMITS_EVERY_MS = 600_000
 
 
 class DashboardStatus:
@@ -44,7 +48,9 @@ class DashboardStatus:
                                     if len(v.members)], np.intp)
         self.levels = [LEVEL_CODE.get(core.source_levels.get(sid, ""), 0)
                        for sid in self.sources]
-        self._limits = _limits_template(core)
+        self._limits, self._ends = _limits_template(core)
+        self._cursor = 0                # the next line of the template to write
+        self._owed = 0                  # lines due × LIMITS_EVERY_MS, not yet written
         self.last_limits_ms: int | None = None
 
     def source_status(self, now_ms: int) -> bytes:
@@ -79,19 +85,40 @@ class DashboardStatus:
         """One ``point_limits`` line per point that has a limit."""
         return self._limits.replace(_TS, str(now_ms).encode())
 
+    def limits_due(self, now_ms: int) -> bytes:
+        """Every point's limits on the first call; then, in turn, the share of the points
+        that the time since the last call makes due, so that each point's limits are
+        rewritten at least every ``LIMITS_EVERY_MS`` whatever the calls' cadence."""
+        n = len(self._ends)
+        if self.last_limits_ms is None:
+            share = n
+        else:
+            self._owed += n * max(0, now_ms - self.last_limits_ms)
+            share, self._owed = divmod(self._owed, LIMITS_EVERY_MS)
+        self.last_limits_ms = now_ms
+        if n == 0 or share == 0:
+            return b""
+        start, stop = self._cursor, self._cursor + min(share, n)
+        self._cursor = stop % n
+        ts = str(now_ms).encode()
+        if stop <= n:
+            return self._slice(start, stop).replace(_TS, ts)
+        return (self._slice(start, n) + self._slice(0, stop - n)).replace(_TS, ts)
+
+    def _slice(self, start: int, stop: int) -> bytes:
+        return self._limits[int(self._ends[start - 1]) if start else 0:int(self._ends[stop - 1])]
+
     def lines(self, now_ms: int) -> bytes:
-        """Alarm-system health, source status and, once a minute, point limits."""
-        body = self.core.health_lines(now_ms) + self.source_status(now_ms)
-        if self.last_limits_ms is None or now_ms - self.last_limits_ms >= LIMITS_EVERY_MS:
-            body += self.point_limits(now_ms)
-            self.last_limits_ms = now_ms
-        return body
+        """Alarm-system health, source status and the point limits due."""
+        return self.core.health_lines(now_ms) + self.source_status(now_ms) \
+            + self.limits_due(now_ms)
 
 
 _TS = b"\x00"     # where each limits line's timestamp goes
 
 
-def _limits_template(core: Core) -> bytes:
+def _limits_template(core: Core) -> tuple[bytes, npt.NDArray[np.int64]]:
+    """The limits' lines with a placeholder for the time, and where each line ends."""
     tb = core.table
     ent = escape_tag(core.enterprise)
     limits = {"lolo": tb.lolo, "lo": tb.lo, "hi": tb.hi, "hihi": tb.hihi}
@@ -102,4 +129,5 @@ def _limits_template(core: Core) -> bytes:
             rows.append(f"point_limits,enterprise={ent},source={escape_tag(tb.sources[i])},"
                         f"equipment={escape_tag(tb.equipments[i])},point={escape_tag(str(pid))},"
                         f"kind={escape_tag(tb.kinds[i])} {','.join(fields)} ")
-    return b"".join(r.encode() + _TS + b"\n" for r in rows)
+    lines = [r.encode() + _TS + b"\n" for r in rows]
+    return b"".join(lines), np.cumsum([len(x) for x in lines], dtype=np.int64)

@@ -146,7 +146,7 @@ async def stop_edge(fwd: Taking, task: asyncio.Task[None]) -> None:
 def stored(influx: Server, db: str) -> list[tuple[str, int]]:
     """(point, ts) of every reading in InfluxDB."""
     out = []
-    for s in influx_query(influx, db, 'SELECT "quality" FROM reading GROUP BY point'):
+    for s in influx_query(influx, db, 'SELECT "value", "quality" FROM reading GROUP BY point'):
         out += [(s["tags"]["point"], int(row[0])) for row in s["values"]]
     return out
 

@@ -112,7 +112,7 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
     got = {}
     for p in uplink.payloads:
         wb = wire.decode(p)
-        got.update({i: (v, t) for i, v, t in zip(wb.ids.tolist(), wb.value.tolist(),
+        got.update({i: (v, t) for i, v, t in zip(wb.ids, wb.value.tolist(),
                                                  wb.ts_ms.tolist(), strict=True)})
     assert got["GT1"][0] == 3.5
     assert got["AT1"] == (0.4, 1_700_000_000_000)

@@ -14,7 +14,7 @@ def test_round_trip_keeps_columns_and_turns_nan_into_null() -> None:
     assert orjson.loads(payload)["val"] == [1.5, None]
     wb = wire.decode(payload)
     assert (wb.edge, wb.boot, wb.seq) == ("edge-01", 1700, 5)
-    assert wb.ids.tolist() == ["a", "b"]
+    assert wb.ids == ["a", "b"]
     assert wb.ts_ms.tolist() == [1, 2]
     assert wb.value[0] == 1.5 and np.isnan(wb.value[1])
     assert wb.quality.tolist() == [0, 2]
@@ -39,6 +39,7 @@ GOOD = {"v": 1, "edge": "e", "boot": 1, "seq": 0, "ids": ["a"], "ts": [1], "val"
     ({"seq": -1}, "'boot' and 'seq' must be non-negative integers"),
     ({"ids": "a"}, "'ids' must be a list of strings"),
     ({"ids": [{"x": 1}]}, "'ids' must be a list of strings"),
+    ({"ids": [7]}, "'ids' must be a list of strings"),
     ({"ts": [1, 2]}, "field 'ts' has 2 entries, 'ids' has 1"),
     ({"val": ["high"]}, "field 'val'"),
     ({"q": [7]}, "quality code outside 0..3"),

@@ -10,11 +10,11 @@ import orjson
 from edge import wire
 from edge.mqtt import MqttSettings, MqttUplink
 from gateway.config import InfluxSettings, Settings, load_site
-from gateway.core import Core
+from gateway.core import Core, PointIndex
 from gateway.influx import NullSink
 from gateway.service import gateway_session
 from gateway.writer import BatchingWriter
-from tests.services import Server, influx_query
+from tests.services import Server, stored_readings
 from tests.waiting import wait_until
 
 TOPIC = "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
@@ -79,5 +79,22 @@ async def test_malformed_payload_over_mqtt_does_not_stop_the_core(
         await up.close()
         await wait_until(lambda: core.stats.messages >= 2)
     assert core.stats.malformed_messages == 1 and core.stats.readings == 2
-    rows = influx_query(influx_server, influx_db, "SELECT count(quality) FROM reading")
-    assert rows[0]["values"][0][1] == 2
+    assert stored_readings(influx_server, influx_db) == 2
+
+
+def test_point_index_remembers_id_lists_and_forgets_the_oldest(demo_config_path: Path) -> None:
+    table = Core(load_site(demo_config_path), BatchingWriter(NullSink())).table
+    index = PointIndex(table, max_lists=2, min_length=2)
+    ids = ["GT101", "NO_SUCH_POINT", "V101_level", "AT201"]
+    first = index(ids)
+    assert first.tolist() == [table.position["GT101"], -1, table.position["V101_level"],
+                              table.position["AT201"]]
+    # equal strings that are other objects (as each decoded message has): the same answer
+    assert index(orjson.loads(orjson.dumps(ids))) is first
+    other = index(ids[::-1])
+    assert other.tolist() == first.tolist()[::-1] and len(index) == 2
+    index(["GT101", "AT201"])
+    assert len(index) == 2                      # bounded: the first list was forgotten
+    assert index(ids) is not first and index(ids).tolist() == first.tolist()
+    assert index(["AT201"]).tolist() == [table.position["AT201"]]   # short: looked up
+    assert len(index) == 2

@@ -133,6 +133,7 @@ def fill_register(url: str) -> None:
 
 def expand_influx(q: str, f: dict[str, Any], variables: dict[str, list[str]]) -> str:
     q = q.replace("$timeFilter", f"time >= {f['from_ms']}ms AND time <= {f['to_ms']}ms")
+    q = q.replace("${__from}", str(f["from_ms"])).replace("${__to}", str(f["to_ms"]))
     q = q.replace("$__interval", "10s")
     for name, values in variables.items():
         q = q.replace(f"${name}", "(" + "|".join(re.escape(v) for v in values) + ")")

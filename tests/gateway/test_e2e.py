@@ -93,7 +93,7 @@ async def test_modbus_to_influxdb_with_one_excursion(
     sent = [wire.decode(p) for p in uplink.payloads]
     expected = sorted(
         (pid, int(ts), float(v))
-        for wb in sent for pid, ts, v in zip(wb.ids.tolist(), wb.ts_ms.tolist(),
+        for wb in sent for pid, ts, v in zip(wb.ids, wb.ts_ms.tolist(),
                                               wb.value.tolist(), strict=True))
     rows = influx_query(influx_server, influx_db,
                         "SELECT value, point FROM reading GROUP BY point")

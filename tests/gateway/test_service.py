@@ -11,7 +11,7 @@ from gateway.config import InfluxSettings, Settings, load_site
 from gateway.demo import on_loopback
 from gateway.service import run_edge, run_gateway
 from gateway.simulate import run_simulator
-from tests.services import Server, influx_query
+from tests.services import Server, influx_query, stored_readings
 
 
 async def test_simulator_edge_and_gateway_services_fill_influxdb(
@@ -31,8 +31,7 @@ async def test_simulator_edge_and_gateway_services_fill_influxdb(
     count = 0
     for _ in range(100):  # bounded: at most ~10 s
         await asyncio.sleep(0.1)
-        rows = influx_query(influx_server, influx_db, "SELECT count(quality) FROM reading")
-        count = rows[0]["values"][0][1] if rows else 0
+        count = stored_readings(influx_server, influx_db)
         if count >= 2 * n_points:
             break
     stop_edge.set()
@@ -43,7 +42,7 @@ async def test_simulator_edge_and_gateway_services_fill_influxdb(
     await sim
     assert count >= 2 * n_points
     rows = influx_query(influx_server, influx_db,
-                        "SELECT count(quality) FROM reading GROUP BY point")
+                        "SELECT count(value) FROM reading GROUP BY point")
     assert {s["tags"]["point"] for s in rows} == set(site.enterprise.points())
     bad = influx_query(influx_server, influx_db,
                        "SELECT count(quality) FROM reading WHERE quality > 0")

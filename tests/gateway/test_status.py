@@ -10,7 +10,7 @@ from alerting.batch import ReadingBatch
 from gateway.config import load_site
 from gateway.core import Core
 from gateway.influx import NullSink
-from gateway.status import DashboardStatus
+from gateway.status import LIMITS_EVERY_MS, DashboardStatus
 from gateway.writer import BatchingWriter
 
 
@@ -47,6 +47,11 @@ async def test_source_status_follows_alarms_and_offline_points(demo_config_path:
     assert by["lpg_farm"]["status"] == "0i" and by["lpg_farm"]["points"] == "7i"
 
 
+def limit_points(body: bytes) -> list[str]:
+    return [ln.split("point=")[1].split(",")[0] for ln in body.decode().splitlines()
+            if ln.startswith("point_limits,")]
+
+
 async def test_point_limits_and_their_cadence(demo_config_path: Path) -> None:
     site = load_site(demo_config_path)
     async with BatchingWriter(NullSink()) as writer:
@@ -54,11 +59,18 @@ async def test_point_limits_and_their_cadence(demo_config_path: Path) -> None:
         status = DashboardStatus(core)
         limits = status.point_limits(5).decode().splitlines()
         body = status.lines(1000)
-        again = status.lines(31_000)
-        later = status.lines(61_000)
+        # then a call every 10 s for one refresh period: each writes its share, in turn
+        calls = [status.lines(1000 + k * 10_000) for k in range(1, LIMITS_EVERY_MS // 10_000 + 1)]
+    again = calls[0]
     gt101 = next(ln for ln in limits if "point=GT101," in ln)
     assert "kind=combustible_gas" in gt101 and fields(gt101) == {"hi": "25.0", "hihi": "50.0"}
-    assert b"point_limits," in body and b"point_limits," not in again
-    assert b"point_limits," in later and status.last_limits_ms == 61_000
     assert all(ln.endswith(" 5") for ln in limits)
+    everyone = sorted(limit_points(status.point_limits(5)))
+    assert sorted(limit_points(body)) == everyone          # all of them at start
+    shares = [limit_points(c) for c in calls]
+    n = len(everyone)
+    assert all(len(s) <= -(-n * 10_000 // LIMITS_EVERY_MS) for s in shares)
+    # within one period every point's limits are written again, once
+    assert sorted(p for s in shares for p in s) == everyone
+    assert status.last_limits_ms == 1000 + LIMITS_EVERY_MS
     assert b"source_status," in again and b"alarm_health," in again
