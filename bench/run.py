@@ -39,6 +39,7 @@ from gateway.writer import BatchingWriter
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
+SUSTAINED_TARGET = 150_000      # readings/s for 60 s (issue 4)
 
 
 def bench_engine(n_points: int, cycles: int, scattered: bool = False) -> float:
@@ -134,6 +135,7 @@ async def run_e2e(mq: services.Server, influx: services.Server, db: str,
     result.update({"readings": total, "seconds": elapsed, "readings_per_s": total / elapsed,
                    "spooled": core.writer.stats.spooled_points,
                    "processed": core.stats.readings,
+                   "alarm_events": core.stats.alarm_events,
                    "stored": stored[0]["values"][0][1] if stored else 0,
                    "malformed": core.stats.malformed_messages})
     return result
@@ -220,18 +222,25 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
             mx["readings_per_s"], "readings/s")
         say("  readings lost (sent − stored)", f["e2e_readings_lost"], "")
         say("  end to end / raw InfluxDB", f["e2e_vs_raw_influx"], "")
+        # Offered above the target: a run offered exactly the target can only show a rate
+        # just under it (the last batch's write ends after the last publish), so the
+        # figure is what the path kept up with under a load a little beyond the target.
         n_sustain = int(a.sustain_rate * a.sustain_s / a.per_message)
         su = await run_e2e(mq, influx, "e2e_sustained",
                            {**base, "messages": n_sustain, "rate": a.sustain_rate},
                            a.sustain_s * 3 + 60, spool)
-        f["e2e_sustained_target_per_s"] = a.sustain_rate
+        f["e2e_sustained_target_per_s"] = SUSTAINED_TARGET
+        f["e2e_sustained_offered_per_s"] = a.sustain_rate
         f["e2e_sustained_readings_per_s"] = su["readings_per_s"]
         f["e2e_sustained_seconds"] = su["seconds"]
         f["e2e_sustained_lost"] = su["readings"] - su["stored"]
         f["e2e_sustained_spooled"] = su["spooled"]
-        say(f"end to end at {a.sustain_rate:,.0f}/s offered for {a.sustain_s:.0f} s",
-            su["readings_per_s"], "readings/s")
+        f["e2e_sustained_alarm_events"] = su["alarm_events"]
+        say(f"end to end, {a.sustain_rate:,.0f}/s offered for {a.sustain_s:.0f} s "
+            f"(target {SUSTAINED_TARGET:,})", su["readings_per_s"], "readings/s")
         say("  seconds to process and write all of it", su["seconds"], "s")
+        say("  readings spooled to disk on the way (InfluxDB behind)", su["spooled"], "")
+        say("  alarm events raised", su["alarm_events"], "")
         say("  readings lost (sent − stored)", f["e2e_sustained_lost"], "")
         half = 0.5 * mx["readings_per_s"]
         n_lat = int(half * a.latency_s / a.per_message)
@@ -260,7 +269,7 @@ def main() -> int:
     p.add_argument("--points", type=int, default=100_000)
     p.add_argument("--per-message", type=int, default=500)
     p.add_argument("--messages", type=int, default=1200)
-    p.add_argument("--sustain-rate", type=float, default=150_000)
+    p.add_argument("--sustain-rate", type=float, default=160_000)
     p.add_argument("--sustain-s", type=float, default=60)
     p.add_argument("--latency-s", type=float, default=20)
     p.add_argument("--timeout", type=float, default=180.0)
