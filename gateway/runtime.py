@@ -31,6 +31,7 @@ TICK_S = 1.0
 # CPU under load (see Settings.ingest_linger_ms).
 LINGER_S = 0.02
 HEALTH_EVERY_S = 10.0
+FIRST_STATUS_WAIT_S = 10.0
 
 
 def tune_allocator() -> None:
@@ -85,13 +86,11 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
             buffer.release(len(messages))
 
 
-async def clock(core: Core, stop: asyncio.Event, time_source: Clock = WALL) -> None:
-    """Alarm timers every (simulated) second; alarm-system health and dashboard status at
-    the first tick (every point's limits among them, so a dashboard has them from the
-    start, before the load does), then every ten real seconds."""
-    next_health = time.monotonic()
-    # prepared off the loop: at 100 000 points the limits' lines take a moment to format
-    status = await asyncio.to_thread(DashboardStatus, core)
+async def clock(core: Core, stop: asyncio.Event, status: DashboardStatus,
+                time_source: Clock = WALL) -> None:
+    """Alarm timers every (simulated) second; alarm-system health and dashboard status
+    every ten real seconds."""
+    next_health = time.monotonic() + HEALTH_EVERY_S
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(TICK_S / time_source.speed):
@@ -105,6 +104,22 @@ async def clock(core: Core, stop: asyncio.Event, time_source: Clock = WALL) -> N
                 await core.writer.put(body, body.count(b"\n"))
         except Exception:
             log.exception("alarm clock failed")
+
+
+async def first_status(core: Core, writer: BatchingWriter, time_source: Clock,
+                       ) -> DashboardStatus:
+    """Prepare the dashboard status and write its first lines, every point's limits among
+    them, before the caller starts ingest: a dashboard has them from the start, and at
+    100 000 points their 400 000 field values do not land on InfluxDB in the middle of the
+    load. Waits for the write at most ``FIRST_STATUS_WAIT_S`` (the database may be down)."""
+    # prepared off the loop: at 100 000 points the limits' lines take a moment to format
+    status = await asyncio.to_thread(DashboardStatus, core)
+    body = status.lines(time_source.now_ms())
+    await writer.put(body, body.count(b"\n"))
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FIRST_STATUS_WAIT_S):
+            await writer.flush()
+    return status
 
 
 @asynccontextmanager
@@ -121,10 +136,12 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings,
         gc.collect()
         gc.freeze()
         tune_allocator()
+        status = await first_status(core, writer, time_source)
         stop = asyncio.Event()
         tasks = [asyncio.create_task(consume(core, buffer, stop, linger_s),
                                      name="core-consumer"),
-                 asyncio.create_task(clock(core, stop, time_source), name="alarm-clock")]
+                 asyncio.create_task(clock(core, stop, status, time_source),
+                                     name="alarm-clock")]
         try:
             yield core
         finally:
