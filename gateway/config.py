@@ -202,9 +202,9 @@ class Settings(BaseSettings):
                                 "that `hazgw simulate --speed` prints, shared with it")
     ingest_linger_ms: float = Field(
         default=20, ge=0, le=1000,
-        description="how long the core waits after a message for more to evaluate with it: "
-                    "fewer, larger steps cost far less CPU under load; each alarm waits at "
-                    "most this long more")
+        description="under load (several messages waiting), how long the core waits for "
+                    "more to evaluate with them: fewer, larger steps cost far less CPU; a "
+                    "lone message is evaluated at once; 0 turns it off")
     mqtt: MqttSettings = MqttSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()

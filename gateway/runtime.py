@@ -26,9 +26,9 @@ log = logging.getLogger(__name__)
 # ~50 000 readings per step at most: bigger steps save little CPU and add alarm latency
 MAX_MESSAGES_PER_STEP = 100
 TICK_S = 1.0
-# Wait this long after a message arrives for the next ones to join its step: the engine's cost
-# per step is ~0.8 ms whatever its size, which at a few messages a step was most of the core's
-# CPU under load (see Settings.ingest_linger_ms).
+# Under load, wait this long for more messages to join a step: the engine's cost per step is
+# ~0.8 ms whatever its size, which at a few messages a step was most of the core's CPU under
+# load (see Settings.ingest_linger_ms).
 LINGER_S = 0.02
 HEALTH_EVERY_S = 10.0
 FIRST_STATUS_WAIT_S = 10.0
@@ -64,15 +64,17 @@ def writer_for(s: InfluxSettings) -> BatchingWriter:
 
 async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
                   linger_s: float = LINGER_S) -> None:
-    """Until stopped and empty: take what arrived (lingering ``linger_s`` for more), process
-    it as one batch, free the slots."""
+    """Until stopped and empty: take what arrived (lingering ``linger_s`` for more when
+    several were waiting), process it as one batch, free the slots."""
     while not (stop.is_set() and len(buffer) == 0):
         try:
             async with asyncio.timeout(0.2):
                 messages = await buffer.drain(MAX_MESSAGES_PER_STEP)
         except TimeoutError:
             continue
-        if linger_s and len(messages) < MAX_MESSAGES_PER_STEP and not stop.is_set():
+        # Linger only under load: a lone message (light load) is evaluated at once, with
+        # nothing added to its alarms' latency; several waiting mean more are coming.
+        if linger_s and 1 < len(messages) < MAX_MESSAGES_PER_STEP and not stop.is_set():
             await asyncio.sleep(linger_s)
             messages += buffer.take(MAX_MESSAGES_PER_STEP - len(messages))
         try:
