@@ -90,8 +90,7 @@ class Engine:
         self.health = AlarmHealth(sorted(set(table.consoles) | {"control_room"}))
         self._vote_index = {v.name: i for i, v in enumerate(table.votes)}
         # Plain Python copies for naming events: indexing numpy per event costs microseconds.
-        # the table's own key strings, not copies: at 100 000 points each copy is ~5 MB
-        self._ids: list[str] = list(table.position)
+        self._ids = table.names
         self._gas: list[bool] = table.is_gas.tolist()
         self._toxic: list[bool] = table.is_toxic.tolist()
         consoles = sorted(self.health.consoles)
@@ -205,7 +204,7 @@ class Engine:
     def recent(self, point: str) -> list[tuple[int, float]]:
         """The point's last valid samples the windowed rules keep (oldest first; empty for a
         point without windowed rules) — the evidence snapshot of a register entry."""
-        idx = int(self.table.index(np.array([point]))[0])
+        idx = self.table.position.get(point, -1)
         if idx < 0:
             return []
         st = self.state

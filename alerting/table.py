@@ -97,6 +97,8 @@ class RuleTable:
     def __post_init__(self) -> None:
         # point id → position; the engine names alarms with it too
         self.position: dict[str, int] = {pid: i for i, pid in enumerate(self.ids.tolist())}
+        # the same strings as a list, for naming by position without a numpy lookup
+        self.names: list[str] = list(self.position)
         if len(self.position) != len(self.ids):    # the config refuses them: a bug if here
             raise ValueError("point ids of a rule table must be unique")
         with np.errstate(invalid="ignore"):

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -166,7 +165,7 @@ def create_app(core: Core, register: Register, tokens: dict[str, ApiUser],
         # a standing alarm's event carries no limit: a process alarm's is its level's
         name = LIMIT_OF.get(row["level_name"]) if row["alarm_type"] == "process" else None
         if row["limit"] is None and name is not None and row["point"] is not None:
-            i = int(core.table.index(np.array([row["point"]]))[0])
+            i = core.table.position.get(row["point"], -1)
             value = float(getattr(core.table, name)[i]) if i >= 0 else float("nan")
             row["limit"] = value if value == value else None
         return row

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
@@ -66,7 +65,7 @@ def mount(app: FastAPI, core: Core, register: Register, tokens: dict[str, ApiUse
     def point_trend(point: str, _: Annotated[ApiUser, may("read")],
                     minutes: float = Query(default=30, gt=0, le=24 * 60),
                     ) -> dict[str, Any]:
-        i = int(core.table.index(np.array([point]))[0])
+        i = core.table.position.get(point, -1)
         if i < 0:
             raise HTTPException(404, f"unknown point {point!r}")
         samples = trend(point, minutes) if trend is not None else None

@@ -63,7 +63,6 @@ class PointIndex:
         """Remember up to ``max_lists`` lists of at least ``min_length`` ids (shorter ones,
         such as an MQTT sensor's single reading, are looked up directly)."""
         self._table = table
-        self._names = list(table.position)
         self._max = max_lists
         self._min = min_length
         self._known: dict[tuple[str, ...], npt.NDArray[np.int32]] = {}
@@ -82,7 +81,7 @@ class PointIndex:
             return found
         found = self._table.index(ids)
         found.flags.writeable = False       # shared by every batch of this list
-        names = self._names
+        names = self._table.names
         self._known[tuple([names[i] if i >= 0 else ids[k]
                            for k, i in enumerate(found.tolist())])] = found
         if len(self._known) > self._max:

@@ -64,8 +64,7 @@ class MessageBuffer:
             if self._items:
                 break
             await self._ready.wait()
-        n = min(max_items, len(self._items))
-        return [self._items.popleft() for _ in range(n)]
+        return self.take(max_items)
 
     def take(self, max_items: int) -> list[Message]:
         """Take up to ``max_items`` without waiting."""

@@ -200,9 +200,9 @@ def influx_query(server: Server, db: str, q: str) -> list[dict[str, Any]]:
 
 
 def stored_readings(server: Server, db: str, where: str = "") -> int:
-    """Rows of ``reading`` (with a value, or with only a quality when there is none):
-    ``count(quality)`` no longer counts them, quality being written only when it changes
-    (gateway.lineproto). Reads every row: for the small sets of tests."""
+    """Rows of ``reading`` (a value, or only a quality when there is none): quality is
+    written only when it changes (gateway.lineproto), so ``count(quality)`` cannot count
+    them. Reads every row: for the small sets of tests."""
     series = influx_query(server, db, f'SELECT "value", "quality" FROM reading {where}')
     return sum(len(s["values"]) for s in series)
 
