@@ -218,9 +218,13 @@ async def test_a_scenario_alarm_reaches_the_console_through_the_whole_stack(
                         await asyncio.sleep(0.05)
                 await page.fill("#token", "op")
                 await page.click("#signin")
-                # L1 at ~84 s of scenario time: ~4 s of real time at 20×
+                # L1 at ~84 s of scenario time (~4 s real at 20×), L2 at ~126 s (~6 s real).
+                # Acknowledge at L2: acknowledged at L1, the climb to L2 would annunciate
+                # it anew, and whether that came before the check was a race.
                 row = 'tr[data-alarm="AT201:process"]'
                 await page.wait_for_selector(row, timeout=30_000)
+                await expect(page.locator(f"{row} td.level")).to_contain_text(
+                    "L2", timeout=30_000)
                 await page.click(f"{row} button.ack")
                 await expect(page.locator(f"{row} td.state")).to_have_text("acknowledged")
             finally:
