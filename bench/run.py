@@ -268,7 +268,9 @@ def main() -> int:
     # sampling rate (a few points polled at 15 Hz would make every trend fit noisy)
     p.add_argument("--points", type=int, default=100_000)
     p.add_argument("--per-message", type=int, default=500)
-    p.add_argument("--messages", type=int, default=1200)
+    # 1.5 M readings: on a fast day the maximum runs take ~5 s, long enough to smooth a stall
+    # of either server (600 000 took 2 s, and two runs of the same code differed by 15 %)
+    p.add_argument("--messages", type=int, default=3000)
     p.add_argument("--sustain-rate", type=float, default=160_000)
     p.add_argument("--sustain-s", type=float, default=60)
     p.add_argument("--latency-s", type=float, default=20)

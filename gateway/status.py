@@ -81,10 +81,6 @@ class DashboardStatus:
                         f"points_offline={int(offline[i])}i {now_ms}")
         return ("\n".join(rows) + "\n").encode() if rows else b""
 
-    def point_limits(self, now_ms: int) -> bytes:
-        """One ``point_limits`` line per point that has a limit."""
-        return self._limits.replace(_TS, str(now_ms).encode())
-
     def limits_due(self, now_ms: int) -> bytes:
         """Every point's limits on the first call; then, in turn, the share of the points
         that the time since the last call makes due, so that each point's limits are

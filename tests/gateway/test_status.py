@@ -56,8 +56,9 @@ async def test_point_limits_and_their_cadence(demo_config_path: Path) -> None:
     site = load_site(demo_config_path)
     async with BatchingWriter(NullSink()) as writer:
         core = Core(site, writer)
+        # a status's first limits are every point's: a fresh one gives the reference list
+        limits = DashboardStatus(core).limits_due(5).decode().splitlines()
         status = DashboardStatus(core)
-        limits = status.point_limits(5).decode().splitlines()
         body = status.lines(1000)
         # then a call every 10 s for one refresh period: each writes its share, in turn
         calls = [status.lines(1000 + k * 10_000) for k in range(1, LIMITS_EVERY_MS // 10_000 + 1)]
@@ -65,7 +66,7 @@ async def test_point_limits_and_their_cadence(demo_config_path: Path) -> None:
     gt101 = next(ln for ln in limits if "point=GT101," in ln)
     assert "kind=combustible_gas" in gt101 and fields(gt101) == {"hi": "25.0", "hihi": "50.0"}
     assert all(ln.endswith(" 5") for ln in limits)
-    everyone = sorted(limit_points(status.point_limits(5)))
+    everyone = sorted(limit_points("\n".join(limits).encode()))
     assert sorted(limit_points(body)) == everyone          # all of them at start
     shares = [limit_points(c) for c in calls]
     n = len(everyone)
