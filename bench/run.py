@@ -197,9 +197,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
     say("core path alone (decode + engine + lines, no I/O)", f["core_readings_per_s"],
         "readings/s")
     base = {"points": a.points, "per_message": a.per_message}
-    with tempfile.TemporaryDirectory(prefix="hazgw-bench-") as tmp, \
-            services.mosquitto(Path(tmp) / "mq") as mq, \
-            services.influxdb(Path(tmp) / "influx") as influx:
+    with tempfile.TemporaryDirectory(prefix="hazgw-bench-") as tmp_name, \
+            services.mosquitto(Path(tmp_name) / "mq") as mq:
+        tmp = Path(tmp_name)
         pf = await asyncio.to_thread(polling.figures, a.poll_devices, a.poll_s, mq.port)
         f.update(pf)
         say(f"edge polling {a.poll_devices} devices × 125 registers at 1 Hz, CPU",
@@ -209,19 +209,43 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
         say("raw pymodbus clients against the same devices",
             pf["polling_raw_pymodbus_reads_per_s"], "reads/s")
         say("  edge pushed / raw pymodbus", pf["polling_pushed_vs_raw"], "")
-        raw = await bench_raw_influx(influx, a.points, msgs)
+        # Each maximum run gets an InfluxDB of its own, started empty, so that none pays for
+        # what an earlier one left (series in the index, files to compact); each is run
+        # ``repeats`` times and the best kept, raw and end to end alike, as single runs of
+        # either varied by ±15 % with the same code.
+        raws, maxes = [], []
+        for rep in range(a.repeats):
+            with services.influxdb(tmp / f"influx-raw-{rep}") as influx:
+                raws.append(await bench_raw_influx(influx, a.points, msgs))
+        raw = max(raws)
         f["influx_raw_points_per_s"] = raw
-        say("raw InfluxDB 1.6.7 ingest of the same points (2 writers)", raw, "points/s")
-        spool = Path(tmp) / "spool"
-        mx = await run_e2e(mq, influx, "e2e_max", {**base, "messages": a.messages}, a.timeout,
-                           spool)
+        say(f"raw InfluxDB 1.6.7 ingest of the same points (2 writers, best of {a.repeats})",
+            raw, "points/s")
+        for rep in range(a.repeats):
+            with services.influxdb(tmp / f"influx-max-{rep}") as influx:
+                maxes.append(await run_e2e(mq, influx, "e2e_max",
+                                           {**base, "messages": a.messages}, a.timeout,
+                                           tmp / f"spool-max-{rep}"))
+        mx = max(maxes, key=lambda r: float(r["readings_per_s"]))
         f["e2e_readings_per_s"] = mx["readings_per_s"]
-        f["e2e_readings_lost"] = mx["readings"] - mx["stored"]
+        f["e2e_readings_lost"] = sum(r["readings"] - r["stored"] for r in maxes)
         f["e2e_vs_raw_influx"] = mx["readings_per_s"] / raw
-        say(f"end to end, as fast as it goes ({mx['readings']:,} readings)",
-            mx["readings_per_s"], "readings/s")
-        say("  readings lost (sent − stored)", f["e2e_readings_lost"], "")
+        say(f"end to end, as fast as it goes ({mx['readings']:,} readings, best of "
+            f"{a.repeats})", mx["readings_per_s"], "readings/s")
+        say("  readings lost (sent − stored, all runs)", f["e2e_readings_lost"], "")
         say("  end to end / raw InfluxDB", f["e2e_vs_raw_influx"], "")
+        f.update(await sustained_figures(a, mq, tmp, mx["readings_per_s"]))
+    return f
+
+
+async def sustained_figures(a: argparse.Namespace, mq: services.Server, tmp: Path,
+                            max_rate: float) -> dict[str, float]:
+    """``a.sustain_rate`` offered for ``a.sustain_s``, then alarm latency at half of
+    ``max_rate``, into one fresh InfluxDB."""
+    f: dict[str, float] = {}
+    base = {"points": a.points, "per_message": a.per_message}
+    spool = tmp / "spool"
+    with services.influxdb(tmp / "influx") as influx:
         # Offered above the target: a run offered exactly the target can only show a rate
         # just under it (the last batch's write ends after the last publish), so the
         # figure is what the path kept up with under a load a little beyond the target.
@@ -242,7 +266,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
         say("  readings spooled to disk on the way (InfluxDB behind)", su["spooled"], "")
         say("  alarm events raised", su["alarm_events"], "")
         say("  readings lost (sent − stored)", f["e2e_sustained_lost"], "")
-        half = 0.5 * mx["readings_per_s"]
+        half = 0.5 * max_rate
         n_lat = int(half * a.latency_s / a.per_message)
         la = await run_e2e(mq, influx, "e2e_latency",
                            {**base, "messages": n_lat, "rate": half, "probes": 500,
@@ -271,6 +295,8 @@ def main() -> int:
     # 1.5 M readings: on a fast day the maximum runs take ~5 s, long enough to smooth a stall
     # of either server (600 000 took 2 s, and two runs of the same code differed by 15 %)
     p.add_argument("--messages", type=int, default=3000)
+    p.add_argument("--repeats", type=int, default=2,
+                   help="runs of raw ingest and of the end-to-end maximum; the best is kept")
     p.add_argument("--sustain-rate", type=float, default=160_000)
     p.add_argument("--sustain-s", type=float, default=60)
     p.add_argument("--latency-s", type=float, default=20)
