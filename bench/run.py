@@ -168,8 +168,8 @@ def git_commit() -> str:
 
 
 def say(label: str, value: float, unit: str) -> None:
-    """One aligned line of the report."""
-    print(f"{label:<58}{value:>14,.1f} {unit}", flush=True)
+    """One aligned line of the report (a ratio, unitless, with two decimals)."""
+    print(f"{label:<66}{value:>14,.{1 if unit else 2}f} {unit}", flush=True)
 
 
 def engine_figures(a: argparse.Namespace) -> dict[str, float]:
@@ -232,7 +232,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
         f["e2e_vs_raw_influx"] = mx["readings_per_s"] / raw
         say(f"end to end, as fast as it goes ({mx['readings']:,} readings, best of "
             f"{a.repeats})", mx["readings_per_s"], "readings/s")
-        say("  readings lost (sent − stored, all runs)", f["e2e_readings_lost"], "")
+        say("  readings lost (sent − stored, all runs)", f["e2e_readings_lost"], "readings")
         say("  end to end / raw InfluxDB", f["e2e_vs_raw_influx"], "")
         f.update(await sustained_figures(a, mq, tmp, mx["readings_per_s"]))
     return f
@@ -263,9 +263,9 @@ async def sustained_figures(a: argparse.Namespace, mq: services.Server, tmp: Pat
         say(f"end to end, {a.sustain_rate:,.0f}/s offered for {a.sustain_s:.0f} s "
             f"(target {SUSTAINED_TARGET:,})", su["readings_per_s"], "readings/s")
         say("  seconds to process and write all of it", su["seconds"], "s")
-        say("  readings spooled to disk on the way (InfluxDB behind)", su["spooled"], "")
-        say("  alarm events raised", su["alarm_events"], "")
-        say("  readings lost (sent − stored)", f["e2e_sustained_lost"], "")
+        say("  readings spooled to disk on the way (InfluxDB behind)", su["spooled"], "readings")
+        say("  alarm events raised", su["alarm_events"], "events")
+        say("  readings lost (sent − stored)", f["e2e_sustained_lost"], "readings")
         half = 0.5 * max_rate
         n_lat = int(half * a.latency_s / a.per_message)
         la = await run_e2e(mq, influx, "e2e_latency",
