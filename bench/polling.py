@@ -32,7 +32,8 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from edge.agent import EdgeRunner
 from edge.devices import EdgeAgent, ModbusDevice
 from edge.mqtt import MqttSettings, MqttUplink
-from tests.services import free_port, mosquitto
+from gateway.ports import free_port
+from tests.services import mosquitto
 
 REGISTERS = 125
 ROOT = Path(__file__).resolve().parent.parent

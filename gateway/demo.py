@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import sys
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from edge.simulator import Excursion, PlantModel, SimulatedDevice
 from gateway.config import InfluxSettings, SiteConfig
 from gateway.core import AlarmSink
 from gateway.ingest import MessageBuffer
+from gateway.ports import free_port
 from gateway.runtime import running_core
 
 log = logging.getLogger(__name__)
@@ -46,14 +46,6 @@ class MemoryUplink:
 
     async def close(self) -> None:
         """Nothing to close."""
-
-
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def on_loopback(site: SiteConfig) -> SiteConfig:

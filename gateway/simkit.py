@@ -35,9 +35,9 @@ from edge.simulator import ScenarioSource, SimulatedDevice, sensor_message
 from edge.stats import encode_stats
 from gateway.config import InfluxSettings, SiteConfig, load_site
 from gateway.core import Core
-from gateway.demo import free_port
 from gateway.health import snapshot, stats_line
 from gateway.influx import NullSink
+from gateway.ports import free_port
 from gateway.runtime import writer_for
 from gateway.simulate import devices_by_endpoint, site_plant
 from gateway.status import DashboardStatus

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gateway.ports import free_port
+
 BINARIES = {"mosquitto": "/usr/sbin/mosquitto", "influxdb": "/usr/bin/influxd",
             "victoria-metrics": "/usr/bin/victoria-metrics", "socat": "/usr/bin/socat"}
 
@@ -37,14 +39,6 @@ def require_binary(package: str) -> str:
         return found
     raise RuntimeError(f"{path} not found: install the Debian package with "
                        f"'sudo apt-get install -y {package}' (make test does this as root)")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -21,9 +21,9 @@ from edge import wire
 from edge.agent import EdgeRunner
 from edge.devices import EdgeAgent
 from edge.wire import Quality
+from gateway.ports import free_port
 from tests.edge.device_process import VALUES, device_map
 from tests.edge.relay import CountingRelay
-from tests.services import free_port
 from tests.waiting import wait_until
 
 INTERVAL = 0.25

@@ -23,10 +23,11 @@ from edge.simulator import PlantModel, SimulatedDevice
 from edge.spool import Spool
 from gateway.config import InfluxSettings, Settings, SiteConfig, parse_site
 from gateway.core import Core
+from gateway.ports import free_port
 from gateway.service import gateway_session
 from tests import services
 from tests.gateway.test_e2e import PERSONS
-from tests.services import Server, free_port, influx_query
+from tests.services import Server, influx_query
 from tests.waiting import wait_until
 
 DEVICES = ("d1", "d2", "d3")

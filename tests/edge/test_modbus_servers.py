@@ -13,7 +13,7 @@ import pytest
 from edge.devices import ModbusDevice, Register
 from edge.poller import DevicePoller, Samples
 from edge.registers import encode_values
-from tests.services import free_port
+from gateway.ports import free_port
 
 VALUES = {"int16": -1234, "uint16": 65000, "int32": -70000, "uint32": 4_000_000_000,
           "int64": -9_000_000_000_000, "float32": -0.375, "float64": 1234.5678901234}

@@ -10,7 +10,7 @@ from alerting.plant import Point
 from edge.devices import ModbusDevice
 from edge.poller import DevicePoller, Samples
 from edge.simulator import PlantModel, SimulatedDevice
-from tests.services import free_port
+from gateway.ports import free_port
 
 POINTS = {
     "L1": Point.model_validate({"kind": "level", "unit": "m", "range_low": 0,

@@ -18,7 +18,7 @@ from edge.clock import SteppedClock
 from edge.devices import ModbusDevice
 from edge.scenario import SimPlant, parse_scenario
 from edge.simulator import ScenarioSource, SimulatedDevice
-from tests.services import free_port
+from gateway.ports import free_port
 
 POINTS: dict[str, tuple[str, float, float]] = {
     "P_float": ("pressure", 0, 2.5),

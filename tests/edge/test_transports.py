@@ -18,8 +18,9 @@ from edge.devices import ModbusDevice, Register
 from edge.poller import DevicePoller, Samples, lines_for
 from edge.simulator import PlantModel, SimulatedDevice
 from edge.wire import Quality
+from gateway.ports import free_port
 from tests.edge.relay import CountingRelay
-from tests.services import free_port, require_binary
+from tests.services import require_binary
 
 REGISTERS = {"level": {"address": 0, "type": "float32"},
              "press": {"address": 2, "type": "float32", "word_order": "CDAB"},

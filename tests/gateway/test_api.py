@@ -22,12 +22,13 @@ from gateway.config import ApiSettings, ApiUser, InfluxSettings, Settings
 from gateway.core import Core
 from gateway.escalation import Escalator
 from gateway.influx import NullSink
+from gateway.ports import free_port
 from gateway.register import Register
 from gateway.service import run_gateway
 from gateway.storage import Database
 from gateway.writer import BatchingWriter
 from tests.gateway.test_e2e import small_site
-from tests.services import Server, free_port
+from tests.services import Server
 
 TOKENS = {"t-op": ApiUser(name="op.liu", role="operator"),
           "t-sm": ApiUser(name="safety.wang", role="safety_manager"),

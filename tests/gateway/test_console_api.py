@@ -27,12 +27,13 @@ from gateway.core import Core
 from gateway.demo import on_loopback
 from gateway.influx import NullSink
 from gateway.live import LiveFeed
+from gateway.ports import free_port
 from gateway.register import Register
 from gateway.service import run_edge, run_gateway
 from gateway.simulate import run_simulator
 from gateway.storage import Database
 from gateway.writer import BatchingWriter
-from tests.services import Server, free_port
+from tests.services import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("HAZGW_TEST_ARTIFACTS", "var/test-artifacts"))

@@ -13,8 +13,9 @@ from edge.agent import EdgeRunner
 from edge.mqtt import MqttSettings, MqttUplink
 from edge.simulator import Excursion, PlantModel, SimulatedDevice
 from gateway.config import InfluxSettings, Settings, SiteConfig, parse_site
+from gateway.ports import free_port
 from gateway.service import gateway_session
-from tests.services import Server, free_port, influx_query
+from tests.services import Server, influx_query
 from tests.waiting import wait_until
 
 PERSONS = {role: {"name": f"P {role}", "phone": "+86 138 0000 0000"}

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.cli import main
 from gateway.grafana import FOLDER_UID, PushError, build, push
-from tests.services import free_port
+from gateway.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

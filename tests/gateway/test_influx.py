@@ -18,9 +18,10 @@ from alerting.batch import ReadingBatch
 from gateway.config import InfluxSettings
 from gateway.influx import InfluxV2Sink, PermanentError, RetryableError, ThrottledError, influx_v1
 from gateway.lineproto import LineBuilder
+from gateway.ports import free_port
 from gateway.writer import BatchingWriter
 from tests import services
-from tests.services import Server, free_port, influx_query
+from tests.services import Server, influx_query
 
 TAGS = [{"enterprise": "E1", "source": "lpg farm", "equipment": "V,101", "point": "L=1",
          "kind": "level"},

@@ -31,10 +31,11 @@ from gateway.config import InfluxSettings, Settings
 from gateway.escalation import Escalator
 from gateway.notifiers import SIGNATURE_HEADER, NotifySettings, build_notifiers, signature
 from gateway.outbox import Delivery
+from gateway.ports import free_port
 from gateway.service import gateway_session
 from gateway.storage import Database
 from tests.gateway.test_e2e import small_site
-from tests.services import Server, free_port
+from tests.services import Server
 from tests.waiting import wait_until
 
 T0 = 1_800_000_000_000

@@ -24,10 +24,11 @@ from edge.mqtt import MqttSettings
 from edge.scenario import load_scenario
 from gateway.config import InfluxSettings, Settings, load_site, parse_site
 from gateway.demo import on_loopback
+from gateway.ports import free_port
 from gateway.service import run_edge, run_gateway
 from gateway.simulate import run_simulator
 from tests.gateway.test_simkit import SITE
-from tests.services import Server, free_port, influx_query
+from tests.services import Server, influx_query
 
 ROOT = Path(__file__).resolve().parents[2]
 
