@@ -7,8 +7,9 @@
 - ``point_limits``: per point, its configured limits (lolo, lo, hi, hihi; the GB/T 50493 L1
   and L2 of a gas point are hi and hihi), so a panel can draw them beside the values.
 
-Both are computed from the engine's arrays, one pass per call, and written by the alarm clock
-(``gateway.runtime``) and the test kit (``gateway.simkit``).
+Both are computed from the engine's arrays, one pass per call, and written before ingest
+starts and then by the alarm clock (``gateway.runtime``), and by the test kit
+(``gateway.simkit``).
 """
 
 from __future__ import annotations
