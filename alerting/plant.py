@@ -49,7 +49,7 @@ class Strict(BaseModel):
 
 
 def rule_problems(problems: list[tuple[str, str]]) -> PydanticCustomError:
-    """One validation error carrying several field-level problems (see gateway.config)."""
+    """One validation error carrying several field-level problems (see gateway.site)."""
     summary = "; ".join(f"{f}: {m}" for f, m in problems)
     return PydanticCustomError("plant_rules", "{summary}",
                                {"summary": summary, "problems": problems})

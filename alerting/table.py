@@ -125,7 +125,8 @@ class RuleTable:
 
     def index(self, ids: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[np.int32]:
         """Positions of ``ids`` in the table, -1 for ids it does not know (the lookups run in
-        C: ``map`` over the dict's ``get``; gateway.core.PointIndex caches repeated lists)."""
+        C: ``map`` over the dict's ``get``; gateway.stream.core.PointIndex caches repeated
+        lists)."""
         names = ids.tolist() if isinstance(ids, np.ndarray) else ids
         return np.fromiter(map(self.position.get, names, repeat(-1)), np.int32, len(names))
 

@@ -15,11 +15,11 @@ import numpy as np
 
 from alerting.batch import ReadingBatch
 from bench.workload import synthetic_site, values
-from gateway.compiled import compile_in_child
-from gateway.core import Core
-from gateway.influx import NullSink
-from gateway.runtime import tune_allocator
-from gateway.writer import BatchingWriter
+from gateway.influx.targets import NullSink
+from gateway.influx.writer import BatchingWriter
+from gateway.stream.compiled import compile_in_child
+from gateway.stream.core import Core
+from gateway.stream.runtime import tune_allocator
 
 
 def rss_bytes() -> int:

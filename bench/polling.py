@@ -29,10 +29,10 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from edge.agent import EdgeRunner
-from edge.devices import EdgeAgent, ModbusDevice
+from edge.agent import EdgeAgent
+from edge.config import EdgeConfig, ModbusDevice
 from edge.mqtt import MqttSettings, MqttUplink
-from gateway.ports import free_port
+from gateway.sim.ports import free_port
 from tests.services import mosquitto
 
 REGISTERS = 125
@@ -86,11 +86,11 @@ async def edge(seconds: float, interval: float, mqtt_port: int,
         host="127.0.0.1", port=p, poll_interval_s=interval, timeout_s=5,
         registers={f"d{i}_r{a}": {"address": a, "type": "uint16"} for a in range(REGISTERS)})
         for i, p in enumerate(ports)}
-    agent = EdgeAgent(modbus=devices, max_batch_readings=5000, max_batch_delay_s=0.5)
+    agent = EdgeConfig(modbus=devices, max_batch_readings=5000, max_batch_delay_s=0.5)
     uplink: MqttUplink | CountingUplink
     uplink = (MqttUplink(MqttSettings(port=mqtt_port, client_id="bench-edge"))
               if mqtt_port else CountingUplink())
-    runner = EdgeRunner("BENCH", "edge-bench", agent, uplink)
+    runner = EdgeAgent("BENCH", "edge-bench", agent, uplink)
     task = asyncio.create_task(runner.run())
     await asyncio.sleep(min(2.0, seconds / 4))          # connections up, first polls done
     ok0 = sum(p.stats.polls_ok for p in runner.pollers)

@@ -30,12 +30,12 @@ from alerting.table import compile_rules
 from bench import polling
 from bench.workload import messages, synthetic_site, values
 from edge.mqtt import MqttSettings
-from gateway.config import InfluxSettings, Settings
-from gateway.core import Core
-from gateway.influx import NullSink, influx_v1
-from gateway.runtime import tune_allocator
-from gateway.service import gateway_session
-from gateway.writer import BatchingWriter
+from gateway.app import gateway_session
+from gateway.influx.targets import NullSink, influx_v1
+from gateway.influx.writer import BatchingWriter
+from gateway.settings import InfluxSettings, Settings
+from gateway.stream.core import Core
+from gateway.stream.runtime import tune_allocator
 from tests import services
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -305,7 +305,7 @@ def main() -> int:
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = p.parse_args()
-    tune_allocator()        # as the gateway runs (gateway.runtime.running_core)
+    tune_allocator()        # as the gateway runs (gateway.stream.runtime.running_core)
     figures = engine_figures(args)
     figures.update(asyncio.run(main_async(args)))
     result = {

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge import wire
-from gateway.config import SiteConfig, parse_site
+from gateway.site import SiteConfig, parse_site
 
 ENTERPRISE = "91320582MA1W3K4X5R"
 PERSONS = {r: {"name": r, "phone": "+86 138 0000 0000"} for r in ("main", "technical",

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from edge import wire
 from edge.clock import WALL, Clock
-from edge.devices import EdgeAgent
+from edge.config import EdgeConfig
 from edge.mqtt import MqttSettings, Uplink
 from edge.poller import DevicePoller, Samples, lines_for
 from edge.sensors import MqttSensorSource
@@ -24,10 +24,10 @@ from edge.stats import EdgeStats, encode_stats, stats_topic
 log = logging.getLogger(__name__)
 
 
-class EdgeRunner:
+class EdgeAgent:
     """Collects samples from every poller and publishes them in batches."""
 
-    def __init__(self, enterprise: str, edge_id: str, cfg: EdgeAgent, uplink: Uplink,
+    def __init__(self, enterprise: str, edge_id: str, cfg: EdgeConfig, uplink: Uplink,
                  sensor_broker: MqttSettings | None = None,
                  uplink_stats: Callable[[], dict[str, int]] | None = None,
                  clock: Clock = WALL) -> None:

@@ -2,7 +2,7 @@
 disk spool (edge.spool) that survives a restart of the edge agent; once the broker answers,
 the spool is replayed oldest first while live messages keep flowing. The gateway accepts each
 (edge, boot, seq) once, so replays arriving after newer live messages are neither lost nor
-doubled (gateway.sequence)."""
+doubled (gateway.stream.sequence)."""
 
 from __future__ import annotations
 
@@ -16,14 +16,14 @@ import numpy as np
 import paho.mqtt.client as mqtt
 
 from edge import wire
-from edge.devices import EdgeAgent
+from edge.config import EdgeConfig
 from edge.mqtt import MqttUplink
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
 
 
-def spool_capacity(agent: EdgeAgent, hours: float = 24.0, floor_mb: int = 64) -> int:
+def spool_capacity(agent: EdgeConfig, hours: float = 24.0, floor_mb: int = 64) -> int:
     """Bytes that hold ``hours`` of the agent's configured polling load, measured on a wire
     message of its own point ids (MQTT sensors are counted at one reading per second)."""
     rate = sum(len(d.registers) / d.poll_interval_s for d in agent.modbus.values())

@@ -24,7 +24,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
 
 from edge.clock import WALL, Clock
-from edge.devices import ModbusDevice
+from edge.config import ModbusDevice
 from edge.registers import BIT_TABLES, ReadBlock, plan_reads
 from edge.wire import Quality
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.devices import Register
+from edge.config import Register
 from edge.wire import Quality
 
 _TYPES = ("bit", "int16", "uint16", "int32", "uint32", "int64", "float32", "float64", "bool")

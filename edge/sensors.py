@@ -15,7 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.clock import WALL, Clock
-from edge.devices import MqttSensor
+from edge.config import MqttSensor
 from edge.mqtt import MqttSettings, Refusals, make_client
 from edge.poller import Samples, SampleSink
 from edge.wire import Quality

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from gateway.config import ConfigError, Settings, SiteConfig, format_errors, load_site
+from gateway.settings import Settings
+from gateway.site import ConfigError, SiteConfig, format_errors, load_site
 
 
 def _site(path: str) -> SiteConfig:
@@ -37,7 +38,7 @@ def _settings() -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a site file; print every error by path, or a summary."""
-    from gateway.summary import summary
+    from gateway.site import summary
 
     site = _site(args.path)
     print(f"{args.path}: OK")
@@ -47,7 +48,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Write the JSON Schemas of the config files."""
-    from gateway.schema import write_schemas
+    from gateway.site import write_schemas
 
     for p in write_schemas(Path(args.out)):
         print(p)
@@ -56,7 +57,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_grafana_build(args: argparse.Namespace) -> int:
     """Write the dashboards as provisioning files."""
-    from gateway.grafana import build
+    from gateway.dashboards.grafana import build
 
     for p in build(Path(args.out)):
         print(p)
@@ -67,7 +68,7 @@ def cmd_grafana_push(args: argparse.Namespace) -> int:
     """Upload the dashboard files to a running Grafana."""
     import os
 
-    from gateway.grafana import PushError, push
+    from gateway.dashboards.grafana import PushError, push
 
     token = os.environ.get("HAZGW_GRAFANA_TOKEN")
     user, password = os.environ.get("HAZGW_GRAFANA_USER"), os.environ.get(
@@ -85,7 +86,7 @@ def cmd_grafana_push(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """All-in-one demo on embedded defaults."""
-    from gateway.demo import run_demo
+    from gateway.sim.demo import run_demo
 
     site = _site(args.config)
     with contextlib.suppress(KeyboardInterrupt):
@@ -96,8 +97,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The gateway core: MQTT ingest → rules → InfluxDB."""
-    from gateway.compiled import compile_in_child
-    from gateway.service import run_gateway
+    from gateway.app import run_gateway
+    from gateway.stream.compiled import compile_in_child
 
     settings = _settings()
     path = args.config or str(settings.config)
@@ -115,25 +116,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
-    """An edge agent: Modbus polling → MQTT."""
-    from gateway.service import run_edge
+    """An edge agent: Modbus polling → MQTT (a thin wrapper of ``python -m edge``, which
+    reads only the edge's own settings and config section)."""
+    from edge.__main__ import main as edge_main
 
-    settings = _settings()
-    site = _site(args.config or str(settings.config))
-    edge_id = args.edge_id or settings.edge_id
-    if edge_id not in site.edges:
-        print(f"edge {edge_id!r} is not in {args.config}; known: {', '.join(site.edges)}",
-              file=sys.stderr)
-        return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_edge(site, edge_id, settings))
-    return 0
+    argv = [*(["--config", args.config] if args.config else []),
+            *(["--edge-id", args.edge_id] if args.edge_id else [])]
+    return edge_main(argv)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the site's devices and sensors, from a scenario, at a speed."""
-    from edge.scenario import ScenarioError, load_scenario
-    from gateway.simulate import run_simulator
+    from edge.sim.scenario import ScenarioError, load_scenario
+    from gateway.sim.serve import run_simulator
 
     config = args.config_file or args.config
     site = _site(config)
@@ -159,8 +154,8 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     """Check the audit log's hash chain; name the first record that was edited or deleted."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from gateway.auditlog import verify_log
-    from gateway.storage import Database
+    from gateway.store.audit import verify_log
+    from gateway.store.models import Database
 
     url = args.db or _settings().database_url
     db = Database(url, upgrade=False)
@@ -185,8 +180,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     import json
     from datetime import date, datetime
 
-    from gateway.report import BEIJING, day_bounds, online_points, report, report_csv
-    from gateway.storage import Database
+    from gateway.store.models import Database
+    from gateway.store.report import BEIJING, day_bounds, online_points, report, report_csv
 
     settings = _settings()
     site = _site(args.config or str(settings.config))

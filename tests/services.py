@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gateway.ports import free_port
+from gateway.sim.ports import free_port
 
 BINARIES = {"mosquitto": "/usr/sbin/mosquitto", "influxdb": "/usr/bin/influxd",
             "victoria-metrics": "/usr/bin/victoria-metrics", "socat": "/usr/bin/socat"}
@@ -195,7 +195,7 @@ def influx_query(server: Server, db: str, q: str) -> list[dict[str, Any]]:
 
 def stored_readings(server: Server, db: str, where: str = "") -> int:
     """Rows of ``reading`` (a value, or only a quality when there is none): quality is
-    written only when it changes (gateway.lineproto), so ``count(quality)`` cannot count
+    written only when it changes (gateway.influx.schema), so ``count(quality)`` cannot count
     them. Reads every row: for the small sets of tests."""
     series = influx_query(server, db, f'SELECT "value", "quality" FROM reading {where}')
     return sum(len(s["values"]) for s in series)

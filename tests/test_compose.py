@@ -12,7 +12,8 @@ import yaml
 from pydantic import BaseModel
 
 from gateway.cli import build_parser
-from gateway.config import Settings, load_site
+from gateway.settings import Settings
+from gateway.site import load_site
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from alerting.escalation import Contacts, EscalationConfig
-from edge.devices import EdgeAgent
+from edge.config import EdgeConfig
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLES = re.findall(r"```yaml\n(.*?)```", README.read_text(), re.S)
@@ -22,7 +22,7 @@ def test_there_are_edge_examples() -> None:
 @pytest.mark.parametrize("example", [e for e in EXAMPLES if "edges:" in e])
 def test_edge_examples_validate(example: str) -> None:
     for agent in yaml.safe_load(example)["edges"].values():
-        EdgeAgent.model_validate(agent)
+        EdgeConfig.model_validate(agent)
 
 
 def test_escalation_example_validates() -> None:

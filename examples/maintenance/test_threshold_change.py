@@ -13,7 +13,7 @@ Run it with ``pytest`` in this folder; nothing but the installed hazgw package i
 
 from pathlib import Path
 
-from gateway.expect import expect_alarms
+from gateway.testkit import expect_alarms
 
 HERE = Path(__file__).parent
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from alerting.grading import Inventory, alpha_for_population, grade, level_for_r
-from gateway.config import load_site
+from gateway.site import load_site
 
 
 def test_worked_example_chlorine_is_level_three() -> None:

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from alerting.plant import Point, Substance
-from gateway.config import format_errors
+from gateway.site import format_errors
 
 
 def errors_of(**fields: Any) -> list[str]:
@@ -89,7 +89,7 @@ def test_unknown_substance_needs_q_and_beta() -> None:
 
 
 def test_suppression_must_name_a_known_point() -> None:
-    from gateway.config import ConfigError, parse_site
+    from gateway.site import ConfigError, parse_site
     from tests.alerting.helpers import PERSONS
 
     data = {"enterprise": {

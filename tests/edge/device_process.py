@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from edge.devices import ModbusDevice
-from edge.simulator import PlantModel, SimulatedDevice
+from edge.config import ModbusDevice
+from edge.sim.simulator import PlantModel, SimulatedDevice
 
 VALUES = {"level": 6.5, "temp": 21.5, "gas": 3.0}
 

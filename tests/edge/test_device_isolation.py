@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from edge import wire
-from edge.agent import EdgeRunner
-from edge.devices import EdgeAgent
+from edge.agent import EdgeAgent
+from edge.config import EdgeConfig
 from edge.wire import Quality
-from gateway.ports import free_port
+from gateway.sim.ports import free_port
 from tests.edge.device_process import VALUES, device_map
 from tests.edge.relay import CountingRelay
 from tests.waiting import wait_until
@@ -83,12 +83,12 @@ async def test_a_dead_device_does_not_disturb_the_others_and_recovers_alone(
     relay = CountingRelay(free_port(), ports["c"])
     await relay.start()
     over = {"poll_interval_s": INTERVAL, "timeout_s": 0.5, "reconnect_max_s": CAP}
-    cfg = EdgeAgent(modbus={"a": device_map(ports["a"], "a_", **over),
+    cfg = EdgeConfig(modbus={"a": device_map(ports["a"], "a_", **over),
                             "b": device_map(ports["b"], "b_", **over),
                             "c": device_map(relay.port, "c_", **over)},
                     max_batch_delay_s=0.1)
     uplink = Capture()
-    runner = EdgeRunner("E", "edge-iso", cfg, uplink)
+    runner = EdgeAgent("E", "edge-iso", cfg, uplink)
     poller_c = runner.pollers[2]
     with caplog.at_level(logging.INFO, logger="edge.poller"), \
             device_process(ports["a"]), device_process(ports["b"]):

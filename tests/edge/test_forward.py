@@ -16,15 +16,16 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
-from edge.agent import EdgeRunner
+from edge.agent import EdgeAgent
 from edge.forward import StoreAndForward, spool_capacity
 from edge.mqtt import MqttSettings, MqttUplink
-from edge.simulator import PlantModel, SimulatedDevice
+from edge.sim.simulator import PlantModel, SimulatedDevice
 from edge.spool import Spool
-from gateway.config import InfluxSettings, Settings, SiteConfig, parse_site
-from gateway.core import Core
-from gateway.ports import free_port
-from gateway.service import gateway_session
+from gateway.app import gateway_session
+from gateway.settings import InfluxSettings, Settings
+from gateway.sim.ports import free_port
+from gateway.site import SiteConfig, parse_site
+from gateway.stream.core import Core
 from tests import services
 from tests.gateway.test_e2e import PERSONS
 from tests.services import Server, influx_query
@@ -134,7 +135,7 @@ async def start_edge(site: SiteConfig, broker: Server, spool_dir: Path,
     fwd = Taking(MqttUplink(mqtt_settings(broker, "edge-o")),
                  Spool(spool_dir, spool_capacity(agent)), taken)
     await fwd.__aenter__()
-    runner = EdgeRunner(site.enterprise.code, "edge-o", agent, fwd, uplink_stats=fwd.stats)
+    runner = EdgeAgent(site.enterprise.code, "edge-o", agent, fwd, uplink_stats=fwd.stats)
     return fwd, asyncio.create_task(runner.run())
 
 

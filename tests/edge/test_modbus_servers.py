@@ -10,10 +10,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from edge.devices import ModbusDevice, Register
+from edge.config import ModbusDevice, Register
 from edge.poller import DevicePoller, Samples
 from edge.registers import encode_values
-from gateway.ports import free_port
+from gateway.sim.ports import free_port
 
 VALUES = {"int16": -1234, "uint16": 65000, "int32": -70000, "uint32": 4_000_000_000,
           "int64": -9_000_000_000_000, "float32": -0.375, "float64": 1234.5678901234}
@@ -116,7 +116,7 @@ def test_bit_tables_take_bool_only() -> None:
 
 
 async def test_pymodbus_server_every_type_and_order() -> None:
-    from edge.simulator import PlantModel, SimulatedDevice
+    from edge.sim.simulator import PlantModel, SimulatedDevice
 
     regs = register_map()
     want = expected(regs)

@@ -7,10 +7,10 @@ import pytest
 
 from alerting.batch import Quality
 from alerting.plant import Point
-from edge.devices import ModbusDevice
+from edge.config import ModbusDevice
 from edge.poller import DevicePoller, Samples
-from edge.simulator import PlantModel, SimulatedDevice
-from gateway.ports import free_port
+from edge.sim.simulator import PlantModel, SimulatedDevice
+from gateway.sim.ports import free_port
 
 POINTS = {
     "L1": Point.model_validate({"kind": "level", "unit": "m", "range_low": 0,

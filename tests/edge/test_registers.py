@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.devices import Register
+from edge.config import Register
 from edge.registers import encode_values, plan_reads
 
 VALUES = {"int16": -1234, "uint16": 65000, "int32": -70000, "uint32": 4_000_000_000,

@@ -7,8 +7,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge import wire
-from edge.agent import EdgeRunner
-from edge.devices import EdgeAgent, MqttSensor
+from edge.agent import EdgeAgent
+from edge.config import EdgeConfig, MqttSensor
 from edge.mqtt import MqttSettings
 from edge.sensors import PayloadError, parse_payload
 from tests.services import Server
@@ -78,11 +78,11 @@ class ListUplink:
 
 async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
         mosquitto_server: Server) -> None:
-    cfg = EdgeAgent(mqtt_sensors={"gt1": PLAIN, "at1": NESTED, "multi": MULTI},
+    cfg = EdgeConfig(mqtt_sensors={"gt1": PLAIN, "at1": NESTED, "multi": MULTI},
                     max_batch_delay_s=0.05)
     uplink = ListUplink()
     broker = MqttSettings(port=mosquitto_server.port, client_id="edge-sensors-test")
-    runner = EdgeRunner("E", "edge-s", cfg, uplink, broker)
+    runner = EdgeAgent("E", "edge-s", cfg, uplink, broker)
     task = asyncio.create_task(runner.run())
     pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="sensor-device")
     pub.connect("127.0.0.1", mosquitto_server.port)

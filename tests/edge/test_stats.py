@@ -5,7 +5,7 @@ import pytest
 
 from edge.stats import EdgeStats, decode_stats, encode_stats
 from edge.wire import WireError
-from gateway.edgestats import stats_lines
+from gateway.influx.edgestats import stats_lines
 
 STATS = EdgeStats("edge-01", 1, 1_700_000_000_000,
                   {"readings_published": 90, "spool_messages": 0},

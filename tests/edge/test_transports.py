@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.devices import ModbusDevice, Register
+from edge.config import ModbusDevice, Register
 from edge.poller import DevicePoller, Samples, lines_for
-from edge.simulator import PlantModel, SimulatedDevice
+from edge.sim.simulator import PlantModel, SimulatedDevice
 from edge.wire import Quality
-from gateway.ports import free_port
+from gateway.sim.ports import free_port
 from tests.edge.relay import CountingRelay
 from tests.services import require_binary
 

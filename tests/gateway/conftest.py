@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.storage import Database
+from gateway.store.models import Database
 
 
 @pytest.fixture

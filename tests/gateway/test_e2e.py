@@ -9,12 +9,13 @@ import uuid
 import numpy as np
 
 from edge import wire
-from edge.agent import EdgeRunner
+from edge.agent import EdgeAgent
 from edge.mqtt import MqttSettings, MqttUplink
-from edge.simulator import Excursion, PlantModel, SimulatedDevice
-from gateway.config import InfluxSettings, Settings, SiteConfig, parse_site
-from gateway.ports import free_port
-from gateway.service import gateway_session
+from edge.sim.simulator import Excursion, PlantModel, SimulatedDevice
+from gateway.app import gateway_session
+from gateway.settings import InfluxSettings, Settings
+from gateway.sim.ports import free_port
+from gateway.site import SiteConfig, parse_site
 from tests.services import Server, influx_query
 from tests.waiting import wait_until
 
@@ -78,7 +79,7 @@ async def test_modbus_to_influxdb_with_one_excursion(
         async with gateway_session(site, settings) as (core, ingest):
             await wait_until(ingest.subscribed.is_set, 10)
             uplink = RecordingUplink(mqtt.model_copy(update={"client_id": f"edge-{run}"}))
-            edge = EdgeRunner(site.enterprise.code, "edge-t", site.edges["edge-t"], uplink)
+            edge = EdgeAgent(site.enterprise.code, "edge-t", site.edges["edge-t"], uplink)
             task = asyncio.create_task(edge.run())
             await asyncio.sleep(4.0)
             task.cancel()

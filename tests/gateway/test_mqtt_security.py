@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from edge.mqtt import MqttSettings, MqttUplink
-from gateway.ingest import MessageBuffer, MqttIngest
+from gateway.stream.ingest import MessageBuffer, MqttIngest
 from tests import services
 from tests.waiting import wait_until
 

@@ -1,0 +1,158 @@
+"""The escalation clock: alarm events are recorded (``alarm_history``: every transition with
+who, when and why) and open and close occurrences in the database; a tick fires the policy
+steps that are due (``alerting.escalation``).
+
+Everything the clock needs is in the database: when each occurrence was annunciated and which
+steps already fired (unique per occurrence and step). A restarted gateway therefore neither
+forgets a climb nor repeats a step; after a long stop, every step that fell due meanwhile
+fires on the first tick, once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from alerting.engine import ANNUNCIATING, AlarmEvent
+from alerting.escalation import UNHANDLED_STATES, Contacts, EscalationConfig, Role
+from gateway.alarms.outbox import enqueue_for_roles, feed_message
+from gateway.store.models import Alarm, AlarmHistory, Database, Escalation
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One escalation step that fired: whom to tell about which alarm."""
+
+    alarm_id: str
+    annunciated_ms: int
+    source: str
+    point: str | None
+    priority: int
+    level_name: str
+    value: float | None
+    limit: float | None
+    step: int
+    roles: tuple[Role, ...]
+    fired_ms: int
+
+
+class Escalator:
+    """Follows alarm occurrences and fires their escalation steps."""
+
+    def __init__(self, db: Database, cfg: EscalationConfig, contacts: Contacts | None = None,
+                 enterprise: str = "", source_levels: Mapping[str, str] | None = None) -> None:
+        self.db = db
+        self.cfg = cfg
+        self.contacts = contacts
+        self.enterprise = enterprise
+        self.source_levels = dict(source_levels or {})
+
+    def record(self, events: list[AlarmEvent]) -> None:
+        """Open an occurrence when an alarm is annunciated, close it when it is handled."""
+        with self.db.session.begin() as s:
+            for e in events:
+                if e.point is None and e.alarm_type != "vote":
+                    continue                  # flood events are about the system, not a point
+                s.add(AlarmHistory(alarm_id=e.alarm_id, ts_ms=e.ts, event=e.event,
+                                   from_state=e.prev_state, to_state=e.state,
+                                   level_name=e.level_name, priority=e.priority,
+                                   value=_finite(e.value), limit=_finite(e.limit),
+                                   user=e.user, reason=e.reason))
+                row = s.execute(select(Alarm).where(Alarm.alarm_id == e.alarm_id,
+                                                    Alarm.handled_ms.is_(None))
+                                ).scalar_one_or_none()
+                if e.state in UNHANDLED_STATES:
+                    if row is None and e.annunciated and e.event in ANNUNCIATING:
+                        s.add(Alarm(alarm_id=e.alarm_id, annunciated_ms=e.ts, source=e.source,
+                                    point=e.point, priority=e.priority,
+                                    level_name=e.level_name, value=e.value, limit=e.limit,
+                                    state=e.state))
+                    elif row is not None:
+                        # more severe or back to normal but latched: the same occurrence
+                        row.state = e.state
+                        row.priority = min(row.priority, e.priority)
+                        row.level_name = e.level_name if e.level else row.level_name
+                elif row is not None:
+                    row.state = e.state
+                    row.handled_ms = e.ts
+                    row.handled_by = e.user or e.event
+
+    def tick(self, now_ms: int) -> list[Fired]:
+        """Fire every step that is due; returns them (for the notifiers)."""
+        fired: list[Fired] = []
+        try:
+            with self.db.session.begin() as s:
+                for row in s.execute(select(Alarm).where(Alarm.handled_ms.is_(None))
+                                     .order_by(Alarm.id)).scalars():
+                    policy = self.cfg.policy_for(row.source, row.priority)
+                    if policy is None:
+                        continue
+                    done = set(s.execute(select(Escalation.step)
+                                         .where(Escalation.alarm_row == row.id)).scalars())
+                    for i in policy.due(row.annunciated_ms, now_ms, done):
+                        roles = tuple(policy.steps[i].roles)
+                        s.add(Escalation(alarm_row=row.id, step=i, roles=",".join(roles),
+                                         fired_ms=now_ms))
+                        f = Fired(row.alarm_id, row.annunciated_ms, row.source, row.point,
+                                  row.priority, row.level_name, row.value, row.limit, i, roles,
+                                  now_ms)
+                        fired.append(f)
+                        if self.contacts is not None:
+                            # in the step's own transaction: no step without its messages
+                            self._enqueue(s, f)
+        except IntegrityError:
+            # another gateway instance fired the same steps first: they are not ours to send
+            return []
+        return fired
+
+    def _enqueue(self, s: Session, f: Fired) -> None:
+        assert self.contacts is not None
+        base = f"{f.alarm_id}@{f.annunciated_ms}/step{f.step}"
+        message = feed_message(
+            key=base, enterprise=self.enterprise, source=f.source,
+            source_level=self.source_levels.get(f.source), point=f.point, value=f.value,
+            limit=f.limit, alarm_level=f.level_name, priority=f.priority,
+            annunciated_ms=f.annunciated_ms, escalated_ms=f.fired_ms, step=f.step,
+            roles=list(f.roles))
+        enqueue_for_roles(s, self.contacts, f.source, list(f.roles), base, message, f.fired_ms)
+
+    def history(self, alarm_id: str) -> list[AlarmHistory]:
+        """Every recorded event of an alarm, oldest first."""
+        with self.db.session() as s:
+            return list(s.execute(select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
+                                  .order_by(AlarmHistory.id)).scalars())
+
+    def steps_fired(self, alarm_id: str) -> list[tuple[int, int]]:
+        """(step, fired_ms) of the latest occurrence of an alarm."""
+        with self.db.session() as s:
+            row = s.execute(select(Alarm).where(Alarm.alarm_id == alarm_id)
+                            .order_by(Alarm.id.desc()).limit(1)).scalar_one_or_none()
+            if row is None:
+                return []
+            return [(e.step, e.fired_ms) for e in s.execute(
+                select(Escalation).where(Escalation.alarm_row == row.id)
+                .order_by(Escalation.step)).scalars()]
+
+
+def escalation_state(db: Database) -> list[dict[str, object]]:
+    """Open (unhandled) occurrences with the steps that fired, oldest first."""
+    with db.session() as s:
+        out: list[dict[str, object]] = []
+        for row in s.execute(select(Alarm).where(Alarm.handled_ms.is_(None))
+                             .order_by(Alarm.id)).scalars():
+            steps = [{"step": e.step, "roles": e.roles.split(","), "fired_ms": e.fired_ms}
+                     for e in s.execute(select(Escalation).where(Escalation.alarm_row == row.id)
+                                        .order_by(Escalation.step)).scalars()]
+            out.append({"alarm_id": row.alarm_id, "annunciated_ms": row.annunciated_ms,
+                        "source": row.source, "priority": row.priority,
+                        "level_name": row.level_name, "state": row.state, "steps": steps})
+        return out

@@ -1,0 +1,144 @@
+"""The durable notification outbox: messages are written in the same transaction as the
+escalation step that caused them, then delivered by the channel's notifier, retried with
+backoff until they go through, every attempt recorded.
+
+Delivery is at least once: a gateway killed after sending but before recording the success
+sends again after its restart, with the same idempotency key, by which receivers drop the
+copy (webhook ``Idempotency-Key`` header, MQTT ``key`` field, e-mail ``Message-ID``).
+
+Regulator feed, JSON v1 (the payload of every channel)::
+
+    {"v": 1, "key": "GT101:process@1800000000000/step3/mqtt:reg/feed",
+     "enterprise": "91320582MA1W3K4X5R",
+     "hazard_source": {"code": "lpg_farm", "level": "二级"},
+     "point": "GT101", "value": 55.2, "limit": 50.0, "alarm_level": "HH", "priority": 1,
+     "warning_colour": "red",                       # 红橙黄蓝 by priority 1..4
+     "annunciated_ms": 1800000000000, "escalated_ms": 1800001800000,
+     "step": 3, "roles": ["regulator"]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerting.escalation import WARNING_COLOUR, Contacts
+from edge.clock import WALL, Clock
+from gateway.store.models import Database, DeliveryAttempt, Outbox
+
+log = logging.getLogger(__name__)
+
+
+class Notifier(Protocol):
+    """One delivery channel; ``send`` raises when the message did not go through."""
+
+    async def send(self, target: str, key: str, payload: bytes) -> None: ...
+
+    def close(self) -> None:
+        """Release what the channel holds open (connections, threads)."""
+
+
+def feed_message(*, key: str, enterprise: str, source: str, source_level: str | None,
+                 point: str | None, value: float | None, limit: float | None,
+                 alarm_level: str, priority: int, annunciated_ms: int, escalated_ms: int,
+                 step: int, roles: list[str]) -> dict[str, Any]:
+    """One regulator-feed message (format in the module docstring)."""
+    return {"v": 1, "key": key, "enterprise": enterprise,
+            "hazard_source": {"code": source, "level": source_level},
+            "point": point, "value": value, "limit": limit, "alarm_level": alarm_level,
+            "priority": priority, "warning_colour": WARNING_COLOUR.get(priority, "blue"),
+            "annunciated_ms": annunciated_ms, "escalated_ms": escalated_ms, "step": step,
+            "roles": roles}
+
+
+def enqueue(s: Session, key: str, channel: str, target: str, payload: dict[str, Any],
+            now_ms: int) -> bool:
+    """Add a message unless one with ``key`` exists; whether it was added."""
+    if s.execute(select(Outbox.id).where(Outbox.key == key)).first() is not None:
+        return False
+    s.add(Outbox(key=key, channel=channel, target=target, payload=orjson.dumps(payload).decode(),
+                 created_ms=now_ms, attempts=0, next_attempt_ms=now_ms))
+    return True
+
+
+def enqueue_for_roles(s: Session, contacts: Contacts, source: str, roles: list[str],
+                      base_key: str, message: dict[str, Any], now_ms: int) -> int:
+    """One message per contact of each role; returns how many were added."""
+    n = 0
+    for role in roles:
+        for c in contacts.of(source, role):  # type: ignore[arg-type]
+            key = f"{base_key}/{c.channel}:{c.target}"
+            n += enqueue(s, key, c.channel, c.target, {**message, "key": key}, now_ms)
+    return n
+
+
+class Delivery:
+    """Delivers due outbox messages through the notifiers of their channels."""
+
+    def __init__(self, db: Database, notifiers: Mapping[str, Notifier],
+                 max_backoff_s: float = 300.0, clock: Clock = WALL) -> None:
+        self.db = db
+        self.clock = clock
+        self.notifiers = notifiers
+        self.max_backoff_s = max_backoff_s
+        self.delivered = 0
+        self.failed_attempts = 0
+
+    def _due(self, now_ms: int) -> list[Outbox]:
+        with self.db.session() as s:
+            return list(s.execute(select(Outbox).where(Outbox.delivered_ms.is_(None),
+                                                       Outbox.next_attempt_ms <= now_ms)
+                                  .order_by(Outbox.id).limit(100)).scalars())
+
+    def _record(self, msg_id: int, ok: bool, error: str | None, now_ms: int) -> None:
+        with self.db.session.begin() as s:
+            row = s.get(Outbox, msg_id)
+            assert row is not None
+            row.attempts += 1
+            s.add(DeliveryAttempt(outbox_id=msg_id, ts_ms=now_ms, ok=ok, error=error))
+            if ok:
+                row.delivered_ms = now_ms
+                row.last_error = None
+            else:
+                row.last_error = error
+                backoff = min(2 ** (row.attempts - 1), self.max_backoff_s)
+                row.next_attempt_ms = now_ms + int(backoff * 1000)
+
+    async def run_once(self, now_ms: int | None = None) -> int:
+        """Try every due message once; returns how many were delivered."""
+        now = self.clock.now_ms() if now_ms is None else now_ms
+        done = 0
+        for msg in await asyncio.to_thread(self._due, now):
+            notifier = self.notifiers.get(msg.channel)
+            error: str | None = None
+            if notifier is None:
+                error = f"no notifier for channel {msg.channel!r}"
+            else:
+                try:
+                    await notifier.send(msg.target, msg.key, msg.payload.encode())
+                except Exception as exc:   # any failure is recorded and retried, never fatal
+                    error = f"{type(exc).__name__}: {exc}"
+            await asyncio.to_thread(self._record, msg.id, error is None, error, now)
+            if error is None:
+                done += 1
+                self.delivered += 1
+            else:
+                self.failed_attempts += 1
+                log.warning("notification %s via %s to %s failed (attempt %d): %s", msg.key,
+                            msg.channel, msg.target, msg.attempts + 1, error)
+        return done
+
+    async def run(self, stop: asyncio.Event, every_s: float = 1.0) -> None:
+        """Deliver until ``stop`` is set."""
+        while not stop.is_set():
+            await self.run_once()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every_s):
+                    await stop.wait()

@@ -1,0 +1,53 @@
+"""The REST API (FastAPI; OpenAPI at ``/docs``): alarms, the hazard register, escalation state
+(``/escalations``: unhandled alarm occurrences and the steps fired), health. Bearer tokens
+map to a user and one role:
+
+=================  ======  ====  ======  ============  ===========  ==========  ======
+role               alarms  ack,  out of  register      register     supervised  health,
+                   read    shelve service read, stats  create,      listing     escalation,
+                           comment                     transition               report
+=================  ======  ====  ======  ============  ===========  ==========  ======
+operator           yes     yes   –       yes           create       –           yes
+safety_manager     yes     yes   yes     yes           yes          –           yes
+regulator          yes     –     –       yes           –            yes         yes
+admin              yes     yes   yes     yes           yes          yes         yes
+=================  ======  ====  ======  ============  ===========  ==========  ======
+
+Refusals: 401 without a valid token, 403 for a role that may not, 404 for an unknown alarm or
+entry, 409 for a change the state does not allow, 422 for malformed input; the body's
+``detail`` says why. Every change is audit-logged by who made it.
+
+One router per area (``alarms``, ``register``, ``reports``, ``console``); every route has a
+response model, so ``/openapi.json`` documents every response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import FastAPI
+
+from gateway.api import alarms, console, register, reports
+from gateway.api.auth import MAY, ApiContext, Trend
+from gateway.api.live import LiveFeed
+from gateway.settings import ApiUser
+from gateway.store.register import Register
+from gateway.stream.core import Core
+
+__all__ = ["MAY", "create_app"]
+
+
+def create_app(core: Core, register_: Register, tokens: dict[str, ApiUser],
+               online: Callable[[int, int], int | None] | None = None,
+               feed: LiveFeed | None = None, trend: Trend | None = None) -> FastAPI:
+    """The API over a running core and the register's database; ``online(start, end)``
+    counts the points with a good reading in a period, for the daily report. With a live
+    ``feed`` (an alarm sink of the core), the operator console is served at ``/console/``
+    (``gateway.api.console``), with ``trend`` for point trends."""
+    app = FastAPI(title="hazgw", description=__doc__)
+    app.state.ctx = ApiContext(core, register_, tokens, online, feed, trend)
+    for r in (reports.router, alarms.router, register.router):
+        app.include_router(r)
+    if feed is not None:
+        console.mount(app)
+    return app

@@ -1,0 +1,126 @@
+"""The operator console: a page served by the gateway (no front-end build step: one HTML
+file, one script, one style sheet in ``gateway/api/static/``) and the endpoints only it needs —
+who am I, a point's recent trend, one register entry with its transitions, and ``/live``, a
+server-sent-event stream of alarm events and register changes so the page updates itself.
+
+EventSource cannot send headers, so ``/live`` takes the API token as ``?token=``; it carries
+no data the token's role may not read anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
+
+from alerting.register import RegisterError
+from gateway.api.auth import Ctx, allowed, errors, may
+from gateway.api.models import EntryOut, EntryWithHistory, Me, PointTrend, TransitionOut
+from gateway.settings import ApiUser
+from gateway.store.models import RegisterEntry, RegisterTransition
+from gateway.store.register import Register
+
+STATIC = Path(__file__).parent / "static"
+POLL_REGISTER_S = 1.0
+router = APIRouter(tags=["console"])
+
+
+def register_version(register: Register) -> tuple[int, int]:
+    """Changes whenever an entry is created or moves: (entries, latest update)."""
+    with register.db.session() as s:
+        n, last = s.execute(select(func.count(RegisterEntry.id),
+                                   func.max(RegisterEntry.updated_ms))).one()
+        steps = s.execute(select(func.count(RegisterTransition.id))).scalar_one()
+    return int(n) + int(steps), int(last or 0)
+
+
+def mount(app: FastAPI) -> None:
+    """Add the console's page, static files and endpoints to the API app."""
+    app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
+    app.include_router(router)
+
+
+@router.get("/console", include_in_schema=False)
+async def console_redirect() -> RedirectResponse:
+    return RedirectResponse("/console/")
+
+
+@router.get("/console/", include_in_schema=False)
+async def console_page() -> FileResponse:
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+@router.get("/me", responses=errors())
+async def me(ctx: Ctx, u: Annotated[ApiUser, may("read")]) -> Me:
+    """Who the token is and what the role may do."""
+    core = ctx.core
+    return Me(name=u.name, role=u.role, may=allowed(u), enterprise=core.enterprise,
+              sources=sorted(set(core.table.sources)))
+
+
+@router.get("/points/{point}/trend", responses=errors(404))
+async def point_trend(ctx: Ctx, point: str, _: Annotated[ApiUser, may("read")],
+                      minutes: float = Query(default=30, gt=0, le=24 * 60)) -> PointTrend:
+    """A point's limits and recent values: from InfluxDB (v1 target), else the samples the
+    rules keep. Runs on the loop (the engine's samples); the InfluxDB query does not."""
+    tb = ctx.core.table
+    i = tb.position.get(point, -1)
+    if i < 0:
+        raise HTTPException(404, f"unknown point {point!r}")
+    samples = await asyncio.to_thread(ctx.trend, point, minutes) if ctx.trend else None
+    limits = {k: float(getattr(tb, k)[i]) for k in ("lolo", "lo", "hi", "hihi")
+              if float(getattr(tb, k)[i]) == float(getattr(tb, k)[i])}
+    return PointTrend(point=point, kind=tb.kinds[i], source=tb.sources[i],
+                      equipment=tb.equipments[i], limits=limits,
+                      from_="influxdb" if samples is not None else "engine",
+                      samples=samples if samples is not None else ctx.core.recent(point))
+
+
+@router.get("/register/{entry_id}", responses=errors(404))
+def entry(ctx: Ctx, entry_id: int, _: Annotated[ApiUser, may("read")]) -> EntryWithHistory:
+    """One entry with its transitions (SQL only: in a worker thread)."""
+    try:
+        row = ctx.register.get(entry_id)
+    except RegisterError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return EntryWithHistory(**EntryOut.model_validate(row).model_dump(), transitions=[
+        TransitionOut.model_validate(t) for t in ctx.register.history(entry_id)])
+
+
+@router.get("/live", include_in_schema=False)
+async def live(ctx: Ctx, token: str = "") -> StreamingResponse:
+    if token not in ctx.tokens or ctx.feed is None:
+        raise HTTPException(401, "a valid token is required (?token=)")
+    feed, register = ctx.feed, ctx.register
+    q = feed.subscribe()
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 2000\ndata: {\"type\": \"hello\"}\n\n"
+            version = await asyncio.to_thread(register_version, register)
+            while not feed.closed.is_set():
+                msg = None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_REGISTER_S):
+                        msg = await q.get()
+                if msg is not None:
+                    yield f"data: {json.dumps(msg, ensure_ascii=False)}\n\n"
+                now = await asyncio.to_thread(register_version, register)
+                if now != version:
+                    version = now
+                    yield "data: {\"type\": \"register\"}\n\n"
+                else:
+                    yield ": keep-alive\n\n"
+        finally:
+            feed.unsubscribe(q)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store"})

@@ -1,0 +1,186 @@
+"""Response bodies of the API, so that ``/openapi.json`` documents every response.
+
+Alarm rows are ``gateway.alarms.model.AlarmMessage``; stored rows are read from their
+SQLAlchemy objects (``from_attributes``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Stored(BaseModel):
+    """A row read from the database."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class HistoryRow(Stored):
+    """One lifecycle event of an alarm, as stored."""
+
+    id: int
+    alarm_id: str
+    ts_ms: int
+    event: str
+    from_state: str
+    to_state: str
+    level_name: str
+    priority: int
+    value: float | None
+    limit: float | None
+    user: str | None
+    reason: str | None
+
+
+class CommentOut(BaseModel):
+    """A comment on an alarm, as recorded in the audit log."""
+
+    alarm_id: str
+    user: str
+    text: str
+    ts: int
+
+
+class FiredStep(BaseModel):
+    """An escalation step that fired."""
+
+    step: int
+    roles: list[str]
+    fired_ms: int
+
+
+class Occurrence(BaseModel):
+    """An unhandled alarm occurrence with the escalation steps fired so far."""
+
+    alarm_id: str
+    annunciated_ms: int
+    source: str
+    priority: int
+    level_name: str
+    state: str
+    steps: list[FiredStep]
+
+
+class EntryOut(Stored):
+    """A hazard register entry (隐患) with its five in place (五到位)."""
+
+    id: int
+    enterprise: str
+    hazard_source: str
+    point: str | None
+    title: str
+    description: str
+    level: str
+    source: str
+    state: str
+    measures: str | None
+    funds_cny: float | None
+    responsible_person: str | None
+    deadline_ms: int | None
+    contingency_plan: str | None
+    evidence: str = Field(description="JSON: the alarm ids and the point's recent samples")
+    created_ms: int
+    created_by: str
+    updated_ms: int
+    closed_ms: int | None
+    listed_ms: int | None = Field(description="挂牌督办 by a regulator")
+    listed_by: str | None
+
+
+class TransitionOut(Stored):
+    """One step of an entry through its closed loop."""
+
+    id: int
+    entry_id: int
+    ts_ms: int
+    actor: str
+    action: str
+    from_state: str
+    to_state: str
+    comment: str | None
+
+
+class EntryWithHistory(EntryOut):
+    """An entry and every transition it went through."""
+
+    transitions: list[TransitionOut]
+
+
+class StatisticRow(BaseModel):
+    """Entries of one hazard source, level and state."""
+
+    hazard_source: str
+    level: str
+    state: str
+    count: int
+
+
+class ReportPoints(BaseModel):
+    total: int
+    online: int | None = Field(description="points with a good reading that day (null: "
+                                           "unknown without a v1 InfluxDB)")
+    online_rate: float | None
+
+
+class ReportAlarms(BaseModel):
+    count: int
+    handled: int
+    handling_rate: float
+    escalated: int
+
+
+class ReportHazards(BaseModel):
+    open: int
+    overdue: int
+    major_open: int
+    supervised: int
+    closed: int
+
+
+class Report(BaseModel):
+    """The daily regulator report of one enterprise (a Beijing-time day)."""
+
+    enterprise: str
+    day: str
+    points: ReportPoints
+    alarms: ReportAlarms
+    hazards: ReportHazards
+
+
+class Health(BaseModel):
+    """The running gateway's counters."""
+
+    status: Literal["ok"]
+    messages: int
+    readings: int
+    malformed_messages: int
+    alarm_events: int
+    pending_points: int
+    console_streams: int | None = Field(default=None, description="open console streams")
+    console_resyncs: int | None = Field(
+        default=None, description="consoles that fell behind and were told to reload")
+
+
+class Me(BaseModel):
+    """Who the token is, and what the role may do."""
+
+    name: str
+    role: str
+    may: list[str]
+    enterprise: str
+    sources: list[str]
+
+
+class PointTrend(BaseModel):
+    """A point's limits and recent samples."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    point: str
+    kind: str
+    source: str
+    equipment: str
+    limits: dict[str, float]
+    from_: Literal["influxdb", "engine"] = Field(alias="from")
+    samples: list[tuple[int, float]]

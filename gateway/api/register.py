@@ -1,0 +1,117 @@
+"""``/register``: the hazard register (隐患台账) — list, create, walk the closed loop,
+supervised listing (挂牌督办). Its endpoints do SQL only, so they run in FastAPI's worker
+threads, off the event loop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerting.register import Action, Five, Level, RegisterError, Source
+from gateway.api.auth import Ctx, errors, may
+from gateway.api.models import EntryOut, StatisticRow
+from gateway.settings import ApiUser
+
+router = APIRouter(tags=["register"])
+T = TypeVar("T")
+
+
+class FiveIn(BaseModel):
+    """The five in place (五到位); unset fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+    measures: str | None = None
+    funds_cny: float | None = Field(default=None, ge=0)
+    responsible_person: str | None = None
+    deadline_ms: int | None = Field(default=None, ge=0)
+    contingency_plan: str | None = None
+
+    def five(self) -> Five:
+        return Five(**self.model_dump())
+
+
+class NewEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hazard_source: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    level: Level
+    source: Source = "inspection"
+    point: str | None = None
+    description: str = ""
+    five: FiveIn = FiveIn()
+
+
+class Step(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Action
+    five: FiveIn | None = None
+    verifier: str | None = None
+    comment: str | None = None
+
+
+def register_call(fn: Callable[[], T]) -> T:
+    """Run a register operation; its refusal becomes 404 (no such entry) or 409."""
+    try:
+        return fn()
+    except RegisterError as exc:
+        status = 404 if str(exc).startswith("no register entry") else 409
+        raise HTTPException(status, str(exc)) from None
+
+
+@router.get("/register", responses=errors())
+def entries(ctx: Ctx, _: Annotated[ApiUser, may("read")], state: str | None = None,
+            level: str | None = None) -> list[EntryOut]:
+    """Every entry, optionally of one state or level."""
+    return [EntryOut.model_validate(r) for r in ctx.register.all_entries()
+            if (state is None or r.state == state) and (level is None or r.level == level)]
+
+
+@router.get("/register/overdue", responses=errors())
+def overdue(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> list[EntryOut]:
+    """Entries past their deadline and not closed."""
+    return [EntryOut.model_validate(r) for r in ctx.register.overdue(ctx.now_ms())]
+
+
+@router.get("/register/supervised", responses=errors())
+def supervised(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> list[EntryOut]:
+    """Entries under supervised listing (major, overdue, or listed by a regulator)."""
+    return [EntryOut.model_validate(r) for r in ctx.register.supervised(ctx.now_ms())]
+
+
+@router.get("/register/statistics", responses=errors())
+def statistics(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> list[StatisticRow]:
+    """Entry counts by hazard source, level and state."""
+    return [StatisticRow.model_validate(r) for r in ctx.register.statistics()]
+
+
+@router.post("/register", status_code=201, responses=errors(409))
+def create(ctx: Ctx, body: NewEntry,
+           u: Annotated[ApiUser, may("register_create")]) -> EntryOut:
+    """Register a hazard (登记)."""
+    five = body.five.five()
+    eid = register_call(lambda: ctx.register.create(
+        enterprise=ctx.core.enterprise, hazard_source=body.hazard_source, title=body.title,
+        level=body.level, source=body.source, actor=u.name, point=body.point,
+        description=body.description, five=five))
+    return EntryOut.model_validate(ctx.register.get(eid))
+
+
+@router.post("/register/{entry_id}/transition", responses=errors(404, 409))
+def step(ctx: Ctx, entry_id: int, body: Step,
+         u: Annotated[ApiUser, may("register_transition")]) -> EntryOut:
+    """Move an entry one step through the closed loop."""
+    five = body.five.five() if body.five is not None else None
+    register_call(lambda: ctx.register.transition(entry_id, body.action, u.name, five=five,
+                                                  verifier=body.verifier,
+                                                  comment=body.comment))
+    return EntryOut.model_validate(ctx.register.get(entry_id))
+
+
+@router.post("/register/{entry_id}/supervise", responses=errors(404, 409))
+def supervise(ctx: Ctx, entry_id: int, u: Annotated[ApiUser, may("supervise")]) -> EntryOut:
+    """List an open entry for supervision (挂牌督办)."""
+    register_call(lambda: ctx.register.list_for_supervision(entry_id, u.name))
+    return EntryOut.model_validate(ctx.register.get(entry_id))

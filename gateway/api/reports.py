@@ -1,0 +1,48 @@
+"""``/health`` and ``/report``: the gateway's counters and the daily regulator report."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import PlainTextResponse
+
+from gateway.api.auth import Ctx, errors, may
+from gateway.api.models import Health, Report
+from gateway.settings import ApiUser
+from gateway.store.report import BEIJING, day_bounds, report, report_csv
+
+router = APIRouter(tags=["reports"])
+
+
+@router.get("/health")
+async def health(ctx: Ctx) -> Health:
+    """The running gateway's counters (no token needed)."""
+    st, feed = ctx.core.stats, ctx.feed
+    return Health(status="ok", messages=st.messages, readings=st.readings,
+                  malformed_messages=st.malformed_messages, alarm_events=st.alarm_events,
+                  pending_points=ctx.core.writer.pending_points,
+                  console_streams=feed.subscribers if feed is not None else None,
+                  console_resyncs=feed.resyncs if feed is not None else None)
+
+
+@router.get("/report", response_model=Report, responses={
+    **errors(422), 200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                         "description": "the report (JSON, or metric,value rows as CSV)"}})
+async def daily(ctx: Ctx, _: Annotated[ApiUser, may("read")], day: str | None = None,
+                format: Literal["json", "csv"] = "json") -> Report | PlainTextResponse:
+    """The daily report (a Beijing-time day; today by the gateway's clock by default)."""
+    try:
+        d = date.fromisoformat(day) if day else \
+            datetime.fromtimestamp(ctx.now_ms() / 1000, BEIJING).date()
+    except ValueError:
+        raise HTTPException(422, f"day: not a date (YYYY-MM-DD): {day!r}") from None
+    online = ctx.online
+    n_online = await asyncio.to_thread(online, *day_bounds(d)) if online is not None else None
+    rep = await asyncio.to_thread(report, ctx.register.db, ctx.core.enterprise,
+                                  len(ctx.core.table), d, n_online)
+    if format == "csv":
+        return PlainTextResponse(report_csv(rep), media_type="text/csv")
+    return Report.model_validate(rep)

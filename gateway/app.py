@@ -1,0 +1,282 @@
+"""The composition root: the one place where the gateway's parts are put together.
+
+``running_core`` builds the hot path (writer, core, first status) and, given a buffer, runs
+its consumer and alarm clock under one TaskGroup; the production process (``run_gateway``:
+MQTT ingest, alarm publisher, escalation, API), the all-in-one demo (``gateway.sim.demo``)
+and the maintenance teams' kit (``gateway.sim.kit``, which steps the same core itself on a
+stepped clock) all start from it. Every timestamp is taken from the one ``Clock`` passed in
+(the simulated one under ``HAZGW_CLOCK``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from alerting.engine import AlarmEvent
+from edge import app as edge_app
+from edge import wire
+from edge.clock import WALL, Clock, parse_clock
+from edge.settings import EdgeSettings
+from edge.stats import stats_topic
+from gateway.alarms.escalation import Escalator
+from gateway.alarms.notifiers import build_notifiers
+from gateway.alarms.outbox import Delivery
+from gateway.alarms.publisher import AlarmPublisher
+from gateway.alarms.register_feed import RegisterFeed
+from gateway.influx.targets import NullSink
+from gateway.influx.writer import BatchingWriter
+from gateway.settings import InfluxSettings, Settings
+from gateway.site import SiteConfig
+from gateway.store.models import Database
+from gateway.store.register import Register
+from gateway.store.threshold_audit import record_changes
+from gateway.stream.compiled import CompiledSite, as_compiled
+from gateway.stream.core import AlarmSink, Core
+from gateway.stream.ingest import MessageBuffer, MqttIngest
+from gateway.stream.runtime import (
+    LINGER_S,
+    clock_loop,
+    consume,
+    first_status,
+    tune_allocator,
+    writer_for,
+)
+from gateway.stream.selfmetrics import snapshot, stats_line
+from gateway.stream.status import DashboardStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    """The hot path as built: the core, its writer and its dashboard status."""
+
+    core: Core
+    status: DashboardStatus
+
+    def status_lines(self, now_ms: int, instance: str | None = None) -> bytes:
+        """Dashboard status, and with ``instance`` a ``gateway_stats`` line, at ``now_ms``."""
+        body = self.status.lines(now_ms)
+        if instance is not None:
+            body += stats_line(self.core.enterprise, instance, snapshot(self.core), now_ms)
+        return body
+
+
+@asynccontextmanager
+async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings | None,
+                       buffer: MessageBuffer | None, alarm_sinks: list[AlarmSink] | None = None,
+                       clock: Clock = WALL, linger_s: float = LINGER_S,
+                       ) -> AsyncIterator[Running]:
+    """Build the writer (on ``influx``; none: readings are discarded), the core and its
+    first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
+    one TaskGroup while the context is open. On exit what is buffered is processed, then the
+    writer flushes. Without a buffer the caller drives the core (the test kit)."""
+    writer = writer_for(influx) if influx is not None else BatchingWriter(NullSink())
+    async with writer:
+        core = Core(site, writer, alarm_sinks, clock)
+        if buffer is None:
+            yield Running(core, DashboardStatus(core))
+            return
+        # Everything built so far (config, compiled rules) lives as long as the process: keep
+        # it out of the cyclic GC, whose full passes over millions of config objects would
+        # otherwise stall the alarm path for hundreds of milliseconds.
+        gc.collect()
+        gc.freeze()
+        tune_allocator()
+        status = await first_status(core, writer, clock)
+        stop = asyncio.Event()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(consume(core, buffer, stop, linger_s), name="core-consumer")
+            tg.create_task(clock_loop(core, stop, status, clock), name="alarm-clock")
+            try:
+                yield Running(core, status)
+            finally:
+                # Process what is already buffered before the writer flushes and closes.
+                stop.set()
+
+
+@asynccontextmanager
+async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
+                          ) -> AsyncIterator[tuple[Core, MqttIngest]]:
+    """MQTT ingest feeding the core while the context is open; drains and flushes on exit."""
+    site = as_compiled(site)
+    code = site.enterprise
+    buffer = MessageBuffer(asyncio.get_running_loop())
+    clock = parse_clock(settings.clock)
+    topics = [wire.readings_topic(code, "+"), stats_topic(code, "+")]
+    ingest = MqttIngest(settings.mqtt, topics, buffer)
+    publisher = AlarmPublisher(code, settings.mqtt)
+    sinks: list[AlarmSink] = [publisher]
+    running: list[Core] = []        # for the register's evidence snapshots, once it exists
+    async with escalating(site, settings, running, clock) as escalation_sink:
+        if escalation_sink is not None:
+            sinks.append(escalation_sink)
+        try:
+            async with running_core(site, settings.influx, buffer, sinks, clock,
+                                    settings.ingest_linger_ms / 1000) as run:
+                core = run.core
+                running.append(core)
+                ingest.start()
+                try:
+                    yield core, ingest
+                finally:
+                    ingest.stop()
+                    # the last snapshot, so a clean stop leaves final totals in the database
+                    await core.writer.put(stats_line(code, settings.mqtt.client_id,
+                                                     snapshot(core, buffer, ingest),
+                                                     clock.now_ms()), 1)
+        finally:
+            await publisher.close()
+
+
+def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[str], list[tuple[int, float]]],
+            ) -> Callable[[str], list[tuple[int, float]]]:
+    """``fn`` made callable from a worker thread: it runs on the loop, which owns the
+    engine, and the thread waits for its answer."""
+    async def run(arg: str) -> list[tuple[int, float]]:
+        return fn(arg)
+
+    def call(arg: str) -> list[tuple[int, float]]:
+        return asyncio.run_coroutine_threadsafe(run(arg), loop).result(timeout=10)
+    return call
+
+
+@asynccontextmanager
+async def escalating(site: CompiledSite, settings: Settings, running: list[Core],
+                     clock: Clock = WALL) -> AsyncIterator[AlarmSink | None]:
+    """The escalation clock, the outbox delivery and the register feed (alarms that become
+    register entries) while the context is open — nothing when the site defines no escalation
+    policy; yields the alarm sink that feeds them. Their SQL runs in worker threads."""
+    if not (site.escalation.default or site.escalation.sources):
+        yield None
+        return
+    db = await asyncio.to_thread(Database, settings.database_url)
+    changed = await asyncio.to_thread(record_changes, db, site.enterprise, site.table,
+                                      str(settings.config), clock.now_ms())
+    if changed:
+        log.warning("config: alarm settings of %d point(s) changed since the last start "
+                    "(audit-logged)", changed)
+    esc = Escalator(db, site.escalation, site.contacts, site.enterprise, site.source_levels)
+    notifiers = build_notifiers(settings.mqtt.model_copy(
+        update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
+    delivery = Delivery(db, notifiers, clock=clock)
+    recent = on_loop(asyncio.get_running_loop(),
+                     lambda point: running[0].recent(point) if running else [])
+    feed = RegisterFeed(Register(db, clock), site.register_rules, site.enterprise, recent,
+                        site.contacts)
+    stop = asyncio.Event()
+
+    async def record(events: list[AlarmEvent]) -> None:
+        await asyncio.to_thread(esc.record, events)
+        await asyncio.to_thread(feed.on_events, events)
+
+    async def escalation_clock() -> None:
+        while not stop.is_set():
+            now = clock.now_ms()
+            fired = await asyncio.to_thread(esc.tick, now)
+            await asyncio.to_thread(feed.tick, now)
+            if fired:
+                log.warning("escalated: %s", ", ".join(
+                    f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
+                await delivery.run_once()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0 / clock.speed):
+                    await stop.wait()
+
+    tasks = [asyncio.create_task(escalation_clock(), name="escalation-clock"),
+             asyncio.create_task(delivery.run(stop), name="outbox-delivery")]
+    try:
+        yield record
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for n in notifiers.values():
+            n.close()
+        db.close()
+
+
+async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
+                      stop: asyncio.Event | None = None, status_every_s: float = 30) -> None:
+    """MQTT ingest → core → InfluxDB until ``stop`` is set (forever by default)."""
+    stop = stop or asyncio.Event()
+    last_logged: dict[str, int] = {}
+    clock = parse_clock(settings.clock)
+    async with gateway_session(site, settings) as (core, ingest), \
+            serving_api(core, settings):
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(status_every_s):
+                    await stop.wait()
+            values = snapshot(core, None, ingest)
+            # on the gateway's clock, simulated when it runs a scenario (HAZGW_CLOCK)
+            await core.writer.put(stats_line(core.enterprise, settings.mqtt.client_id,
+                                             values, clock.now_ms()), 1)
+            # Log changes, not repetitions: an idle gateway stays quiet.
+            if values != last_logged:
+                log.info("core: %s", ", ".join(f"{k}={v}" for k, v in values.items()))
+                last_logged = values
+
+
+@asynccontextmanager
+async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
+    """The REST API on ``settings.api`` while the context is open (nothing without a port)."""
+    api = settings.api
+    if api.port is None:
+        yield
+        return
+    import uvicorn
+
+    from gateway.api.app import create_app
+    from gateway.api.live import LiveFeed
+    from gateway.influx import query as influxql
+    from gateway.store.report import online_points
+
+    if not api.tokens:
+        log.warning("api: no tokens configured (HAZGW_API__TOKENS): every request gets 401")
+    db = await asyncio.to_thread(Database, settings.database_url)
+    clock = core.clock
+
+    def online(start_ms: int, end_ms: int) -> int | None:
+        return online_points(settings.influx, core.enterprise, start_ms, end_ms)
+
+    def trend(point: str, minutes: float) -> list[tuple[int, float]] | None:
+        try:
+            return influxql.trend(settings.influx, core.enterprise, point, clock.now_ms(),
+                                  minutes)
+        except (OSError, RuntimeError) as exc:
+            log.warning("console: no trend of %s from InfluxDB: %s", point, exc)
+            return None
+
+    feed = LiveFeed(core.enterprise)
+    core.alarm_sinks.append(feed)
+    app = create_app(core, Register(db, clock), api.tokens, online, feed, trend)
+    server = uvicorn.Server(uvicorn.Config(app, host=api.host, port=api.port,
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(), name="api")
+    log.info("api: http://%s:%d (console at /console/, OpenAPI at /docs)", api.host, api.port)
+    try:
+        yield
+    finally:
+        feed.close()            # ends the consoles' live streams, so the server can stop
+        core.alarm_sinks.remove(feed)
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        db.close()
+
+
+async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
+                   stop: asyncio.Event | None = None) -> None:
+    """An edge of a loaded site, with the gateway's settings (tests and one-box set-ups;
+    an edge box runs ``python -m edge`` on its own settings)."""
+    edge_settings = EdgeSettings(config=settings.config, edge_id=edge_id,
+                                 edge_spool_dir=settings.edge_spool_dir,
+                                 edge_spool_max_mb=settings.edge_spool_max_mb,
+                                 clock=settings.clock, mqtt=settings.mqtt)
+    await edge_app.run_edge(site.enterprise.code, edge_id, site.edges[edge_id], edge_settings,
+                            stop)

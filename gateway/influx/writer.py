@@ -1,0 +1,252 @@
+"""Batches line protocol by size or age and writes it with concurrent writers and retries.
+
+Backpressure, not loss: without a spool, ``put`` waits while ``max_pending_batches`` are
+queued, which stalls the ingest, which stops acknowledging MQTT messages, so the broker keeps
+them. With a spool, a full queue spills to disk instead of stalling the alarm path, a batch
+that keeps failing for ``spool_after_s`` goes to disk, later batches follow it there directly
+while the target is down, and a replay task writes the spool back oldest first once the target
+answers again; what is still unwritten at close is spooled too and replayed after a restart.
+Retryable failures back off exponentially (Retry-After honoured); permanent ones are counted and
+their first lines kept as a dead-letter sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from edge.spool import Spool
+from gateway.influx.targets import LineSink, PermanentError, RetryableError, ThrottledError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class WriterStats:
+    """Counters of the writer, exported as self-metrics."""
+
+    points_written: int = 0
+    batches_written: int = 0
+    retries: int = 0
+    throttled: int = 0
+    rejected_points: int = 0
+    rejected_batches: int = 0
+    spooled_points: int = 0
+    replayed_points: int = 0
+    unwritten_points_at_close: int = 0
+    write_latency_ms: float = 0.0   # moving average of a batch's write, retries included
+    rejected_samples: deque[str] = field(default_factory=lambda: deque(maxlen=10))
+
+
+class _GiveUpError(Exception):
+    """The batch went to the spool instead of the target."""
+
+
+class BatchingWriter:
+    """Accepts bodies of line protocol; writes them in batches of ~``batch_points``."""
+
+    def __init__(self, sink: LineSink, batch_points: int = 5000, flush_interval_s: float = 0.2,
+                 writers: int = 2, max_pending_batches: int = 64,
+                 max_backoff_s: float = 10.0, close_timeout_s: float = 30.0,
+                 spool: Spool | None = None, spool_after_s: float = 5.0) -> None:
+        self._sink = sink
+        self._batch_points = batch_points
+        self._flush_interval = flush_interval_s
+        self._n_writers = writers
+        self._queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue(max_pending_batches)
+        self._buf: list[bytes] = []
+        self._buf_points = 0
+        self._buf_since = 0.0
+        self._queued_points = 0
+        self._max_backoff = max_backoff_s
+        self._close_timeout = close_timeout_s
+        self._spool = spool
+        self._spool_after = spool_after_s
+        self._target_down = False
+        self._spool_ready = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.stats = WriterStats()
+
+    async def __aenter__(self) -> BatchingWriter:
+        self._tasks = [asyncio.create_task(self._writer(), name=f"influx-writer-{i}")
+                       for i in range(self._n_writers)]
+        self._tasks.append(asyncio.create_task(self._ticker(), name="influx-flush-ticker"))
+        if self._spool is not None:
+            self._tasks.append(asyncio.create_task(self._replayer(), name="influx-replay"))
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self._seal()
+            async with asyncio.timeout(self._close_timeout):
+                await self._queue.join()
+        except TimeoutError:
+            pass
+        finally:
+            for t in self._tasks:
+                t.cancel()
+            # a cancelled writer spools (or counts) the batch it held
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            while not self._queue.empty():
+                body, n = self._queue.get_nowait()
+                self._give_up(body, n)
+            if self._buf:
+                self._give_up(b"".join(self._buf), self._buf_points)
+            if self.stats.unwritten_points_at_close:
+                log.error("influx writer: closing with %d points the target did not accept "
+                          "and no spool could keep", self.stats.unwritten_points_at_close)
+            await self._sink.close()
+
+    @property
+    def pending_points(self) -> int:
+        """Points accepted but not yet written (buffered, queued or spooled)."""
+        spooled = self._spool.points if self._spool is not None else 0
+        return self._buf_points + self._queued_points + spooled
+
+    @property
+    def spool(self) -> Spool | None:
+        """The disk spool, if any."""
+        return self._spool
+
+    async def put(self, body: bytes, n_points: int) -> None:
+        """Add lines; waits when too many batches are already queued."""
+        if not body:
+            return
+        if not self._buf:
+            self._buf_since = time.monotonic()
+        self._buf.append(body)
+        self._buf_points += n_points
+        if self._buf_points >= self._batch_points:
+            await self._seal()
+
+    async def flush(self) -> None:
+        """Write everything accepted so far and wait until it is written or spooled."""
+        await self._seal()
+        await self._queue.join()
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Flush, then wait (bounded) until the spool is empty too."""
+        await self.flush()
+        deadline = time.monotonic() + timeout_s
+        while self._spool is not None and len(self._spool) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        return self._spool is None or len(self._spool) == 0
+
+    async def _seal(self) -> None:
+        if not self._buf:
+            return
+        body, n = b"".join(self._buf), self._buf_points
+        self._buf, self._buf_points = [], 0
+        if self._spool is not None and self._queue.full():
+            # The database is behind (a compaction, a slow disk): spill to the spool rather
+            # than stall the caller, which would delay the alarms evaluated after this batch.
+            self._give_up(body, n)
+            return
+        self._queued_points += n
+        await self._queue.put((body, n))
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_interval / 2)
+            if self._buf and time.monotonic() - self._buf_since >= self._flush_interval:
+                await self._seal()
+
+    def _give_up(self, body: bytes, n: int) -> None:
+        """A batch that cannot be written now: to the spool, or counted as unwritten."""
+        if self._spool is not None:
+            self._spool.append(body, n)
+            self.stats.spooled_points += n
+            self._spool_ready.set()
+        else:
+            self.stats.unwritten_points_at_close += n
+
+    async def _writer(self) -> None:
+        while True:
+            body, n = await self._queue.get()
+            try:
+                if self._target_down and self._spool is not None:
+                    # The replay task probes the target; queueing behind it keeps order.
+                    raise _GiveUpError
+                give_up = self._spool_after if self._spool is not None else None
+                await self._write_with_retry(body, n, give_up)
+            except _GiveUpError:
+                self._give_up(body, n)
+            except asyncio.CancelledError:
+                self._give_up(body, n)
+                raise
+            finally:
+                self._queued_points -= n
+                self._queue.task_done()
+
+    async def _write_with_retry(self, body: bytes, n: int, give_up_after_s: float | None,
+                                ) -> None:
+        """Write until success or a permanent error; _GiveUpError after ``give_up_after_s``."""
+        delay = 0.1
+        started = time.monotonic()
+        while True:
+            try:
+                await self._sink.write(body)
+            except PermanentError as exc:
+                self.stats.rejected_points += n
+                self.stats.rejected_batches += 1
+                sample = body[:300].decode(errors="replace")
+                self.stats.rejected_samples.append(f"{exc} | {sample}")
+                log.error("influx rejected a batch of %d points: %s", n, exc)
+                return
+            except RetryableError as exc:
+                self.stats.retries += 1
+                wait = delay
+                if isinstance(exc, ThrottledError):
+                    self.stats.throttled += 1
+                    wait = exc.retry_after_s if exc.retry_after_s is not None else delay
+                if not self._target_down:
+                    log.warning("influx write failed, retrying: %s", exc)
+                    self._target_down = True
+                waited = time.monotonic() - started
+                if give_up_after_s is not None and waited >= give_up_after_s:
+                    raise _GiveUpError from exc
+                await asyncio.sleep(min(wait, self._max_backoff))
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            if self._target_down:
+                log.info("influx writes succeed again")
+                self._target_down = False
+            ms = (time.monotonic() - started) * 1000
+            lat = self.stats.write_latency_ms
+            self.stats.write_latency_ms = ms if not self.stats.batches_written \
+                else 0.8 * lat + 0.2 * ms
+            self.stats.points_written += n
+            self.stats.batches_written += 1
+            return
+
+    async def _replayer(self) -> None:
+        """Write spooled batches back, oldest first, whenever the target answers."""
+        assert self._spool is not None
+        spool = self._spool
+        delay = 0.2
+        while True:
+            item = spool.oldest()
+            if item is None:
+                self._spool_ready.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._spool_ready.wait()
+                continue
+            batch, body = item
+            written_before = self.stats.points_written
+            try:
+                await self._write_with_retry(body, batch.points, 0.0)
+            except _GiveUpError:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_backoff)
+                continue
+            delay = 0.2
+            if self.stats.points_written > written_before:
+                self.stats.replayed_points += batch.points
+            spool.remove(batch)

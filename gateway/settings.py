@@ -1,0 +1,114 @@
+"""Runtime settings of the gateway, from the environment (``HAZGW_``, nested with ``__``).
+
+Secrets (passwords, tokens, the webhook secret) come only from here, never from the site file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from edge.clock import parse_clock
+from edge.mqtt import MqttSettings
+
+
+class NotifySettings(BaseModel):
+    """Channel settings (secrets from the environment: ``HAZGW_NOTIFY__...``)."""
+
+    webhook_secret: SecretStr = SecretStr("")
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_from: str = "hazgw@localhost"
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class InfluxSettings(BaseModel):
+    """Where readings and alarm events are written."""
+
+    kind: Literal["v1", "v2", "file", "none"] = "v1"
+    url: str = "http://127.0.0.1:8086"
+    database: str = "hazgw"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    org: str = "hazgw"
+    bucket: str = "hazgw"
+    token: SecretStr | None = None
+    path: Path = Path("var/readings.lp")
+    gzip: bool = False
+    batch_points: int = Field(default=5000, ge=1, le=100_000)
+    flush_interval_s: float = Field(default=0.2, gt=0)
+    writers: int = Field(default=2, ge=1, le=8)
+    max_pending_batches: int = Field(default=64, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+    spool_dir: Path | None = Field(
+        default=None, description="where batches wait while the target is down (none: "
+                                  "retry in memory with backpressure)")
+    spool_max_mb: int = Field(default=1024, ge=1)
+    spool_after_s: float = Field(default=5.0, ge=0,
+                                 description="how long a batch is retried before it is spooled")
+
+
+ApiRole = Literal["operator", "safety_manager", "regulator", "admin"]
+
+
+class ApiUser(BaseModel):
+    """Who an API token belongs to."""
+
+    name: str = Field(min_length=1)
+    role: ApiRole
+
+
+class ApiSettings(BaseModel):
+    """The REST API (``gateway.api.app``), served by ``hazgw run`` when a port is set."""
+
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535, description="unset: no API")
+    tokens: dict[str, ApiUser] = Field(
+        default_factory=dict, description='bearer token → user, e.g. HAZGW_API__TOKENS='
+                                          '\'{"<token>": {"name": "op.liu", "role": "operator"}}\'')
+
+
+class Settings(BaseSettings):
+    """Runtime settings from the environment (``HAZGW_``, nested with ``__``)."""
+
+    model_config = SettingsConfigDict(env_prefix="HAZGW_", env_nested_delimiter="__",
+                                      extra="forbid")
+
+    config: Path = Path("config/demo/plant.yaml")
+    edge_id: str = "edge-01"
+    database_url: str = Field(
+        default="var/hazgw.sqlite3", description="register and audit log: a SQLite file path "
+                                                 "or a URL such as postgresql://user@host/db")
+    edge_spool_dir: Path = Field(default=Path("var/spool/edge"),
+                                 description="where an edge agent keeps messages while the "
+                                             "broker is unreachable")
+    edge_spool_max_mb: int | None = Field(
+        default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
+                                        "load (edge.forward.spool_capacity)")
+    clock: str = Field(
+        default="", description="empty: real time; START_MS@WALL_SxSPEED: the simulated clock "
+                                "that `hazgw simulate --speed` prints, shared with it")
+    ingest_linger_ms: float = Field(
+        default=20, ge=0, le=1000,
+        description="under load (several messages waiting), how long the core waits for "
+                    "more to evaluate with them: fewer, larger steps cost far less CPU; a "
+                    "lone message is evaluated at once; 0 turns it off")
+    mqtt: MqttSettings = MqttSettings()
+    notify: NotifySettings = NotifySettings()
+    api: ApiSettings = ApiSettings()
+    # A process configured from the environment spools by default: nothing lost.
+    influx: InfluxSettings = InfluxSettings(spool_dir=Path("var/spool/influx"))
+
+    @field_validator("clock")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        parse_clock(v)            # a bad spec stops start-up with its reason
+        return v

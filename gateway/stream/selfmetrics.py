@@ -1,0 +1,51 @@
+"""Self-metrics of the gateway: counters and gauges, logged and written as ``gateway_stats``.
+
+Measurement ``gateway_stats``: tags ``enterprise, instance``; integer fields as below; time =
+when the snapshot was taken. Counters are totals since start (use ``non_negative_derivative``).
+"""
+
+from __future__ import annotations
+
+from gateway.influx.schema import escape_tag
+from gateway.stream.core import Core
+from gateway.stream.ingest import MessageBuffer, MqttIngest
+
+
+def snapshot(core: Core, buffer: MessageBuffer | None = None,
+             ingest: MqttIngest | None = None) -> dict[str, int]:
+    """Current counters and gauges by name."""
+    s, w = core.stats, core.writer.stats
+    out = {
+        "messages": s.messages, "readings": s.readings,
+        "malformed_messages": s.malformed_messages,
+        "unknown_point_readings": s.unknown_point_readings,
+        "duplicate_messages": s.duplicate_messages,
+        "edge_stats_messages": s.edge_stats_messages,
+        "sequence_gaps": core.sequences.gaps(), "missing_messages": core.sequences.missing(),
+        "alarm_events": s.alarm_events,
+        "points_written": w.points_written, "batches_written": w.batches_written,
+        "write_retries": w.retries, "write_throttled": w.throttled,
+        "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
+        "spooled_points": w.spooled_points, "replayed_points": w.replayed_points,
+        "write_latency_ms": round(w.write_latency_ms),
+    }
+    spool = core.writer.spool
+    if spool is not None:
+        out["spool_batches"] = len(spool)
+        out["spool_bytes"] = spool.bytes
+        out["spool_dropped_points"] = spool.dropped_points
+    if buffer is not None:
+        out["ingest_buffered_messages"] = len(buffer)
+    if ingest is not None:
+        out["mqtt_connected"] = int(ingest.connected.is_set())
+        if ingest.broker_dropped is not None:
+            out["broker_dropped_messages"] = ingest.broker_dropped
+    return out
+
+
+def stats_line(enterprise: str, instance: str, values: dict[str, int], ts_ms: int) -> bytes:
+    """One ``gateway_stats`` line of line protocol."""
+    ts = ts_ms
+    fields = ",".join(f"{k}={v}i" for k, v in values.items())
+    return (f"gateway_stats,enterprise={escape_tag(enterprise)},instance={escape_tag(instance)} "
+            f"{fields} {ts}\n").encode()

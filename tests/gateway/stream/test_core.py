@@ -1,0 +1,101 @@
+"""The core's handling of what arrives: malformed, duplicate, gapped and unknown input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import orjson
+
+from edge import wire
+from edge.mqtt import MqttSettings, MqttUplink
+from gateway.app import gateway_session
+from gateway.influx.targets import NullSink
+from gateway.influx.writer import BatchingWriter
+from gateway.settings import InfluxSettings, Settings
+from gateway.site import load_site
+from gateway.stream.core import Core, PointIndex
+from tests.services import Server, stored_readings
+from tests.waiting import wait_until
+
+TOPIC = "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
+
+
+def msg(seq: int, ids: list[str], vals: list[float], boot: int = 1) -> tuple[str, bytes]:
+    n = len(ids)
+    return TOPIC, wire.encode("edge-01", boot, seq, ids, [1000 + seq] * n, vals, [0] * n)
+
+
+async def test_bad_input_is_counted_and_dead_lettered_not_fatal(
+        demo_config_path: Path) -> None:
+    site = load_site(demo_config_path)
+    async with BatchingWriter(NullSink()) as writer:
+        core = Core(site, writer)
+        await core.handle([
+            msg(0, ["GT101", "V101_level"], [1.0, 5.0]),
+            (TOPIC, b"{not json"),
+            (TOPIC, orjson.dumps({"v": 9})),
+            ("mhs/v1/91320582MA1W3K4X5R/other-edge/readings", msg(1, ["GT101"], [1.0])[1]),
+            msg(1, ["GT101", "NO_SUCH_POINT"], [2.0, 3.0]),
+            msg(1, ["GT101"], [2.0]),           # duplicate of seq 1
+            msg(5, ["GT101"], [60.0]),          # seq 2..4 missing
+            (TOPIC.replace("/readings", "/stats"), b'{"v": 1, "edge": "edge-01"}'),
+        ])
+    s = core.stats
+    assert s.malformed_messages == 4
+    reasons = [d["reason"] for d in s.dead_letters]
+    assert reasons[3] == "edge stats: missing 'boot'"
+    assert reasons[0].startswith("not JSON: ")
+    assert reasons[1] == "unsupported wire version 9 (this gateway reads v1)"
+    assert "does not match the topic" in reasons[2]
+    assert s.duplicate_messages == 1
+    assert (core.sequences.gaps(), core.sequences.missing()) == (1, 3)
+    assert s.unknown_point_readings == 1
+    assert s.readings == 4
+    assert s.alarm_events == 1  # GT101 jumped to 60 %LEL: straight to HH
+
+
+async def test_a_new_boot_restarts_the_sequence(demo_config_path: Path) -> None:
+    site = load_site(demo_config_path)
+    async with BatchingWriter(NullSink()) as writer:
+        core = Core(site, writer)
+        await core.handle([msg(0, ["GT101"], [1.0], boot=1), msg(1, ["GT101"], [1.0], boot=1),
+                           msg(0, ["GT101"], [1.0], boot=2), msg(0, ["GT101"], [1.0], boot=1)])
+    assert core.stats.readings == 3
+    assert core.stats.duplicate_messages == 1 and core.sequences.gaps() == 0
+
+
+async def test_malformed_payload_over_mqtt_does_not_stop_the_core(
+        demo_config_path: Path, mosquitto_server: Server, influx_server: Server,
+        influx_db: str) -> None:
+    site = load_site(demo_config_path)
+    mqtt = MqttSettings(port=mosquitto_server.port, client_id="core-malformed")
+    settings = Settings(mqtt=mqtt, influx=InfluxSettings(url=influx_server.url,
+                                                         database=influx_db))
+    async with gateway_session(site, settings) as (core, ingest):
+        await wait_until(ingest.subscribed.is_set)
+        up = MqttUplink(mqtt.model_copy(update={"client_id": "edge-malformed"}))
+        await up.publish(TOPIC, b"\xff\xfe garbage")
+        await up.publish(*msg(0, ["GT101", "AT201"], [3.5, math.nan]))
+        await up.close()
+        await wait_until(lambda: core.stats.messages >= 2)
+    assert core.stats.malformed_messages == 1 and core.stats.readings == 2
+    assert stored_readings(influx_server, influx_db) == 2
+
+
+def test_point_index_remembers_id_lists_and_forgets_the_oldest(demo_config_path: Path) -> None:
+    table = Core(load_site(demo_config_path), BatchingWriter(NullSink())).table
+    index = PointIndex(table, max_lists=2, min_length=2)
+    ids = ["GT101", "NO_SUCH_POINT", "V101_level", "AT201"]
+    first = index(ids)
+    assert first.tolist() == [table.position["GT101"], -1, table.position["V101_level"],
+                              table.position["AT201"]]
+    # equal strings that are other objects (as each decoded message has): the same answer
+    assert index(orjson.loads(orjson.dumps(ids))) is first
+    other = index(ids[::-1])
+    assert other.tolist() == first.tolist()[::-1] and len(index) == 2
+    index(["GT101", "AT201"])
+    assert len(index) == 2                      # bounded: the first list was forgotten
+    assert index(ids) is not first and index(ids).tolist() == first.tolist()
+    assert index(["AT201"]).tolist() == [table.position["AT201"]]   # short: looked up
+    assert len(index) == 2

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.cli import main
+from gateway.settings import Settings
+from gateway.site import ConfigError, load_site, parse_site
+
+
+def demo_data(path: Path) -> dict[str, object]:
+    data: dict[str, object] = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_three_distinct_mistakes_are_all_reported_with_paths(
+        demo_config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = demo_config_path.read_text(encoding="utf-8")
+    # 1. a combustible L2 above 50 %LEL, 2. hi above hihi on a level, 3. an unknown key
+    assert "range_low: 0, range_high: 100, hi: 20, hihi: 40," in text
+    text = text.replace("range_low: 0, range_high: 100, hi: 20, hihi: 40,",
+                        "range_low: 0, range_high: 100, hi: 20, hihi: 60,")
+    text = text.replace("T201_level: {kind: level, unit: m, range_low: 0, range_high: 2.6, "
+                        "hi: 2.2, hihi: 2.35}",
+                        "T201_level: {kind: level, unit: m, range_low: 0, range_high: 2.6, "
+                        "hi: 2.4, hihi: 2.35}")
+    text = text.replace("poll_interval_s: 1\n        registers:\n          T201_level",
+                        "poll_interval_s: 1\n        pol_interval: 2\n        registers:\n"
+                        "          T201_level")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["check-config", str(bad)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "3 error(s)" in err
+    assert ("enterprise.hazard_sources.lpg_farm.equipment.dike_A.points.GT102.hihi: "
+            "GB/T 50493 second-level alarm must be <= 50 %LEL, got 60") in err
+    assert ("enterprise.hazard_sources.chlorine_store.equipment.T201.points.T201_level.hi: "
+            "must be below hihi (2.4 >= 2.35)") in err
+    assert "edges.edge-01.modbus.plc-chlorine.pol_interval: Extra inputs are not permitted" in err
+
+
+def test_check_config_prints_the_grading_summary(
+        demo_config_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(demo_config_path)]) == 0
+    out = capsys.readouterr().out
+    assert "OK" in out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert "32.00" in lines["lpg_farm"] and "96.00" in lines["lpg_farm"]
+    assert "二级" in lines["lpg_farm"]
+    assert "60.00" in lines["chlorine_store"] and "二级" in lines["chlorine_store"]
+    assert "dust rules" in lines["al_polishing"]
+
+
+def test_registers_must_name_defined_points(demo_config_path: Path) -> None:
+    data = demo_data(demo_config_path)
+    edges = data["edges"]
+    assert isinstance(edges, dict)
+    edges["edge-01"]["modbus"]["plc-dust"]["registers"]["NOPE"] = {"address": 9}
+    edges["edge-01"]["modbus"]["plc-dust"]["registers"]["GT101"] = {"address": 10}
+    with pytest.raises(ConfigError) as info:
+        parse_site(data)
+    assert info.value.errors == [
+        "edges.edge-01.modbus.plc-dust.registers.NOPE: point 'NOPE' is not defined under "
+        "enterprise",
+        "edges.edge-01.modbus.plc-dust.registers.GT101: point 'GT101' is already read at "
+        "edges.edge-01.modbus.plc-lpg.registers.GT101",
+    ]
+
+
+def test_duplicate_point_ids_across_sources_are_rejected(demo_config_path: Path) -> None:
+    data = demo_data(demo_config_path)
+    srcs = data["enterprise"]["hazard_sources"]  # type: ignore[index]
+    srcs["chlorine_store"]["equipment"]["T201"]["points"]["V101_level"] = {
+        "kind": "level", "unit": "m", "range_low": 0, "range_high": 3}
+    with pytest.raises(ConfigError) as info:
+        parse_site(data)
+    assert info.value.errors == [
+        "enterprise.hazard_sources.chlorine_store.equipment.T201.points.V101_level: point id "
+        "'V101_level' is already used at hazard_sources.lpg_farm.equipment.V101.points."
+        "V101_level"]
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("enterprise:\n  code: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_site(bad)
+    assert info.value.errors[0].startswith("line 3, column 1: not valid YAML")
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read file"):
+        load_site(tmp_path / "absent.yaml")
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAZGW_MQTT__PORT", "1999")
+    monkeypatch.setenv("HAZGW_INFLUX__KIND", "v2")
+    monkeypatch.setenv("HAZGW_INFLUX__TOKEN", "s3cret")
+    s = Settings()
+    assert s.mqtt.port == 1999 and s.influx.kind == "v2"
+    assert s.influx.token is not None and s.influx.token.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
