@@ -102,7 +102,10 @@ class ReadBlock:
         if len(regs) < self.count:
             raise ValueError(f"expected {self.count} registers, got {len(regs)}")
         if self.groups:
-            return self._decode_groups(regs)
+            # a float register holding a signalling NaN raises the FP "invalid" flag when
+            # widened; it stays NaN (no value, bad quality), which is the right answer
+            with np.errstate(invalid="ignore"):
+                return self._decode_groups(regs)
         return self._decode_generic(regs)
 
     def _decode_groups(self, regs: npt.NDArray[np.uint16]) -> npt.NDArray[np.float64]:
@@ -140,7 +143,7 @@ class ReadBlock:
             [((u16 >> self.bit.astype(np.uint16)) & 1).astype(np.float64),
              u16.view(np.int16).astype(np.float64), u16.astype(np.float64),
              u32.view(np.int32).astype(np.float64), u32.astype(np.float64),
-             raw.view(np.int64).astype(np.float64), u32.view(np.float32).astype(np.float64)],
+             raw.view(np.int64).astype(np.float64), _widen(u32.view(np.float32))],
             raw.view(np.float64),
         )
         result: npt.NDArray[np.float64] = value * self.scale + self.add
@@ -220,3 +223,9 @@ def encode_values(reg: Register, value: float) -> list[int]:
     if reg.word_order in ("CDAB", "DCBA"):
         words = words[::-1]
     return words
+
+
+def _widen(f32: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """float32 → float64; a signalling NaN stays NaN without the FP "invalid" warning."""
+    with np.errstate(invalid="ignore"):
+        return f32.astype(np.float64)

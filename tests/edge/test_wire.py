@@ -59,3 +59,28 @@ def test_not_json_and_not_an_object() -> None:
 def test_wire_quality_codes_are_the_cores() -> None:
     from alerting.batch import Quality as CoreQuality
     assert {q.name: int(q) for q in wire.Quality} == {q.name: int(q) for q in CoreQuality}
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ({"boot": -1}, "'boot'"), ({"seq": True}, "'seq'"), ({"boot": 2**63}, "'boot'"),
+    ({"seq": 1.5}, "'seq'"), ({"ts": [1.5]}, "'ts'"), ({"ts": [[1, 2]]}, "'ts'"),
+    ({"ts": [[]]}, "'ts'"), ({"q": [[0, 0]]}, "'q'"), ({"q": [0.5]}, "'q'"),
+    ({"val": [[1.0]]}, "'val'"), ({"val": ["1.5"]}, "'val'"), ({"val": [1e400]}, "'val'"),
+    ({"ts": ["1"]}, "'ts'"), ({"ts": [2**63 - 1, True]}, "'ts'"),
+])
+def test_what_the_docstring_forbids_is_refused(change: dict[str, object], field: str) -> None:
+    msg = {"v": 1, "edge": "e", "boot": 1, "seq": 0, "ids": ["A"], "ts": [1_700_000_000_000],
+           "val": [1.0], "q": [0], **change}
+    payload = orjson.dumps(msg)
+    if change.get("val") == [1e400]:        # orjson writes infinity as null: say it in JSON
+        payload = payload.replace(b'"val":[null]', b'"val":[1e400]')
+        field = "not JSON"                  # orjson refuses to parse it at all
+    with pytest.raises(wire.WireError, match=field):
+        wire.decode(payload)
+
+
+def test_nulls_and_integers_in_the_value_column_are_numbers() -> None:
+    wb = wire.decode(orjson.dumps({"v": 1, "edge": "e", "boot": 0, "seq": 0, "ids": ["A", "B", "C"],
+                              "ts": [1, 2, 3], "val": [None, 2, 2.5], "q": [2, 0, 0]}))
+    assert np.isnan(wb.value[0]) and wb.value[1:].tolist() == [2.0, 2.5]
+    assert wb.ts_ms.dtype == np.int64 and wb.quality.dtype == np.uint8

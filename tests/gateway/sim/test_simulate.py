@@ -105,6 +105,8 @@ def test_command_line_serves_the_scenario_and_prints_the_shared_clock(tmp_path: 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stderr is not None:
+            proc.stderr.close()
     assert proc.returncode in (0, -15)
 
 
