@@ -5,12 +5,24 @@ on a machine that runs both) are ignored here."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.clock import parse_clock
 from edge.mqtt import MqttSettings
+
+
+def _valid_clock(v: str) -> str:
+    parse_clock(v)            # a bad spec stops start-up with its reason
+    return v
+
+
+# empty: real time; START_MS@WALL_SxSPEED: the simulated clock `hazgw simulate --speed` prints
+ClockSpec = Annotated[str, AfterValidator(_valid_clock), Field(
+    description="empty: real time; START_MS@WALL_SxSPEED: the simulated clock that "
+                "`hazgw simulate --speed` prints, shared with it")]
 
 
 class EdgeSettings(BaseSettings):
@@ -29,12 +41,5 @@ class EdgeSettings(BaseSettings):
     edge_spool_max_mb: int | None = Field(
         default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
                                         "load (edge.forward.spool_capacity)")
-    clock: str = Field(default="", description="empty: real time; START_MS@WALL_SxSPEED: "
-                                               "the simulator's clock")
+    clock: ClockSpec = ""
     mqtt: MqttSettings = MqttSettings()
-
-    @field_validator("clock")
-    @classmethod
-    def _clock(cls, v: str) -> str:
-        parse_clock(v)            # a bad spec stops start-up with its reason
-        return v
