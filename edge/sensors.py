@@ -12,11 +12,10 @@ from typing import Any
 import numpy as np
 import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.clock import WALL, Clock
 from edge.config import MqttSensor
-from edge.mqtt import MqttSettings, Refusals, make_client
+from edge.mqtt import MqttConnection, MqttSettings
 from edge.poller import Samples, SampleSink
 from edge.wire import Quality
 
@@ -86,35 +85,24 @@ class MqttSensorSource:
         self._filters = [sen for sen in sensors.values() if sen.topic not in self._by_topic]
         self._sink = sink
         self._loop = loop
-        self._client = make_client(s, persistent=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_message = self._on_message
-        self.refusals = Refusals("sensors", s)
-        self._s = s
+        self.conn = MqttConnection(
+            "sensors", s, persistent=True,
+            subscriptions=[(t, 1) for t in self._by_topic] + [(f.topic, 1) for f in self._filters],
+            on_message=self._on_message)
+        self.refusals = self.conn.refusals
         self.received = 0
         self.malformed = 0
         self.dead_letters: deque[dict[str, str]] = deque(maxlen=20)
 
     def start(self) -> None:
         """Connect in the background (paho reconnects by itself)."""
-        self._client.connect_async(self._s.host, self._s.port, keepalive=self._s.keepalive_s)
-        self._client.loop_start()
+        self.conn.start()
 
     def stop(self) -> None:
         """Disconnect and stop paho's thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.conn.stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason: ReasonCode, props: object) -> None:
-        if reason.is_failure:
-            self.refusals.refused(reason)
-            return
-        self.refusals.accepted()
-        client.subscribe([(t, 1) for t in self._by_topic] + [(f.topic, 1) for f in self._filters])
-
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         samples = self.receive(msg.topic, bytes(msg.payload))
         if samples is not None:
             self._loop.call_soon_threadsafe(self._sink, samples)

@@ -16,9 +16,8 @@ from email.utils import make_msgid
 
 import aiohttp
 import orjson
-import paho.mqtt.client as mqtt
 
-from edge.mqtt import MqttSettings, make_client
+from edge.mqtt import MqttConnection, MqttSettings
 from gateway.alarms.outbox import Notifier
 from gateway.settings import NotifySettings
 
@@ -34,25 +33,16 @@ class MqttNotifier:
     """Publishes at QoS 1 and waits for the broker's PUBACK."""
 
     def __init__(self, s: MqttSettings, timeout_s: float = 10.0) -> None:
-        self._client = make_client(s, persistent=False)
-        self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
-        self._client.loop_start()
+        self.conn = MqttConnection("notify", s, persistent=False)
+        self.conn.start()
         self._timeout_s = timeout_s
 
     async def send(self, target: str, key: str, payload: bytes) -> None:
-        if not self._client.is_connected():
-            raise ConnectionError("not connected to the broker")
-        info = self._client.publish(target, payload, qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            raise ConnectionError(f"publish refused: {mqtt.error_string(info.rc)}")
-        await asyncio.to_thread(info.wait_for_publish, self._timeout_s)
-        if not info.is_published():
-            raise TimeoutError(f"no PUBACK within {self._timeout_s} s")
+        await self.conn.publish_acked(target, payload, self._timeout_s)
 
     def close(self) -> None:
         """Disconnect and stop paho's thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.conn.stop()
 
 
 class WebhookNotifier:

@@ -54,7 +54,8 @@ class AlarmPublisher:
     def __init__(self, enterprise: str, s: MqttSettings) -> None:
         self.enterprise = enterprise
         self.topic = alarms_topic(enterprise)
-        self.uplink = MqttUplink(s.model_copy(update={"client_id": f"{s.client_id}-alarms"}))
+        self.uplink = MqttUplink(s.model_copy(update={"client_id": f"{s.client_id}-alarms"}),
+                                 who="alarms")
 
     async def __call__(self, events: list[AlarmEvent]) -> None:
         """Publish the events in order."""

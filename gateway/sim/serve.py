@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edge.clock import ScaledClock
 from edge.config import ModbusDevice
-from edge.mqtt import MqttSettings, make_client
+from edge.mqtt import MqttConnection, MqttSettings
 from edge.sim.scenario import Scenario, SimPlant
 from edge.sim.simulator import ScenarioSource, SimulatedDevice, sensor_message
 from gateway.site import SiteConfig
@@ -78,10 +78,9 @@ async def run_simulator(site: SiteConfig, host: str | None, stop: asyncio.Event 
     sensors = [s for a in site.edges.values() for s in a.mqtt_sensors.values()]
     client = None
     if sensors and mqtt is not None:
-        client = make_client(mqtt.model_copy(update={"client_id": "hazgw-simulator"}),
-                             persistent=False)
-        client.connect_async(mqtt.host, mqtt.port, keepalive=mqtt.keepalive_s)
-        client.loop_start()
+        client = MqttConnection("simulator", mqtt.model_copy(
+            update={"client_id": "hazgw-simulator"}), persistent=False)
+        client.start()
     step_s = scenario.step_s or 1.0
     sent: dict[str, float] = {}
     try:
@@ -93,14 +92,13 @@ async def run_simulator(site: SiteConfig, host: str | None, stop: asyncio.Event 
                 for s in sensors:
                     msg = sensor_message(s, source, clock.now_ms(), sent)
                     if msg is not None:
-                        client.publish(msg[0], msg[1], qos=1)
+                        await client.publish(msg[0], msg[1])
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(step_s / clock.speed):
                     await stop.wait()
     finally:
         if client is not None:
-            client.disconnect()
-            client.loop_stop()
+            client.stop()
         for sim in sims:
             await sim.stop()
     return clock

@@ -13,9 +13,8 @@ import threading
 from collections import deque
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.mqtt import MqttSettings, Refusals, make_client
+from edge.mqtt import MqttConnection, MqttSettings, Refusals
 
 log = logging.getLogger(__name__)
 
@@ -88,59 +87,35 @@ class MqttIngest:
     """Subscribes (QoS 1, persistent session) and pushes every message into a buffer."""
 
     def __init__(self, s: MqttSettings, topics: list[str], buffer: MessageBuffer) -> None:
-        self._topics = topics
         self._buffer = buffer
-        self._client = make_client(s, persistent=True)
-        self._client.on_connect = self._on_connect
-        self._client.on_disconnect = self._on_disconnect
-        self._client.on_message = self._on_message
-        self._client.on_subscribe = self._on_subscribe
-        self._s = s
-        self.connected = threading.Event()
-        self.subscribed = threading.Event()
         self.broker_dropped: int | None = None
-        self.refusals = Refusals("ingest", s)
-        self._stopping = False
+        self.conn = MqttConnection("ingest", s, persistent=True,
+                                   subscriptions=[(t, 1) for t in topics]
+                                   + [(BROKER_DROPPED_TOPIC, 0)],
+                                   on_message=self._on_message)
+
+    @property
+    def connected(self) -> threading.Event:
+        return self.conn.connected
+
+    @property
+    def subscribed(self) -> threading.Event:
+        return self.conn.subscribed
+
+    @property
+    def refusals(self) -> Refusals:
+        return self.conn.refusals
 
     def start(self) -> None:
         """Connect in the background; paho reconnects by itself."""
-        self._client.connect_async(self._s.host, self._s.port, keepalive=self._s.keepalive_s)
-        self._client.loop_start()
+        self.conn.start()
 
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
-        self._stopping = True
         self._buffer.close()
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.conn.stop()
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object,
-                    reason: ReasonCode, props: object) -> None:
-        if reason.is_failure:
-            self.refusals.refused(reason)
-            return
-        self.refusals.accepted()
-        client.subscribe([(t, 1) for t in self._topics] + [(BROKER_DROPPED_TOPIC, 0)])
-        log.info("ingest: connected, subscribing to %s", ", ".join(self._topics))
-        self.connected.set()
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
-                      reasons: list[ReasonCode], props: object) -> None:
-        failed = [r for r in reasons if r.is_failure]
-        if failed:
-            log.error("ingest: subscription refused: %s", failed)
-            return
-        self.subscribed.set()
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
-                       reason: ReasonCode, props: object) -> None:
-        if self.connected.is_set() and not self._stopping:
-            log.warning("ingest: disconnected (%s); paho reconnects", reason)
-        self.connected.clear()
-        self.subscribed.clear()
-
-    def _on_message(self, client: mqtt.Client, userdata: object,
-                    msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == BROKER_DROPPED_TOPIC:
             try:
                 self.broker_dropped = int(msg.payload)

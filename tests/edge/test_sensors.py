@@ -90,7 +90,7 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
     try:
         for _ in range(100):  # wait for the edge's subscription (bounded)
             await asyncio.sleep(0.05)
-            if runner.sensors is not None and runner.sensors._client.is_connected():
+            if runner.sensors is not None and runner.sensors.conn.subscribed.is_set():
                 break
         await asyncio.sleep(0.2)
         infos = [pub.publish("plant/gt1", b"3.5", qos=1),
