@@ -22,8 +22,9 @@ class Quality(IntEnum):
 class ReadingBatch:
     """Readings as parallel numpy columns.
 
-    ``point`` indexes the compiled point table (see ``alerting.rules.PointTable``), so the
-    rules never touch a string; ``ts_ms`` is Unix time in milliseconds.
+    ``point`` indexes the compiled rule table (``alerting.table.RuleTable``: one row per
+    point, in config order), so the rules never touch a string; ``ts_ms`` is Unix time in
+    milliseconds.
     """
 
     point: npt.NDArray[np.int32]

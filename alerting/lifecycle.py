@@ -3,27 +3,51 @@
 States: NORMAL, UNACK (active, unacknowledged), ACK (active, acknowledged), RTN_UNACK
 (returned to normal, unacknowledged), SHELVED, SUPPRESSED (by design), OUT_OF_SERVICE.
 
-=============  =================  ==================  =====================  ===============
-state          condition active   condition clears    acknowledge            other
-=============  =================  ==================  =====================  ===============
-NORMAL         → UNACK activate   –                   refused                shelve, suppress,
-                                                                             remove
-UNACK          more severe: raise latched: → RTN_UNACK → ACK ack              shelve, suppress,
-               less: change       else → NORMAL clear                        remove
-ACK            more severe:       → NORMAL clear      refused                re-alarm after
-               → UNACK raise;                                                re_alarm_s → UNACK;
-               less: change                                                  shelve, suppress,
-                                                                             remove
-RTN_UNACK      → UNACK activate   –                   → NORMAL ack           shelve, suppress,
-                                                                             remove
-SHELVED        recorded, not annunciated (event "condition")                 unshelve / expiry →
-                                                                             UNACK if active else
-                                                                             NORMAL
-SUPPRESSED     recorded, not annunciated                                     unsuppress → as
-                                                                             unshelve
-OUT_OF_SERVICE recorded, not annunciated; entering needs a person and a      return → as
-               reason                                                        unshelve
-=============  =================  ==================  =====================  ===============
+Condition changes (``tests/alerting/test_lifecycle.py::CONDITION_TABLE`` checks each row).
+"More severe" is a higher level or the other side (low after high is a new condition):
+
+==============  ===========================  ==============================================
+state           condition change             event → next state
+==============  ===========================  ==============================================
+NORMAL          becomes active               activate → UNACK
+UNACK           more severe                  raise → UNACK
+UNACK           less severe, still active    change → UNACK
+UNACK           clears                       clear → RTN_UNACK if latched, else NORMAL
+ACK             more severe (or other side)  raise → UNACK
+ACK             less severe, still active    change → ACK
+ACK             clears (latched or not)      clear → NORMAL (already acknowledged)
+RTN_UNACK       becomes active               activate → UNACK
+SHELVED,        any change                   condition → unchanged (recorded, not
+SUPPRESSED,                                  annunciated)
+OUT_OF_SERVICE
+any             third activation in 60 s     chattering → UNACK from NORMAL / RTN_UNACK,
+                                             else unchanged; later changes are "condition"
+                                             until 60 s quiet (chatter_end)
+==============  ===========================  ==============================================
+
+Operator and clock actions (``ACTION_TABLE`` checks each row; "refused" raises and changes
+nothing):
+
+==============  =================================  =========================================
+action          allowed from                       event → next state
+==============  =================================  =========================================
+acknowledge     UNACK                              ack → ACK
+acknowledge     RTN_UNACK                          ack → NORMAL
+acknowledge     NORMAL, ACK, SHELVED, SUPPRESSED,  refused
+                OUT_OF_SERVICE
+shelve          NORMAL, UNACK, ACK, RTN_UNACK      shelve → SHELVED (until a time in the
+                                                   future; person and reason required)
+shelve          SHELVED, SUPPRESSED,               refused
+                OUT_OF_SERVICE
+unshelve,       SHELVED                            unshelve / shelve_expired → UNACK if the
+expiry                                             condition is active, else NORMAL
+suppress        NORMAL, UNACK, ACK, RTN_UNACK      suppress → SUPPRESSED
+unsuppress      SUPPRESSED                         unsuppress → UNACK if active, else NORMAL
+remove          any state but OUT_OF_SERVICE       remove → OUT_OF_SERVICE (person and
+                                                   reason required)
+return          OUT_OF_SERVICE                     return → UNACK if active, else NORMAL
+re-alarm        ACK still active after re_alarm_s  re-alarm → UNACK
+==============  =================================  =========================================
 
 Shelved, suppressed and out-of-service alarms stay fully evaluated (OPC UA Part 9): their
 condition changes are recorded, only not annunciated. Chattering (≥ 3 activations within
