@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.influx.schema import (
+    ALARM_HEALTH,
+    GATEWAY_STATS,
+    POINT_LIMITS,
+    READING,
+    SOURCE_STATUS,
+)
 from gateway.stream.status import LIMITS_EVERY_MS
 
 INFLUX = {"type": "influxdb", "uid": "hazgw-influxdb"}
@@ -95,7 +102,7 @@ def dashboard(uid: str, title: str, panels: list[Json], variables: list[Json] | 
 
 
 def _series(where: str, by: str = '"point"', agg: str = 'mean("value")') -> str:
-    return (f'SELECT {agg} FROM "reading" WHERE {where} AND $timeFilter '
+    return (f'SELECT {agg} FROM "{READING.name}" WHERE {where} AND $timeFilter '
             f"GROUP BY time($__interval), {by} fill(null)")
 
 
@@ -104,12 +111,12 @@ def _limits(where: str, names: tuple[str, str] = ("H", "HH")) -> str:
     # minute more) before the range, so fill(previous) draws them from its first bucket
     back = LIMITS_EVERY_MS // 60_000 + 1
     return (f'SELECT last("hi") AS "{names[0]}", last("hihi") AS "{names[1]}" FROM '
-            f'"point_limits" WHERE {where} AND time >= ${{__from}}ms - {back}m AND '
+            f'"{POINT_LIMITS.name}" WHERE {where} AND time >= ${{__from}}ms - {back}m AND '
             "time <= ${__to}ms GROUP BY time($__interval) fill(previous)")
 
 
 def _last_status(field: str) -> str:
-    return (f'SELECT sum("v") FROM (SELECT last("{field}") AS "v" FROM "source_status" '
+    return (f'SELECT sum("v") FROM (SELECT last("{field}") AS "v" FROM "{SOURCE_STATUS.name}" '
             'WHERE $timeFilter GROUP BY "source")')
 
 
@@ -210,7 +217,7 @@ def dust_explosion() -> Json:
 
 
 def _health(field: str) -> str:
-    return (f'SELECT last("{field}") FROM "alarm_health" WHERE $timeFilter '
+    return (f'SELECT last("{field}") FROM "{ALARM_HEALTH.name}" WHERE $timeFilter '
             'GROUP BY time($__interval), "console" fill(previous)')
 
 
@@ -281,7 +288,7 @@ def hazard_register() -> Json:
 
 def _rate(field: str, alias: str) -> str:
     return (f'SELECT non_negative_derivative(last("{field}"), 1s) AS "{alias}" FROM '
-            '"gateway_stats" WHERE $timeFilter GROUP BY time($__interval), "instance" '
+            f'"{GATEWAY_STATS.name}" WHERE $timeFilter GROUP BY time($__interval), "instance" '
             "fill(none)")
 
 

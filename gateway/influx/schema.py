@@ -1,17 +1,29 @@
-"""InfluxDB line protocol, built per batch without a Python loop per point.
+"""The InfluxDB measurement schema: every measurement's name, tags and fields, and their
+line formatting, with one escaping function. Nothing else in the gateway writes line protocol
+by hand; the dashboards take the names from ``MEASUREMENTS`` (a test checks every panel
+query against it).
 
-Measurement schema (fixed; documented in README.md):
+``reading``        tags ``enterprise, source, equipment, point, kind``; fields ``value``
+                   (float, omitted when there is none), ``quality`` (integer 0 good,
+                   1 uncertain, 2 bad, 3 stale, written sparsely: see below); time = sample
+                   time (ms precision).
+``alarm_event``    one row per alarm lifecycle event (``alerting.engine.AlarmEvent``): tags
+                   ``enterprise, source, equipment, point, kind, alarm_type, console``; fields
+                   ``event``, ``state``, ``level`` (string), ``priority``, ``level_code``,
+                   ``prev_level`` (integer), ``annunciated`` (boolean), ``value``, ``limit``,
+                   ``forecast_s`` (float, when known), ``user``, ``reason`` (string, when
+                   given); time = when it happened.
+``alarm_health``   per console: alarm rates, flood state and lifecycle counts (integers).
+``source_status``  per hazard source: GB 18218 level, status, alarms standing and
+                   unacknowledged, points and points off line (``gateway.stream.status``).
+``point_limits``   per point: its configured lolo, lo, hi, hihi.
+``gateway_stats``  the gateway's self-metrics (``gateway.stream.selfmetrics``).
+``edge_stats``,    the edges' self-metrics as the edges name them (``edge.stats``).
+``device_stats``
 
-``reading``      tags ``enterprise, source, equipment, point, kind``;
-                 fields ``value`` (float, omitted when there is none), ``quality`` (integer
-                 0 good, 1 uncertain, 2 bad, 3 stale, written sparsely: see below);
-                 time = sample time (ms precision).
-``alarm_event``  one row per alarm lifecycle event (see alerting.engine.AlarmEvent): tags
-                 ``enterprise, source, equipment, point, kind, alarm_type, console``; fields
-                 ``event``, ``state``, ``level`` (string), ``priority``, ``level_code``,
-                 ``prev_level`` (integer), ``annunciated`` (boolean), ``value``, ``limit``,
-                 ``forecast_s`` (float, when known), ``user``, ``reason`` (string, when
-                 given); time = when it happened.
+Integers are clamped to int64 (InfluxDB refuses the whole line otherwise), non-finite floats
+are left out (line protocol has no NaN), and tag values lose their line breaks (line
+protocol cannot escape them).
 
 ``quality`` is a state, written as one: on a reading whose quality differs from its point's
 previous reading, on a point's first reading after start and in each ``QUALITY_PERIOD_MS``
@@ -23,12 +35,16 @@ it spends its CPU per field value, and a second field on every reading nearly do
 (~11.7 against ~6.5 µs of its CPU per reading, 100 000 points, InfluxDB 1.6.7 on the bench
 machine), while the quality of a healthy plant changes rarely.
 
-Floats are formatted by orjson (shortest round-trip form) and the lines are interleaved with
-list slice assignment, so the whole batch is formatted in C: ~2.4 M points/s against ~1.2 M/s
-for %-formatting per point.
+Readings' floats are formatted by orjson (shortest round-trip form) and the lines are
+interleaved with list slice assignment, so the whole batch is formatted in C: ~2.4 M points/s
+against ~1.2 M/s for %-formatting per point.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
@@ -37,15 +53,108 @@ import orjson
 from alerting.batch import ReadingBatch
 from alerting.engine import AlarmEvent
 from alerting.grouping import group
+from edge.stats import EdgeStats
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 QUALITY_PERIOD_MS = 600_000
 _QUALITIES = 4
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One measurement: its name, its tag keys and (where fixed) its field keys."""
+
+    name: str
+    tags: tuple[str, ...]
+    fields: tuple[str, ...] = ()      # empty: fields are named by the writer (edge stats)
+
+
+_POINT_TAGS = ("enterprise", "source", "equipment", "point", "kind")
+READING = Measurement("reading", _POINT_TAGS, ("value", "quality"))
+ALARM_EVENT = Measurement(
+    "alarm_event", (*_POINT_TAGS, "alarm_type", "console"),
+    ("event", "state", "level", "priority", "level_code", "prev_level", "annunciated",
+     "value", "limit", "forecast_s", "user", "reason"))
+ALARM_HEALTH = Measurement("alarm_health", ("enterprise", "console"))
+SOURCE_STATUS = Measurement("source_status", ("enterprise", "source"),
+                            ("level", "status", "alarms_standing", "alarms_unacked", "points",
+                             "points_offline"))
+POINT_LIMITS = Measurement("point_limits", _POINT_TAGS, ("lolo", "lo", "hi", "hihi"))
+GATEWAY_STATS = Measurement("gateway_stats", ("enterprise", "instance"))
+EDGE_STATS = Measurement("edge_stats", ("enterprise", "edge"))
+DEVICE_STATS = Measurement("device_stats", ("enterprise", "edge", "device"))
+MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
+    READING, ALARM_EVENT, ALARM_HEALTH, SOURCE_STATUS, POINT_LIMITS, GATEWAY_STATS,
+    EDGE_STATS, DEVICE_STATS)}
+
+Field = int | float | bool | str | None
 
 
 def escape_tag(value: str) -> str:
-    """Escape a tag key or value: commas, equals signs and spaces are significant."""
-    return value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    """Escape a tag key or value (also a measurement's): commas, equals signs and spaces are
+    significant; a line break cannot be escaped, so it becomes a space (escaped)."""
+    return (value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
+            .replace("\n", " ").replace("\r", " ").replace(" ", "\\ "))
+
+
+def _field(value: Field) -> str | None:
+    """One field value in line protocol (None: not writable, left out)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{max(-INT64_MAX - 1, min(INT64_MAX, value))}i"
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return None
+
+
+def tag_set(m: Measurement, tags: Mapping[str, str]) -> str:
+    """``name,k=v,...`` for the tags given (empty values left out); a tag the measurement
+    does not have is a programming error."""
+    unknown = set(tags) - set(m.tags)
+    if unknown:
+        raise KeyError(f"{m.name} has no tag {sorted(unknown)}")
+    return ",".join([m.name, *(f"{k}={escape_tag(v)}" for k, v in tags.items() if v)])
+
+
+def line(m: Measurement, tags: Mapping[str, str], fields: Mapping[str, Field],
+         ts_ms: int | None) -> str:
+    """One line with its newline ("" when no field is writable); ``ts_ms`` None leaves the
+    time out (a template that a caller completes)."""
+    if m.fields:
+        unknown = set(fields) - set(m.fields)
+        if unknown:
+            raise KeyError(f"{m.name} has no field {sorted(unknown)}")
+    body = ",".join(f"{escape_tag(k)}={v}" for k, v in
+                    ((k, _field(x)) for k, x in fields.items()) if v is not None)
+    if not body:
+        return ""
+    return f"{tag_set(m, tags)} {body}" + ("" if ts_ms is None else f" {ts_ms}") + "\n"
+
+
+def lines(rows: list[str]) -> bytes:
+    """The rows as one request body."""
+    return "".join(rows).encode()
+
+
+def stats_lines(enterprise: str, s: EdgeStats) -> bytes:
+    """``edge_stats`` and ``device_stats`` of one edge stats message (empty groups left
+    out; integers stay integers)."""
+    base = {"enterprise": enterprise, "edge": s.edge}
+    rows = [line(EDGE_STATS, base, s.edge_stats, s.ts_ms)] if s.edge_stats else []
+    rows += [line(DEVICE_STATS, {**base, "device": d}, v, s.ts_ms)
+             for d, v in s.devices.items() if v]
+    return lines(rows)
+
+
+def gateway_stats_line(enterprise: str, instance: str, values: Mapping[str, int],
+                       ts_ms: int) -> bytes:
+    """One ``gateway_stats`` line."""
+    return lines([line(GATEWAY_STATS, {"enterprise": enterprise, "instance": instance},
+                       values, ts_ms)])
 
 
 def _numbers(arr: npt.NDArray[np.generic], before: bytes = b"", after: bytes = b"",
@@ -67,10 +176,8 @@ class LineBuilder:
         """``tags[i]`` are the tags of point i of the point table."""
         # One prefix per point ("reading,<tags> "): at 100 000 points these are a good part of
         # the core's memory, so they hold no field.
-        self._prefix = np.array(
-            [("reading," + ",".join(f"{escape_tag(k)}={escape_tag(v)}"
-                                    for k, v in t.items() if v) + " ").encode() for t in tags],
-            dtype=object)
+        self._prefix = np.array([(tag_set(READING, t) + " ").encode() for t in tags],
+                                dtype=object)
         self._quality_field = np.array([b",quality=%di" % q for q in range(_QUALITIES)], object)
         self._quality_alone = np.array([b"quality=%di" % q for q in range(_QUALITIES)], object)
         # per point: (period, quality) of the last reading formatted, -1 before the first
@@ -120,32 +227,23 @@ class LineBuilder:
 
     def events(self, enterprise: str, events: list[AlarmEvent]) -> bytes:
         """Line protocol for alarm events (few per batch, so formatted per event)."""
-        lines = []
-        ent = escape_tag(enterprise)
-        for e in events:
-            # Tags only what bounds a point's series (its alarm types): event, state, level and
-            # priority as tags made a series of each combination met, ~150 000 new series
-            # in a minute of the bench's alarm load, each a cost to InfluxDB's index.
-            tags = (f"alarm_event,enterprise={ent},source={escape_tag(e.source or '-')},"
-                    f"equipment={escape_tag(e.equipment or '-')},"
-                    f"point={escape_tag(e.point or e.alarm_id.rsplit(':', 1)[0])},"
-                    f"kind={escape_tag(e.kind)},alarm_type={e.alarm_type},"
-                    f"console={escape_tag(e.console)}")
-            fields = [f'event="{e.event}"', f'state="{e.state}"',
-                      f'level="{escape_string(e.level_name)}"', f"priority={e.priority}i",
-                      f"level_code={e.level}i", f"prev_level={e.prev_level}i",
-                      f"annunciated={str(e.annunciated).lower()}"]
-            for name, val in (("value", e.value), ("limit", e.limit),
-                              ("forecast_s", e.forecast_s)):
-                if val is not None:
-                    fields.append(f"{name}={float(val)!r}")
-            for name, text in (("user", e.user), ("reason", e.reason)):
-                if text:
-                    fields.append(f'{name}="{escape_string(text)}"')
-            lines.append(f"{tags} {','.join(fields)} {e.ts}")
-        return ("\n".join(lines) + "\n").encode() if lines else b""
+        # Tags only what bounds a point's series (its alarm types): event, state, level and
+        # priority as tags made a series of each combination met, ~150 000 new series in a
+        # minute of the bench's alarm load, each a cost to InfluxDB's index.
+        return lines([line(ALARM_EVENT, {
+            "enterprise": enterprise, "source": e.source or "-",
+            "equipment": e.equipment or "-",
+            "point": e.point or e.alarm_id.rsplit(":", 1)[0], "kind": e.kind,
+            "alarm_type": e.alarm_type, "console": e.console,
+        }, {
+            "event": e.event, "state": e.state, "level": e.level_name,
+            "priority": int(e.priority), "level_code": int(e.level),
+            "prev_level": int(e.prev_level), "annunciated": bool(e.annunciated),
+            "value": _float(e.value), "limit": _float(e.limit),
+            "forecast_s": _float(e.forecast_s), "user": e.user or None,
+            "reason": e.reason or None,
+        }, e.ts) for e in events])
 
 
-def escape_string(value: str) -> str:
-    """Escape a string field value: backslashes and double quotes."""
-    return value.replace("\\", "\\\\").replace('"', '\\"')
+def _float(x: float | None) -> float | None:
+    return None if x is None else float(x)

@@ -23,8 +23,7 @@ from alerting.table import RuleTable
 from edge.clock import WALL, Clock
 from edge.stats import decode_stats
 from edge.wire import WireError, decode
-from gateway.influx.edgestats import stats_lines
-from gateway.influx.schema import LineBuilder, escape_tag
+from gateway.influx.schema import ALARM_HEALTH, LineBuilder, line, lines, stats_lines
 from gateway.influx.writer import BatchingWriter
 from gateway.site import SiteConfig
 from gateway.stream.compiled import CompiledSite, as_compiled
@@ -254,8 +253,8 @@ class Core:
         rows = []
         for console, r in self.engine.health.rates(now_ms).items():
             counts = self.engine.counts(now_ms, console)
-            fields = {**r, **{f"alarms_{k}": v for k, v in counts.items()}}
-            rows.append(f"alarm_health,enterprise={escape_tag(self.enterprise)},"
-                        f"console={escape_tag(console)} "
-                        + ",".join(f"{k}={v}i" for k, v in fields.items()) + f" {now_ms}")
-        return ("\n".join(rows) + "\n").encode()
+            fields = {**{k: int(v) for k, v in r.items()},
+                      **{f"alarms_{k}": int(v) for k, v in counts.items()}}
+            rows.append(line(ALARM_HEALTH, {"enterprise": self.enterprise, "console": console},
+                             fields, now_ms))
+        return lines(rows)

@@ -6,7 +6,7 @@ when the snapshot was taken. Counters are totals since start (use ``non_negative
 
 from __future__ import annotations
 
-from gateway.influx.schema import escape_tag
+from gateway.influx.schema import gateway_stats_line
 from gateway.stream.core import Core
 from gateway.stream.ingest import MessageBuffer, MqttIngest
 
@@ -45,7 +45,4 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
 
 def stats_line(enterprise: str, instance: str, values: dict[str, int], ts_ms: int) -> bytes:
     """One ``gateway_stats`` line of line protocol."""
-    ts = ts_ms
-    fields = ",".join(f"{k}={v}i" for k, v in values.items())
-    return (f"gateway_stats,enterprise={escape_tag(enterprise)},instance={escape_tag(instance)} "
-            f"{fields} {ts}\n").encode()
+    return gateway_stats_line(enterprise, instance, values, ts_ms)

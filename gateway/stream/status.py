@@ -19,7 +19,7 @@ import numpy.typing as npt
 
 from alerting.lifecycle import AlarmState
 from alerting.table import ALARM_TYPES, POINT_TYPES
-from gateway.influx.schema import escape_tag
+from gateway.influx.schema import POINT_LIMITS, SOURCE_STATUS, line, lines
 from gateway.stream.core import Core
 
 LEVEL_CODE = {"一级": 1, "二级": 2, "三级": 3, "四级": 4}
@@ -70,17 +70,15 @@ class DashboardStatus:
         offline = np.bincount(self.codes, (np.asarray(st.stale) > 0)
                               | (np.asarray(st.fault) > 0), k)
         points = np.bincount(self.codes, minlength=k)
-        ent = escape_tag(core.enterprise)
         rows = []
         for i, sid in enumerate(self.sources):
             proc = int(process[i] + votes[i])
             status = 2 if proc else (1 if other[i] or offline[i] else 0)
-            rows.append(f"source_status,enterprise={ent},source={escape_tag(sid)} "
-                        f"level={self.levels[i]}i,status={status}i,"
-                        f"alarms_standing={proc + int(other[i])}i,"
-                        f"alarms_unacked={int(unacked[i])}i,points={int(points[i])}i,"
-                        f"points_offline={int(offline[i])}i {now_ms}")
-        return ("\n".join(rows) + "\n").encode() if rows else b""
+            rows.append(line(SOURCE_STATUS, {"enterprise": core.enterprise, "source": sid}, {
+                "level": self.levels[i], "status": status,
+                "alarms_standing": proc + int(other[i]), "alarms_unacked": int(unacked[i]),
+                "points": int(points[i]), "points_offline": int(offline[i])}, now_ms))
+        return lines(rows)
 
     def limits_due(self, now_ms: int) -> bytes:
         """Every point's limits on the first call; then, in turn, the share of the points
@@ -117,14 +115,12 @@ _TS = b"\x00"     # where each limits line's timestamp goes
 def _limits_template(core: Core) -> tuple[bytes, npt.NDArray[np.int64]]:
     """The limits' lines with a placeholder for the time, and where each line ends."""
     tb = core.table
-    ent = escape_tag(core.enterprise)
     limits = {"lolo": tb.lolo, "lo": tb.lo, "hi": tb.hi, "hihi": tb.hihi}
-    rows = []
-    for i, pid in enumerate(tb.ids.tolist()):
-        fields = [f"{k}={float(v[i])!r}" for k, v in limits.items() if np.isfinite(v[i])]
-        if fields:
-            rows.append(f"point_limits,enterprise={ent},source={escape_tag(tb.sources[i])},"
-                        f"equipment={escape_tag(tb.equipments[i])},point={escape_tag(str(pid))},"
-                        f"kind={escape_tag(tb.kinds[i])} {','.join(fields)} ")
-    lines = [r.encode() + _TS + b"\n" for r in rows]
-    return b"".join(lines), np.cumsum([len(x) for x in lines], dtype=np.int64)
+    rows = [line(POINT_LIMITS, {"enterprise": core.enterprise, "source": tb.sources[i],
+                                "equipment": tb.equipments[i], "point": str(pid),
+                                "kind": tb.kinds[i]},
+                 {k: float(v[i]) for k, v in limits.items()}, None)
+            for i, pid in enumerate(tb.ids.tolist())]
+    # the template: each line ends in " <placeholder>\n" for its time
+    out = [r[:-1].encode() + b" " + _TS + b"\n" for r in rows if r]
+    return b"".join(out), np.cumsum([len(x) for x in out], dtype=np.int64)

@@ -5,20 +5,14 @@ import pytest
 
 from edge.stats import EdgeStats, decode_stats, encode_stats
 from edge.wire import WireError
-from gateway.influx.edgestats import stats_lines
 
 STATS = EdgeStats("edge-01", 1, 1_700_000_000_000,
                   {"readings_published": 90, "spool_messages": 0},
                   {"plc 1": {"polls_ok": 10, "latency_avg_ms": 1.5}})
 
 
-def test_round_trip_and_line_protocol() -> None:
+def test_round_trip() -> None:
     assert decode_stats(encode_stats(STATS)) == STATS
-    assert stats_lines("E1", STATS).decode().splitlines() == [
-        "edge_stats,enterprise=E1,edge=edge-01 readings_published=90i,spool_messages=0i "
-        "1700000000000",
-        r"device_stats,enterprise=E1,edge=edge-01,device=plc\ 1 polls_ok=10i,"
-        "latency_avg_ms=1.5 1700000000000"]
 
 
 @pytest.mark.parametrize(("change", "message"), [

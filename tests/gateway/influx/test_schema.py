@@ -1,11 +1,30 @@
-"""Line protocol of readings: the fields written, and quality as a state written on change."""
+"""The measurement schema: readings' fields and quality written as a state on change; one
+formatter and one escaping for every measurement; the dashboards' queries name only what it
+defines."""
 
 from __future__ import annotations
 
+import math
+import re
+
 import numpy as np
+import pytest
 
 from alerting.batch import ReadingBatch
-from gateway.influx.schema import QUALITY_PERIOD_MS, LineBuilder
+from edge.stats import EdgeStats
+from gateway.dashboards.build import all_dashboards
+from gateway.influx.schema import (
+    ALARM_EVENT,
+    GATEWAY_STATS,
+    MEASUREMENTS,
+    POINT_LIMITS,
+    QUALITY_PERIOD_MS,
+    READING,
+    SOURCE_STATUS,
+    LineBuilder,
+    line,
+    stats_lines,
+)
 from gateway.influx.targets import influx_v1
 from gateway.settings import InfluxSettings
 from tests.services import Server, influx_query
@@ -23,8 +42,8 @@ def batch(rows: list[tuple[int, int, float, int]]) -> ReadingBatch:
 def parsed(body: bytes) -> list[tuple[str, int, dict[str, str]]]:
     """(point, ts, fields) of each line."""
     out = []
-    for line in body.decode().splitlines():
-        series, fields, ts = line.split(" ")
+    for row in body.decode().splitlines():
+        series, fields, ts = row.split(" ")
         point = series.split("point=")[1]
         out.append((point, int(ts), dict(f.split("=") for f in fields.split(","))))
     return out
@@ -108,3 +127,77 @@ async def test_each_readings_quality_reads_back_from_influxdb(influx_server: Ser
     assert {k: got.get(k) for k in expected} == expected
     written = influx_query(influx_server, influx_db, 'SELECT count("quality") FROM reading')
     assert 0 < written[0]["values"][0][1] < len(whole)     # sparse, yet every quality is there
+
+
+# --- the measurement schema: one formatter, one escaping, the dashboards agree ------------
+
+STATS = EdgeStats("edge-01", 1, 1_700_000_000_000,
+                  {"readings_published": 90, "spool_messages": 0},
+                  {"plc 1": {"polls_ok": 10, "latency_avg_ms": 1.5}})
+
+
+def test_edge_stats_lines() -> None:
+    assert stats_lines("E1", STATS).decode().splitlines() == [
+        "edge_stats,enterprise=E1,edge=edge-01 readings_published=90i,spool_messages=0i "
+        "1700000000000",
+        r"device_stats,enterprise=E1,edge=edge-01,device=plc\ 1 polls_ok=10i,"
+        "latency_avg_ms=1.5 1700000000000"]
+
+
+def test_a_line_break_in_a_tag_cannot_start_a_line_of_its_own() -> None:
+    evil = EdgeStats("e", 1, 5, {}, {"d\nEVIL2_measurement x=1i 1\nsource_status": {"ok": 1}})
+    body = stats_lines("E1", evil).decode()
+    assert body.count("\n") == 1 and body.startswith("device_stats,")
+    assert "EVIL2" in body.split(" 5\n")[0]          # kept, inside the escaped tag value
+
+
+def test_integers_are_clamped_to_int64_and_non_finite_floats_left_out() -> None:
+    body = line(GATEWAY_STATS, {"enterprise": "E", "instance": "i"},
+                {"missing": 2**64 + 5, "low": -(2**70)}, 7)
+    assert body == (f"gateway_stats,enterprise=E,instance=i missing={2**63 - 1}i,"
+                    f"low={-(2**63)}i 7\n")
+    assert line(POINT_LIMITS, {"point": "p"}, {"hi": math.nan, "lo": math.inf}, 7) == ""
+    assert line(POINT_LIMITS, {"point": "p"}, {"hi": 25.0, "lo": -math.inf}, 7) == \
+        "point_limits,point=p hi=25.0 7\n"
+
+
+def test_strings_are_escaped_and_unknown_names_refused() -> None:
+    assert line(ALARM_EVENT, {"point": "a b,c=d"}, {"reason": 'say "hi" \\'}, 1) == \
+        'alarm_event,point=a\\ b\\,c\\=d reason="say \\"hi\\" \\\\" 1\n'
+    with pytest.raises(KeyError, match="no tag"):
+        line(READING, {"device": "x"}, {"value": 1.0}, 1)
+    with pytest.raises(KeyError, match="no field"):
+        line(SOURCE_STATUS, {"source": "x"}, {"colour": 1}, 1)
+
+
+FROM = re.compile(r'FROM "([a-z_]+)"')
+SELECTED = re.compile(r'(?:last|mean|count|sum|max|min)\("([a-z_]+)"\)')
+GROUPED = re.compile(r'GROUP BY (?:time\([^)]*\), )?((?:"[a-z_]+"(?:, )?)+)')
+
+
+def panel_queries() -> list[str]:
+    out = []
+    for d in all_dashboards().values():
+        for p in d["panels"]:
+            out += [t["query"] for t in p["targets"] if t.get("datasource", {}).get("type")
+                    == "influxdb" and "query" in t]
+        out += [v["query"] for v in d["templating"]["list"]
+                if isinstance(v.get("query"), str) and "FROM" in v["query"]]
+    return out
+
+
+def test_every_influx_query_of_the_dashboards_uses_the_schema() -> None:
+    queries = panel_queries()
+    assert len(queries) > 20
+    for q in queries:
+        names = FROM.findall(q)
+        assert names, q
+        ms = [MEASUREMENTS[n] for n in names if n in MEASUREMENTS]
+        assert len(ms) == len(names), f"unknown measurement in {q}"
+        m = ms[-1]                               # the innermost FROM names the data
+        for g in GROUPED.findall(q):
+            for tag in re.findall(r'"([a-z_]+)"', g):
+                assert tag in m.tags, f"{m.name} has no tag {tag}: {q}"
+        if m.fields:
+            for f in SELECTED.findall(q):
+                assert f in m.fields or f in m.tags or f == "v", f"{m.name}.{f}: {q}"
