@@ -63,7 +63,7 @@ class StoreAndForward:
             await asyncio.gather(self._task, return_exceptions=True)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5.0
-        while self.uplink.connected and self._prune() and loop.time() < deadline:
+        while self.uplink.is_connected and self._prune() and loop.time() < deadline:
             await asyncio.sleep(0.02)
         self._rescue()                  # unacknowledged: on disk for the next start
         await self.uplink.close(timeout_s=0.5)
@@ -72,7 +72,7 @@ class StoreAndForward:
         """Send now if the broker is there, else keep it on disk (the readings it holds are
         counted by the spool; the oldest are dropped, and counted, only when it is full)."""
         body = topic.encode() + b"\n" + payload
-        if self.uplink.connected:
+        if self.uplink.is_connected:
             info = await self.uplink.send(topic, payload)
             self._inflight.append((info, body, readings))
             self._prune()
@@ -103,7 +103,7 @@ class StoreAndForward:
     def stats(self) -> dict[str, int]:
         """Uplink and spool counters for the edge's self-metrics."""
         u = self.uplink
-        return {"uplink_connected": int(u.connected), "uplink_published": u.published,
+        return {"uplink_connected": int(u.is_connected), "uplink_published": u.published,
                 "uplink_acknowledged": u.acknowledged, "uplink_publish_waits": u.publish_waits,
                 "spooled_messages": self.spooled_messages, "replayed_messages": self.replayed,
                 "rescued_messages": self.rescued_messages,
@@ -118,7 +118,7 @@ class StoreAndForward:
     async def _replay(self) -> None:
         while True:
             item = self.spool.oldest()
-            if item is None or not self.uplink.connected:
+            if item is None or not self.uplink.is_connected:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(0.5):
@@ -129,7 +129,7 @@ class StoreAndForward:
             info = await self.uplink.send(topic.decode(), payload)
             # Remove from disk only once the broker has it: a second outage or a crash in
             # between replays it again, which the gateway recognises as a duplicate.
-            while not _acked(info) and self.uplink.connected:
+            while not _acked(info) and self.uplink.is_connected:
                 await asyncio.sleep(0.01)
             if _acked(info):
                 self.spool.remove(batch)

@@ -195,7 +195,7 @@ class MqttConnection:
         if waiter is not None:
             waiter[0].call_soon_threadsafe(_done, waiter[1])
 
-    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
+    async def send(self, topic: str, payload: bytes, qos: int = 1) -> mqtt.MQTTMessageInfo:
         """Queue a publish (sent on reconnect if we are away); waits while paho's queue is
         full. Returns paho's handle to follow the acknowledgement."""
         while True:
@@ -264,45 +264,16 @@ class Uplink(Protocol):
         """Deliver what is queued (within reason) and disconnect."""
 
 
-class MqttUplink:
+class MqttUplink(MqttConnection):
     """Publishes at QoS 1 on a persistent session (the edge uplink, the alarm publisher)."""
 
     def __init__(self, s: MqttSettings, who: str = "uplink") -> None:
-        self.conn = MqttConnection(who, s, persistent=True)
-        self.conn.start()
-
-    @property
-    def connected(self) -> bool:
-        """Whether the broker has accepted our connection (and not dropped it since)."""
-        return self.conn.is_connected
-
-    @property
-    def refusals(self) -> Refusals:
-        return self.conn.refusals
-
-    @property
-    def published(self) -> int:
-        return self.conn.published
-
-    @property
-    def acknowledged(self) -> int:
-        return self.conn.acknowledged
-
-    @property
-    def publish_waits(self) -> int:
-        return self.conn.publish_waits
+        super().__init__(who, s, persistent=True)
+        self.start()
 
     async def publish(self, topic: str, payload: bytes, readings: int = 1) -> None:
         """Queue a QoS 1 publish; waits while paho's outgoing queue is full."""
-        await self.conn.publish(topic, payload)
-
-    async def send(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
-        """``publish``, returning paho's handle to follow the acknowledgement."""
-        return await self.conn.publish(topic, payload)
-
-    def all_acknowledged(self) -> bool:
-        """Whether the broker acknowledged every message published so far."""
-        return self.conn.all_acknowledged()
+        await self.send(topic, payload)
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Wait (bounded) for the broker to acknowledge what we sent, then disconnect."""
@@ -312,5 +283,5 @@ class MqttUplink:
             await asyncio.sleep(0.02)
         if not self.all_acknowledged():
             log.warning("%s: closing with %d messages the broker has not acknowledged",
-                        self.conn.who, self.published - self.acknowledged)
-        self.conn.stop()
+                        self.who, self.published - self.acknowledged)
+        self.stop()

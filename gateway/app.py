@@ -270,13 +270,9 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
         db.close()
 
 
-async def run_edge(site: SiteConfig, edge_id: str, settings: Settings,
+async def run_edge(site: SiteConfig, settings: EdgeSettings,
                    stop: asyncio.Event | None = None) -> None:
-    """An edge of a loaded site, with the gateway's settings (tests and one-box set-ups;
-    an edge box runs ``python -m edge`` on its own settings)."""
-    edge_settings = EdgeSettings(config=settings.config, edge_id=edge_id,
-                                 edge_spool_dir=settings.edge_spool_dir,
-                                 edge_spool_max_mb=settings.edge_spool_max_mb,
-                                 clock=settings.clock, mqtt=settings.mqtt)
-    await edge_app.run_edge(site.enterprise.code, edge_id, site.edges[edge_id], edge_settings,
-                            stop)
+    """An edge of a site already loaded (tests and one-box set-ups; an edge box runs
+    ``python -m edge``, which loads only its own section)."""
+    await edge_app.run_edge(site.enterprise.code, settings.edge_id,
+                            site.edges[settings.edge_id], settings, stop)

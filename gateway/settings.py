@@ -83,16 +83,9 @@ class Settings(BaseSettings):
                                       extra="forbid")
 
     config: Path = Path("config/demo/plant.yaml")
-    edge_id: str = "edge-01"
     database_url: str = Field(
         default="var/hazgw.sqlite3", description="register and audit log: a SQLite file path "
                                                  "or a URL such as postgresql://user@host/db")
-    edge_spool_dir: Path = Field(default=Path("var/spool/edge"),
-                                 description="where an edge agent keeps messages while the "
-                                             "broker is unreachable")
-    edge_spool_max_mb: int | None = Field(
-        default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
-                                        "load (edge.forward.spool_capacity)")
     clock: ClockSpec = ""
     ingest_linger_ms: float = Field(
         default=20, ge=0, le=1000,

@@ -92,7 +92,7 @@ async def run_simulator(site: SiteConfig, host: str | None, stop: asyncio.Event 
                 for s in sensors:
                     msg = sensor_message(s, source, clock.now_ms(), sent)
                     if msg is not None:
-                        await client.publish(msg[0], msg[1])
+                        await client.send(msg[0], msg[1])
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(step_s / clock.speed):
                     await stop.wait()

@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 from edge.mqtt import MqttSettings
+from edge.settings import EdgeSettings
 from gateway.app import run_edge, run_gateway
 from gateway.settings import InfluxSettings, Settings
 from gateway.sim.demo import on_loopback
@@ -20,14 +21,15 @@ async def test_simulator_edge_and_gateway_services_fill_influxdb(
         influx_db: str, tmp_path: Path) -> None:
     site = on_loopback(load_site(demo_config_path))
     settings = Settings(
-        edge_spool_dir=tmp_path / "edge-spool",
         mqtt=MqttSettings(port=mosquitto_server.port, client_id="svc-core"),
         influx=InfluxSettings(url=influx_server.url, database=influx_db, flush_interval_s=0.1))
     stop_sim, stop_edge, stop_core = asyncio.Event(), asyncio.Event(), asyncio.Event()
     sim = asyncio.create_task(run_simulator(site, None, stop_sim))
     core = asyncio.create_task(run_gateway(site, settings, stop_core, status_every_s=0.5))
     await asyncio.sleep(0.5)
-    edge = asyncio.create_task(run_edge(site, "edge-01", settings, stop_edge))
+    edge_settings = EdgeSettings(edge_spool_dir=tmp_path / "edge-spool", clock=settings.clock,
+                                 mqtt=settings.mqtt)
+    edge = asyncio.create_task(run_edge(site, edge_settings, stop_edge))
     n_points = len(site.enterprise.points())
     count = 0
     for _ in range(100):  # bounded: at most ~10 s

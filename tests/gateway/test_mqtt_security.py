@@ -38,7 +38,7 @@ async def test_tls_and_password_connect_and_a_wrong_password_is_said_once(
                 ok.stop()
                 refused.stop()
                 await uplink.close(timeout_s=0)
-    assert not refused.connected.is_set() and not uplink.connected
+    assert not refused.connected.is_set() and not uplink.is_connected
     errors = [r.getMessage() for r in caplog.records]
     # the same refusal is logged once per connection, not once per retry
     assert len(errors) == 2, errors

@@ -20,6 +20,7 @@ from playwright.async_api import Page, async_playwright, expect
 from alerting.batch import ReadingBatch
 from edge.clock import ScaledClock
 from edge.mqtt import MqttSettings
+from edge.settings import EdgeSettings
 from edge.sim.scenario import load_scenario
 from gateway.api.app import create_app
 from gateway.api.live import LiveFeed
@@ -198,15 +199,16 @@ async def test_a_scenario_alarm_reaches_the_console_through_the_whole_stack(
     clock = ScaledClock(int(time.time() * 1000), 20.0)
     port = free_port()
     settings = Settings(
-        clock=clock.spec(), edge_spool_dir=tmp_path / "spool",
-        database_url=str(tmp_path / "gw.sqlite3"),
+        clock=clock.spec(), database_url=str(tmp_path / "gw.sqlite3"),
         mqtt=MqttSettings(port=mosquitto_server.port, client_id="console-core"),
         influx=InfluxSettings(kind="none"),
         api=ApiSettings(port=port, tokens=TOKENS))
     stops = [asyncio.Event() for _ in range(3)]
     sim = asyncio.create_task(run_simulator(site, None, stops[0], scenario, base, clock=clock))
     core = asyncio.create_task(run_gateway(site, settings, stops[1], status_every_s=1))
-    edge = asyncio.create_task(run_edge(site, "edge-01", settings, stops[2]))
+    edge_settings = EdgeSettings(edge_spool_dir=tmp_path / "spool", clock=settings.clock,
+                                 mqtt=settings.mqtt)
+    edge = asyncio.create_task(run_edge(site, edge_settings, stops[2]))
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)

@@ -19,6 +19,7 @@ import yaml
 from alerting.register import Five
 from edge.clock import ScaledClock
 from edge.mqtt import MqttSettings
+from edge.settings import EdgeSettings
 from edge.sim.scenario import load_scenario
 from gateway.app import run_edge, run_gateway
 from gateway.dashboards.build import all_dashboards
@@ -82,8 +83,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory, mosquitto_server: Server,
     scenario, base = load_scenario(ROOT / "config" / "scenarios" / "control_room.yaml")
     clock = ScaledClock(int(time.time() * 1000), scenario.speed)
     settings = Settings(
-        clock=clock.spec(), edge_spool_dir=tmp / "spool",
-        mqtt=MqttSettings(port=mosquitto_server.port, client_id="dash-core"),
+        clock=clock.spec(), mqtt=MqttSettings(port=mosquitto_server.port, client_id="dash-core"),
         influx=InfluxSettings(url=influx_server.url, database=db_name, flush_interval_s=0.1,
                               spool_dir=tmp / "influx-spool"))
 
@@ -93,7 +93,9 @@ def filled(tmp_path_factory: pytest.TempPathFactory, mosquitto_server: Server,
                                                 clock=clock))
         core = asyncio.create_task(run_gateway(site, settings, stops[1], status_every_s=0.5))
         await asyncio.sleep(0.3)
-        edge = asyncio.create_task(run_edge(site, "edge-01", settings, stops[2]))
+        edge_settings = EdgeSettings(edge_spool_dir=tmp / "spool", clock=settings.clock,
+                                     mqtt=settings.mqtt)
+        edge = asyncio.create_task(run_edge(site, edge_settings, stops[2]))
         # bounded: the scenario's 300 simulated seconds take 6 s at 50×
         await asyncio.wait({sim}, timeout=30)
         for stop, task in zip(reversed(stops), (edge, core, sim), strict=True):

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.clock import ScaledClock
 from edge.mqtt import MqttSettings
+from edge.settings import EdgeSettings
 from edge.sim.scenario import load_scenario
 from gateway.app import run_edge, run_gateway
 from gateway.settings import InfluxSettings, Settings
@@ -41,14 +42,15 @@ async def test_tamper_scenario_at_50x_reaches_influxdb_on_simulated_time(
     scenario, base = load_scenario(ROOT / "config" / "scenarios" / "tamper.yaml")
     clock = ScaledClock(int(time.time() * 1000), 50.0)
     settings = Settings(
-        clock=clock.spec(), edge_spool_dir=tmp_path / "spool",
-        mqtt=MqttSettings(port=mosquitto_server.port, client_id="sim-core"),
+        clock=clock.spec(), mqtt=MqttSettings(port=mosquitto_server.port, client_id="sim-core"),
         influx=InfluxSettings(url=influx_server.url, database=influx_db, flush_interval_s=0.1))
     stops = [asyncio.Event() for _ in range(3)]
     sim = asyncio.create_task(run_simulator(site, None, stops[0], scenario, base, clock=clock))
     core = asyncio.create_task(run_gateway(site, settings, stops[1], status_every_s=0.5))
     await asyncio.sleep(0.3)
-    edge = asyncio.create_task(run_edge(site, "edge-01", settings, stops[2]))
+    edge_settings = EdgeSettings(edge_spool_dir=tmp_path / "spool", clock=settings.clock,
+                                 mqtt=settings.mqtt)
+    edge = asyncio.create_task(run_edge(site, edge_settings, stops[2]))
     query = ("SELECT count(level_code) FROM alarm_event WHERE point = 'V101_level' "
              "AND level = 'drop_to_zero'")
     rows: list[dict[str, object]] = []
