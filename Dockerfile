@@ -7,4 +7,7 @@ COPY edge ./edge
 COPY gateway ./gateway
 COPY config ./config
 RUN pip install --no-cache-dir .
+# hazgw stops cleanly on SIGTERM (drains, flushes, acknowledges, closes); say so explicitly,
+# and give it the time in docker-compose.yml (stop_grace_period).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["hazgw"]

@@ -4,24 +4,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import signal
 import sys
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from edge.app import EdgeConfigError, load_edge, run_edge
-from edge.config import EdgeConfig
 from edge.settings import EdgeSettings
-
-
-async def _run(code: str, edge_id: str, cfg: EdgeConfig, settings: EdgeSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_edge(code, edge_id, cfg, settings, stop)
+from edge.supervise import run_until_signal
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                                                    "%(message)s")
     try:
         settings = EdgeSettings()
+    except SettingsError as exc:
+        print(f"environment settings (HAZGW_*): {exc} (not valid JSON?)", file=sys.stderr)
+        return 2
     except ValidationError as exc:
         print("environment settings (HAZGW_*): invalid", file=sys.stderr)
         for e in exc.errors(include_url=False):
@@ -47,8 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
         return 2
-    asyncio.run(_run(code, edge_id, cfg, settings))
-    return 0
+    return run_until_signal(lambda stop: run_edge(code, edge_id, cfg, settings, stop),
+                            f"edge {edge_id}")
 
 
 if __name__ == "__main__":

@@ -116,6 +116,8 @@ class MqttConnection:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
+        self.unreachable = 0            # failed attempts to reach the broker at all
         if on_message is not None:
             handler = on_message
             self.client.on_message = lambda c, u, msg: handler(msg)
@@ -170,6 +172,17 @@ class MqttConnection:
             log.info("%s: connected to %s", self.who, self.settings.where())
         self.connected.set()
 
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        # paho's thread: the TCP (or TLS) connection could not be made. Said at the first
+        # failure of a streak, counted after; a connection that works again is said by
+        # _on_connect.
+        self.unreachable += 1
+        if self.refusals.last != "unreachable":
+            self.refusals.last = "unreachable"
+            log.error("%s: cannot reach the broker at %s; retrying every 1–%d s with backoff "
+                      "(said again when connected)", self.who, self.settings.where(),
+                      self.settings.reconnect_max_s)
+
     def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
                       reasons: list[ReasonCode], props: object) -> None:
         failed = [r for r in reasons if r.is_failure]
@@ -183,6 +196,7 @@ class MqttConnection:
         if self.connected.is_set() and not self._closing:
             log.warning("%s: disconnected from %s (%s); reconnecting every 1–%d s",
                         self.who, self.settings.where(), reason, self.settings.reconnect_max_s)
+            self.refusals.last = "unreachable"      # that line said it: the retries are quiet
         self.connected.clear()
         self.subscribed.clear()
 

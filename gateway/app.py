@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from edge import wire
 from edge.clock import WALL, Clock, parse_clock
 from edge.settings import EdgeSettings
 from edge.stats import stats_topic
+from edge.supervise import Loops, supervised
 from gateway.alarms.escalation import Escalator
 from gateway.alarms.notifiers import build_notifiers
 from gateway.alarms.outbox import Delivery
@@ -72,14 +74,14 @@ class Running:
 async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings | None,
                        buffer: MessageBuffer | None, alarm_sinks: list[AlarmSink] | None = None,
                        clock: Clock = WALL, linger_s: float = LINGER_S,
-                       ) -> AsyncIterator[Running]:
+                       loops: Loops | None = None) -> AsyncIterator[Running]:
     """Build the writer (on ``influx``; none: readings are discarded), the core and its
     first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
     one TaskGroup while the context is open. On exit what is buffered is processed, then the
     writer flushes. Without a buffer the caller drives the core (the test kit)."""
     writer = writer_for(influx) if influx is not None else BatchingWriter(NullSink())
     async with writer:
-        core = Core(site, writer, alarm_sinks, clock)
+        core = Core(site, writer, alarm_sinks, clock, loops)
         if buffer is None:
             yield Running(core, DashboardStatus(core))
             return
@@ -114,12 +116,13 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
     publisher = AlarmPublisher(code, settings.mqtt)
     sinks: list[AlarmSink] = [publisher]
     running: list[Core] = []        # for the register's evidence snapshots, once it exists
-    async with escalating(site, settings, running, clock) as escalation_sink:
+    loops = Loops(clock)
+    async with escalating(site, settings, running, clock, loops) as escalation_sink:
         if escalation_sink is not None:
             sinks.append(escalation_sink)
         try:
             async with running_core(site, settings.influx, buffer, sinks, clock,
-                                    settings.ingest_linger_ms / 1000) as run:
+                                    settings.ingest_linger_ms / 1000, loops) as run:
                 core = run.core
                 running.append(core)
                 ingest.start()
@@ -149,7 +152,8 @@ def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[str], list[tuple[int,
 
 @asynccontextmanager
 async def escalating(site: CompiledSite, settings: Settings, running: list[Core],
-                     clock: Clock = WALL) -> AsyncIterator[AlarmSink | None]:
+                     clock: Clock = WALL, loops: Loops | None = None,
+                     ) -> AsyncIterator[AlarmSink | None]:
     """The escalation clock, the outbox delivery and the register feed (alarms that become
     register entries) while the context is open — nothing when the site defines no escalation
     policy; yields the alarm sink that feeds them. Their SQL runs in worker threads."""
@@ -172,30 +176,49 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
                         site.contacts)
     stop = asyncio.Event()
 
-    async def record(events: list[AlarmEvent]) -> None:
-        await asyncio.to_thread(esc.record, events)
-        await asyncio.to_thread(feed.on_events, events)
+    # Events wait here until the database has them (one queue per consumer, so a retry
+    # records nothing twice): a blip delays escalation and the register, never loses them.
+    pending: dict[Callable[[list[AlarmEvent]], None], deque[list[AlarmEvent]]] = {
+        esc.record: deque(), feed.on_events: deque()}
+    lock = asyncio.Lock()
 
-    async def escalation_clock() -> None:
-        while not stop.is_set():
-            now = clock.now_ms()
-            fired = await asyncio.to_thread(esc.tick, now)
-            await asyncio.to_thread(feed.tick, now)
-            if fired:
-                log.warning("escalated: %s", ", ".join(
-                    f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
-                await delivery.run_once()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(1.0 / clock.speed):
-                    await stop.wait()
+    async def record_pending() -> None:
+        async with lock:
+            for fn, queue in pending.items():
+                while queue:
+                    await asyncio.to_thread(fn, queue[0])
+                    queue.popleft()
 
-    tasks = [asyncio.create_task(escalation_clock(), name="escalation-clock"),
-             asyncio.create_task(delivery.run(stop), name="outbox-delivery")]
+    async def escalation(events: list[AlarmEvent]) -> None:
+        for queue in pending.values():
+            queue.append(events)
+        # A failure leaves them queued; the escalation clock retries first thing and is the
+        # one that says it (once) and shows it in /health.
+        with contextlib.suppress(Exception):
+            await record_pending()
+
+    async def escalation_step() -> None:
+        await record_pending()
+        now = clock.now_ms()
+        fired = await asyncio.to_thread(esc.tick, now)
+        await asyncio.to_thread(feed.tick, now)
+        if fired:
+            log.warning("escalated: %s", ", ".join(
+                f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
+            await delivery.run_once()
+
+    loops = loops or Loops(clock)
     try:
-        yield record
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(supervised(loops, "escalation-clock", escalation_step, stop,
+                                      lambda: 1.0 / clock.speed), name="escalation-clock")
+            tg.create_task(supervised(loops, "outbox-delivery", delivery.run_once, stop, 1.0),
+                           name="outbox-delivery")
+            try:
+                yield escalation
+            finally:
+                stop.set()
     finally:
-        stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for n in notifiers.values():
             n.close()
         db.close()
@@ -209,10 +232,9 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
     clock = parse_clock(settings.clock)
     async with gateway_session(site, settings) as (core, ingest), \
             serving_api(core, settings):
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(status_every_s):
-                    await stop.wait()
+
+        async def stats_step() -> None:
+            nonlocal last_logged
             values = snapshot(core, None, ingest)
             # on the gateway's clock, simulated when it runs a scenario (HAZGW_CLOCK)
             await core.writer.put(stats_line(core.enterprise, settings.mqtt.client_id,
@@ -221,6 +243,8 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
             if values != last_logged:
                 log.info("core: %s", ", ".join(f"{k}={v}" for k, v in values.items()))
                 last_logged = values
+
+        await supervised(core.loops, "stats", stats_step, stop, status_every_s)
 
 
 @asynccontextmanager

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
+from edge.supervise import run_until_signal
 from gateway.settings import Settings
 from gateway.site import ConfigError, SiteConfig, format_errors, load_site
 
@@ -29,6 +31,9 @@ def _site(path: str) -> SiteConfig:
 def _settings() -> Settings:
     try:
         return Settings()
+    except SettingsError as exc:
+        print(f"environment settings (HAZGW_*): {exc} (not valid JSON?)", file=sys.stderr)
+        raise SystemExit(2) from None
     except ValidationError as exc:
         print("environment settings (HAZGW_*): invalid", file=sys.stderr)
         for line in format_errors(exc):
@@ -110,9 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in exc.errors:
             print(f"  {line}", file=sys.stderr)
         return 2
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_gateway(compiled, settings))
-    return 0
+    return run_until_signal(lambda stop: run_gateway(compiled, settings, stop), "gateway")
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
@@ -266,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # pymodbus logs every server start/stop at INFO; its warnings still show.
     logging.getLogger("pymodbus").setLevel(max(logging.WARNING, logging.root.level))
+    # alembic says each plugin it sets up at INFO; its warnings still show
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.root.level))
     rc: int = args.func(args)
     return rc
 

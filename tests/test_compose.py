@@ -11,6 +11,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
+from edge.settings import EdgeSettings
 from gateway.cli import build_parser
 from gateway.settings import Settings
 from gateway.site import load_site
@@ -59,7 +60,8 @@ def test_environment_names_match_the_settings_model(compose: dict[str, Any]) -> 
                 continue
             seen += 1
             parts = key.removeprefix("HAZGW_").split("__")
-            assert _setting_exists(Settings, parts), f"{name}: {key} is not a setting"
+            model = EdgeSettings if name == "edge" else Settings    # the edge has its own
+            assert _setting_exists(model, parts), f"{name}: {key} is not a setting"
     assert seen >= 10
 
 
@@ -68,7 +70,7 @@ def test_environment_values_are_valid_settings(compose: dict[str, Any],
     for svc in ("gateway", "edge"):
         for key, value in compose["services"][svc]["environment"].items():
             monkeypatch.setenv(key, str(value).replace("${HAZGW_INFLUX_TOKEN:-", "").rstrip("}"))
-        s = Settings()
+        s = EdgeSettings() if svc == "edge" else Settings()
         assert s.mqtt.host == "mosquitto"
         assert load_site(ROOT / str(s.config).removeprefix("/app/")) is not None
 
@@ -80,3 +82,9 @@ def test_commands_are_hazgw_subcommands(compose: dict[str, Any]) -> None:
         argv = cmd if isinstance(cmd, list) else shlex.split(cmd)
         args = parser.parse_args([a.replace("/app/", "") for a in argv])
         assert args.func is not None
+
+
+def test_the_image_stops_on_sigterm_and_compose_gives_it_time(compose: dict[str, Any]) -> None:
+    assert "STOPSIGNAL SIGTERM" in (ROOT / "Dockerfile").read_text().splitlines()
+    for name in ("gateway", "edge"):
+        assert compose["services"][name]["stop_grace_period"] == "30s"

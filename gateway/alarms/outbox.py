@@ -20,7 +20,6 @@ Regulator feed, JSON v1 (the payload of every channel)::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -134,11 +133,3 @@ class Delivery:
                 log.warning("notification %s via %s to %s failed (attempt %d): %s", msg.key,
                             msg.channel, msg.target, msg.attempts + 1, error)
         return done
-
-    async def run(self, stop: asyncio.Event, every_s: float = 1.0) -> None:
-        """Deliver until ``stop`` is set."""
-        while not stop.is_set():
-            await self.run_once()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(every_s):
-                    await stop.wait()

@@ -148,10 +148,24 @@ class Report(BaseModel):
     hazards: ReportHazards
 
 
-class Health(BaseModel):
-    """The running gateway's counters."""
+class LoopState(BaseModel):
+    """One supervised loop (``edge.supervise.LoopHealth``)."""
 
-    status: Literal["ok"]
+    name: str
+    state: Literal["starting", "running", "failing", "stopped"]
+    iterations: int
+    failures: int = Field(description="failed iterations since start")
+    streak: int = Field(description="failed iterations in a row, now")
+    last_ok_ms: int | None
+    last_error: str | None
+    last_error_ms: int | None
+
+
+class Health(BaseModel):
+    """The running gateway's counters and its loops."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: at least one loop is failing now (see loops)")
     messages: int
     readings: int
     malformed_messages: int
@@ -160,6 +174,8 @@ class Health(BaseModel):
     console_streams: int | None = Field(default=None, description="open console streams")
     console_resyncs: int | None = Field(
         default=None, description="consoles that fell behind and were told to reload")
+    loops: dict[str, LoopState] = Field(default_factory=dict,
+                                        description="every supervised loop and alarm sink")
 
 
 class Me(BaseModel):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.auth import Ctx, errors, may
-from gateway.api.models import Health, Report
+from gateway.api.models import Health, LoopState, Report
 from gateway.settings import ApiUser
 from gateway.store.report import BEIJING, day_bounds, report, report_csv
 
@@ -20,8 +20,10 @@ router = APIRouter(tags=["reports"])
 @router.get("/health")
 async def health(ctx: Ctx) -> Health:
     """The running gateway's counters (no token needed)."""
-    st, feed = ctx.core.stats, ctx.feed
-    return Health(status="ok", messages=st.messages, readings=st.readings,
+    st, feed, loops = ctx.core.stats, ctx.feed, ctx.core.loops
+    return Health(status="degraded" if loops.failing() else "ok",
+                  loops={n: LoopState.model_validate(h) for n, h in loops.health().items()},
+                  messages=st.messages, readings=st.readings,
                   malformed_messages=st.malformed_messages, alarm_events=st.alarm_events,
                   pending_points=ctx.core.writer.pending_points,
                   console_streams=feed.subscribers if feed is not None else None,

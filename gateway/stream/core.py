@@ -22,6 +22,7 @@ from alerting.engine import AlarmEvent, Engine
 from alerting.table import RuleTable
 from edge.clock import WALL, Clock
 from edge.stats import decode_stats
+from edge.supervise import Loops
 from edge.wire import WireError, decode
 from gateway.influx.schema import ALARM_HEALTH, LineBuilder, line, lines, stats_lines
 from gateway.influx.writer import BatchingWriter
@@ -45,6 +46,7 @@ class CoreStats:
     duplicate_messages: int = 0
     edge_stats_messages: int = 0
     alarm_events: int = 0
+    sink_failures: int = 0
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
 
@@ -97,7 +99,8 @@ class Core:
     """
 
     def __init__(self, site: SiteConfig | CompiledSite, writer: BatchingWriter,
-                 alarm_sinks: list[AlarmSink] | None = None, clock: Clock = WALL) -> None:
+                 alarm_sinks: list[AlarmSink] | None = None, clock: Clock = WALL,
+                 loops: Loops | None = None) -> None:
         # No reference to the config model is kept: at 100 000 points it is most of the
         # memory, and the core needs only the compiled rules (gateway.stream.compiled).
         compiled = as_compiled(site)
@@ -113,6 +116,7 @@ class Core:
         self.writer = writer
         self.alarm_sinks = list(alarm_sinks or [])
         self.clock = clock
+        self.loops = loops or Loops(clock)      # the process's supervised loops (/health)
         self.stats = CoreStats()
         self.sequences = SequenceTracker()
         self.point_index = PointIndex(tb)
@@ -244,9 +248,22 @@ class Core:
         if not events:
             return
         self.stats.alarm_events += len(events)
-        for sink in self.alarm_sinks:
-            await sink(events)
+        # The record first: a failing sink must not cost the events their place in InfluxDB.
         await self.writer.put(self.lines.events(self.enterprise, events), len(events))
+        for sink in self.alarm_sinks:
+            # Isolated: one failing sink (a broker away, a database blip) neither stops the
+            # others nor the step; it is said once per failure streak and counted. A sink
+            # that must not lose events keeps its own retry (the escalation's pending queue).
+            name = f"sink-{getattr(sink, '__name__', None) or type(sink).__name__}"
+            h = self.loops.by_name.get(name) or self.loops.add(name)
+            try:
+                await sink(events)
+            except Exception as exc:
+                self.stats.sink_failures += 1
+                self.loops.failed(h, exc, 0)
+            else:
+                if h.streak or h.state == "starting":
+                    self.loops.ok(h)
 
     def health_lines(self, now_ms: int) -> bytes:
         """``alarm_health`` per console: rates, flood, lifecycle counts (line protocol)."""

@@ -11,6 +11,7 @@ import time
 
 from edge.clock import WALL, Clock
 from edge.spool import Spool
+from edge.supervise import supervised
 from gateway.influx.targets import make_sink
 from gateway.influx.writer import BatchingWriter
 from gateway.settings import InfluxSettings
@@ -88,21 +89,21 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
 async def clock_loop(core: Core, stop: asyncio.Event, status: DashboardStatus,
                      time_source: Clock = WALL) -> None:
     """Alarm timers every (simulated) second; alarm-system health and dashboard status
-    every ten real seconds."""
+    every ten real seconds and once more at the stop. Supervised: a failing tick is said
+    once, counted and retried."""
     next_health = time.monotonic() + HEALTH_EVERY_S
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(TICK_S / time_source.speed):
-                await stop.wait()
+
+    async def step() -> None:
+        nonlocal next_health
         now_ms = time_source.now_ms()
-        try:
-            await core.tick(now_ms)
-            if time.monotonic() >= next_health or stop.is_set():
-                next_health = time.monotonic() + HEALTH_EVERY_S
-                body = status.lines(now_ms)
-                await core.writer.put(body, body.count(b"\n"))
-        except Exception:
-            log.exception("alarm clock failed")
+        await core.tick(now_ms)
+        if time.monotonic() >= next_health or stop.is_set():
+            next_health = time.monotonic() + HEALTH_EVERY_S
+            body = status.lines(now_ms)
+            await core.writer.put(body, body.count(b"\n"))
+
+    await supervised(core.loops, "alarm-clock", step, stop,
+                     lambda: TICK_S / time_source.speed, final_step=True)
 
 
 async def first_status(core: Core, writer: BatchingWriter, time_source: Clock,

@@ -22,13 +22,14 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         "duplicate_messages": s.duplicate_messages,
         "edge_stats_messages": s.edge_stats_messages,
         "sequence_gaps": core.sequences.gaps(), "missing_messages": core.sequences.missing(),
-        "alarm_events": s.alarm_events,
+        "alarm_events": s.alarm_events, "sink_failures": s.sink_failures,
         "points_written": w.points_written, "batches_written": w.batches_written,
         "write_retries": w.retries, "write_throttled": w.throttled,
         "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
         "spooled_points": w.spooled_points, "replayed_points": w.replayed_points,
         "write_latency_ms": round(w.write_latency_ms),
     }
+    out.update(core.loops.stats())
     spool = core.writer.spool
     if spool is not None:
         out["spool_batches"] = len(spool)

@@ -1,0 +1,160 @@
+"""Supervised loops: a loop that must outlive a failure runs one iteration at a time; a
+failing iteration is one log line at the start of a failure streak (and one when it ends),
+a counter and a health entry, then a retry with backoff. Nothing ends silently.
+
+Each process keeps one ``Loops`` registry; ``/health`` and the self-metrics show each loop's
+state, last success and last error. Cancellation (the process stopping) is never caught.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+
+from edge.clock import WALL, Clock
+
+log = logging.getLogger(__name__)
+
+BACKOFF_MAX_S = 30.0
+
+
+@dataclass
+class LoopHealth:
+    """What one loop is doing, for ``/health`` and the stats."""
+
+    name: str
+    state: str = "starting"          # running, failing, stopped
+    iterations: int = 0
+    failures: int = 0                # failed iterations since start
+    streak: int = 0                  # failed iterations in a row, now
+    last_ok_ms: int | None = None
+    last_error: str | None = None
+    last_error_ms: int | None = None
+
+
+class Loops:
+    """The supervised loops of one process, by name."""
+
+    def __init__(self, clock: Clock = WALL) -> None:
+        self.clock = clock
+        self.by_name: dict[str, LoopHealth] = {}
+
+    def add(self, name: str) -> LoopHealth:
+        """Register a loop (a name is one loop: registering it again starts it afresh)."""
+        h = self.by_name[name] = LoopHealth(name)
+        return h
+
+    def ok(self, h: LoopHealth) -> None:
+        """One iteration succeeded; the end of a failure streak is said once."""
+        if h.streak:
+            log.warning("%s: working again after %d failed attempt(s)", h.name, h.streak)
+        h.iterations += 1
+        h.streak = 0
+        h.state = "running"
+        h.last_ok_ms = self.clock.now_ms()
+
+    def failed(self, h: LoopHealth, exc: BaseException, retry_s: float) -> None:
+        """One iteration failed; the first of a streak is said (one line), the rest counted."""
+        h.iterations += 1
+        h.failures += 1
+        h.streak += 1
+        h.state = "failing"
+        h.last_error = describe(exc)
+        h.last_error_ms = self.clock.now_ms()
+        if h.streak == 1:
+            log.error("%s: failed (%s); retrying with backoff up to %.0f s, said again when it "
+                      "works", h.name, h.last_error, BACKOFF_MAX_S)
+            log.debug("%s: failure", h.name, exc_info=exc)
+        else:
+            log.debug("%s: failed again (%d in a row, next in %.1f s): %s", h.name, h.streak,
+                      retry_s, h.last_error)
+
+    def failing(self) -> list[str]:
+        """Names of the loops failing now."""
+        return [n for n, h in self.by_name.items() if h.state == "failing"]
+
+    def health(self) -> dict[str, dict[str, object]]:
+        """Every loop's entry, for ``/health``."""
+        return {n: asdict(h) for n, h in self.by_name.items()}
+
+    def stats(self) -> dict[str, int]:
+        """Integer self-metrics: failures per loop and whether it is failing now."""
+        out: dict[str, int] = {}
+        for n, h in self.by_name.items():
+            key = n.replace("-", "_")
+            out[f"loop_{key}_failures"] = h.failures
+            out[f"loop_{key}_failing"] = int(h.state == "failing")
+        return out
+
+
+def describe(exc: BaseException) -> str:
+    """One line about an exception: its type and the first line of its message, from the
+    driver's own error where a wrapper holds one (SQLAlchemy's ``orig``), which names the
+    cause where the wrapper's text names the SQL."""
+    inner = getattr(exc, "orig", None)
+    cause = inner if isinstance(inner, BaseException) else exc
+    first = (str(cause).strip().splitlines() or [""])[0]
+    return f"{type(cause).__name__}: {first}"[:300]
+
+
+async def supervised(loops: Loops, name: str, step: Callable[[], Awaitable[object]],
+                     stop: asyncio.Event, every_s: float | Callable[[], float],
+                     final_step: bool = False, backoff_max_s: float = BACKOFF_MAX_S) -> None:
+    """Run ``step`` every ``every_s`` (seconds, or a function giving them) until ``stop``;
+    a failing step is retried after ``every_s`` × 2, × 4, ... up to ``backoff_max_s``. With
+    ``final_step`` one more step runs once ``stop`` is set (a loop that writes status gets
+    its final say)."""
+    h = loops.add(name)
+    h.state = "running"
+    while True:
+        period = every_s() if callable(every_s) else every_s
+        wait = period
+        final = stop.is_set()
+        if final and not final_step:
+            break
+        try:
+            await step()
+        except Exception as exc:    # every failure is reported and retried, never fatal
+            wait = min(backoff_max_s, max(period, 0.1) * 2 ** min(h.streak, 16))
+            loops.failed(h, exc, wait)
+        else:
+            loops.ok(h)
+        if final:
+            break
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait):
+                await stop.wait()
+    h.state = "stopped"
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, or the exception itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in leaves(e)]
+    return [exc]
+
+
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[object]], what: str) -> int:
+    """Run ``main(stop)`` until it returns; SIGTERM (what Docker and systemd send) and Ctrl-C
+    set ``stop``, so the process drains, acknowledges and closes before it ends. What escapes
+    ``main`` ends the process with exit status 1 and one line naming the reason, so that a
+    supervisor restarts it; 0 otherwise."""
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        reasons = "; ".join(describe(e) for e in leaves(exc))
+        log.critical("%s stopped: %s", what, reasons)
+        log.debug("%s stopped", what, exc_info=exc)
+        return 1
+    return 0

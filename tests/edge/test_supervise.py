@@ -1,0 +1,75 @@
+"""Supervised loops: a failing iteration is said once per streak, counted, shown in health
+and retried with backoff; the recovery is said once; cancellation is never swallowed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from edge.supervise import Loops, describe, supervised
+
+
+async def test_a_failure_streak_is_one_line_then_counted_and_retried(
+        caplog: pytest.LogCaptureFixture) -> None:
+    loops, stop, calls = Loops(), asyncio.Event(), list[int]()
+
+    async def step() -> None:
+        calls.append(len(calls))
+        if 1 <= len(calls) <= 4:
+            raise ConnectionError(f"database away\nSQL: SELECT {len(calls)}")
+        if len(calls) >= 7:
+            stop.set()
+
+    with caplog.at_level(logging.DEBUG, logger="edge.supervise"):
+        async with asyncio.timeout(20):
+            await supervised(loops, "outbox", step, stop, 0.01, backoff_max_s=0.05)
+    h = loops.by_name["outbox"]
+    assert (h.state, h.failures, h.streak, h.iterations) == ("stopped", 4, 0, 7)
+    assert h.last_error == "ConnectionError: database away"        # one line, no SQL
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 2
+    assert said[0].startswith("outbox: failed (ConnectionError: database away)")
+    assert said[1] == "outbox: working again after 4 failed attempt(s)"
+    assert loops.stats() == {"loop_outbox_failures": 4, "loop_outbox_failing": 0}
+
+
+async def test_health_shows_a_failing_loop_while_it_fails() -> None:
+    loops, stop = Loops(), asyncio.Event()
+
+    async def step() -> None:
+        raise RuntimeError("no")
+
+    task = asyncio.create_task(supervised(loops, "esc", step, stop, 0.01, backoff_max_s=0.02))
+    try:
+        async with asyncio.timeout(10):
+            while loops.by_name.get("esc") is None or loops.by_name["esc"].failures < 3:
+                await asyncio.sleep(0.01)
+        assert loops.failing() == ["esc"]
+        assert loops.health()["esc"]["last_error"] == "RuntimeError: no"
+    finally:
+        stop.set()
+        await task
+
+
+async def test_cancellation_ends_the_loop() -> None:
+    loops, started = Loops(), asyncio.Event()
+
+    async def step() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    task = asyncio.create_task(supervised(loops, "slow", step, asyncio.Event(), 1))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert loops.by_name["slow"].failures == 0
+
+
+def test_describe_prefers_the_driver_error() -> None:
+    class WrappedError(Exception):
+        orig = OSError("connection refused")
+    assert describe(WrappedError("(raised as a result of autoflush)\n[SQL: ...]")) == \
+        "OSError: connection refused"
