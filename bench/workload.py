@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -58,9 +59,13 @@ def values(rng: np.random.Generator, n: int) -> npt.NDArray[np.float64]:
 
 
 def messages(n_points: int, per_message: int, n_messages: int, edges: int = 4,
-             seed: int = 1, t0_ms: int = 1_790_000_000_000, step_ms: int = 1000,
+             seed: int = 1, t0_ms: int | None = None, step_ms: int = 1000,
              ) -> list[tuple[str, bytes]]:
-    """(topic, payload) wire messages; each poll cycle covers every point once."""
+    """(topic, payload) wire messages; each poll cycle covers every point once. Stamped
+    from ``t0_ms`` (default: an hour ago, whole seconds), inside the window of times the
+    gateway accepts."""
+    if t0_ms is None:
+        t0_ms = (int(time.time()) - 3600) * 1000
     rng = np.random.default_rng(seed)
     ids = point_ids(n_points)
     per_cycle = max(1, n_points // per_message)

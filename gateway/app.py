@@ -33,7 +33,7 @@ from gateway.alarms.publisher import AlarmPublisher
 from gateway.alarms.register_feed import RegisterFeed
 from gateway.influx.targets import NullSink
 from gateway.influx.writer import BatchingWriter
-from gateway.settings import InfluxSettings, Settings
+from gateway.settings import InfluxSettings, IngestLimits, Settings
 from gateway.site import SiteConfig
 from gateway.store.models import Database
 from gateway.store.register import Register
@@ -74,14 +74,15 @@ class Running:
 async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings | None,
                        buffer: MessageBuffer | None, alarm_sinks: list[AlarmSink] | None = None,
                        clock: Clock = WALL, linger_s: float = LINGER_S,
-                       loops: Loops | None = None) -> AsyncIterator[Running]:
+                       loops: Loops | None = None, limits: IngestLimits | None = None,
+                       ) -> AsyncIterator[Running]:
     """Build the writer (on ``influx``; none: readings are discarded), the core and its
     first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
     one TaskGroup while the context is open. On exit what is buffered is processed, then the
     writer flushes. Without a buffer the caller drives the core (the test kit)."""
     writer = writer_for(influx) if influx is not None else BatchingWriter(NullSink())
     async with writer:
-        core = Core(site, writer, alarm_sinks, clock, loops)
+        core = Core(site, writer, alarm_sinks, clock, loops, limits)
         if buffer is None:
             yield Running(core, DashboardStatus(core))
             return
@@ -122,19 +123,24 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
             sinks.append(escalation_sink)
         try:
             async with running_core(site, settings.influx, buffer, sinks, clock,
-                                    settings.ingest_linger_ms / 1000, loops) as run:
+                                    settings.ingest_linger_ms / 1000, loops,
+                                    settings.limits) as run:
                 core = run.core
                 running.append(core)
                 ingest.start()
                 try:
                     yield core, ingest
                 finally:
-                    ingest.stop()
+                    # Take no more: what is buffered is processed, written and acknowledged
+                    # before the connection closes; what the broker sends meanwhile stays
+                    # unacknowledged in our session and comes to the next process.
+                    ingest.pause()
                     # the last snapshot, so a clean stop leaves final totals in the database
                     await core.writer.put(stats_line(code, settings.mqtt.client_id,
                                                      snapshot(core, buffer, ingest),
                                                      clock.now_ms()), 1)
         finally:
+            ingest.stop()
             await publisher.close()
 
 

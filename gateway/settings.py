@@ -52,8 +52,11 @@ class InfluxSettings(BaseModel):
         default=None, description="where batches wait while the target is down (none: "
                                   "retry in memory with backpressure)")
     spool_max_mb: int = Field(default=1024, ge=1)
-    spool_after_s: float = Field(default=5.0, ge=0,
-                                 description="how long a batch is retried before it is spooled")
+    spool_after_s: float = Field(
+        default=2.0, ge=0.1, le=60,
+        description="how long a batch may take (retries, or one hung write) before it is "
+                    "spooled: the MQTT messages it holds are acknowledged only once it is "
+                    "written or spooled")
 
 
 ApiRole = Literal["operator", "safety_manager", "regulator", "admin"]
@@ -76,6 +79,22 @@ class ApiSettings(BaseModel):
                                           '\'{"<token>": {"name": "op.liu", "role": "operator"}}\'')
 
 
+class IngestLimits(BaseModel):
+    """What the ingest accepts (``HAZGW_LIMITS__*``; ``gateway.stream.boundary``)."""
+
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024,
+                                   description="larger messages are refused whole")
+    max_ids_per_message: int = Field(default=100_000, ge=1)
+    ts_past_s: float = Field(default=7 * 86400, gt=0,
+                             description="readings older than this (by the gateway's clock) "
+                                         "are dropped and counted")
+    ts_future_s: float = Field(default=300, gt=0,
+                               description="readings further ahead than this are dropped")
+    max_seq_jump: int = Field(default=1_000_000, ge=1,
+                              description="a sequence number this far past its edge's "
+                                          "highest is refused (a spoofed or corrupt header)")
+
+
 class Settings(BaseSettings):
     """Runtime settings from the environment (``HAZGW_``, nested with ``__``)."""
 
@@ -93,6 +112,7 @@ class Settings(BaseSettings):
                     "more to evaluate with them: fewer, larger steps cost far less CPU; a "
                     "lone message is evaluated at once; 0 turns it off")
     mqtt: MqttSettings = MqttSettings()
+    limits: IngestLimits = IngestLimits()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
     # A process configured from the environment spools by default: nothing lost.

@@ -161,6 +161,24 @@ class LoopState(BaseModel):
     last_error_ms: int | None
 
 
+class DeadLetter(BaseModel):
+    """A message the ingest refused (the newest 20 are kept)."""
+
+    topic: str
+    kind: str = Field(description="why, one of gateway.stream.boundary.REASONS")
+    reason: str
+    sample: str = Field(description="its first 256 bytes")
+    ts_ms: int | None = None
+
+
+class DeadLetters(BaseModel):
+    """Refused messages: counts by reason since start, and the newest ones."""
+
+    refused: dict[str, int]
+    dropped_readings: dict[str, int]
+    newest: list[DeadLetter]
+
+
 class Health(BaseModel):
     """The running gateway's counters and its loops."""
 

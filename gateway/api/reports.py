@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import PlainTextResponse
 
 from gateway.api.auth import Ctx, errors, may
-from gateway.api.models import Health, LoopState, Report
+from gateway.api.models import DeadLetter, DeadLetters, Health, LoopState, Report
 from gateway.settings import ApiUser
 from gateway.store.report import BEIJING, day_bounds, report, report_csv
 
@@ -28,6 +28,15 @@ async def health(ctx: Ctx) -> Health:
                   pending_points=ctx.core.writer.pending_points,
                   console_streams=feed.subscribers if feed is not None else None,
                   console_resyncs=feed.resyncs if feed is not None else None)
+
+
+@router.get("/dead-letters", responses=errors())
+async def dead_letters(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> DeadLetters:
+    """What the ingest refused, by reason, with the newest messages (samples)."""
+    b = ctx.core.boundary
+    return DeadLetters(refused=dict(b.refused), dropped_readings=dict(b.dropped),
+                       newest=[DeadLetter.model_validate(d)
+                               for d in reversed(ctx.core.stats.dead_letters)])
 
 
 @router.get("/report", response_model=Report, responses={

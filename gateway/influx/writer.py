@@ -8,6 +8,14 @@ while the target is down, and a replay task writes the spool back oldest first o
 answers again; what is still unwritten at close is spooled too and replayed after a restart.
 Retryable failures back off exponentially (Retry-After honoured); permanent ones are counted and
 their first lines kept as a dead-letter sample.
+
+Durability is tracked per batch, in the order the batches were sealed: ``mark(callback)``
+calls back once everything put before it is written to the target, spooled to disk, or
+refused by the target for good. The ingest acknowledges its MQTT messages that way, so
+nothing is acknowledged to the broker that a crash could lose. With a spool, an attempt that
+has not finished within ``spool_after_s`` (a hung or paused database) is abandoned and the
+batch spooled: InfluxDB stores a point once per series and time, so writing it again on
+replay, should the abandoned attempt have landed after all, changes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import contextlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -53,12 +62,12 @@ class BatchingWriter:
     def __init__(self, sink: LineSink, batch_points: int = 5000, flush_interval_s: float = 0.2,
                  writers: int = 2, max_pending_batches: int = 64,
                  max_backoff_s: float = 10.0, close_timeout_s: float = 30.0,
-                 spool: Spool | None = None, spool_after_s: float = 5.0) -> None:
+                 spool: Spool | None = None, spool_after_s: float = 2.0) -> None:
         self._sink = sink
         self._batch_points = batch_points
         self._flush_interval = flush_interval_s
         self._n_writers = writers
-        self._queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue(max_pending_batches)
+        self._queue: asyncio.Queue[tuple[bytes, int, int]] = asyncio.Queue(max_pending_batches)
         self._buf: list[bytes] = []
         self._buf_points = 0
         self._buf_since = 0.0
@@ -71,6 +80,12 @@ class BatchingWriter:
         self._spool_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.stats = WriterStats()
+        # batches are numbered 1, 2, ... as sealed; every one up to _durable is written,
+        # spooled or refused; marks wait, in order, for the number they need
+        self._sealed = 0
+        self._durable = 0
+        self._finished: set[int] = set()
+        self._marks: deque[tuple[int, Callable[[], None]]] = deque()
 
     async def __aenter__(self) -> BatchingWriter:
         self._tasks = [asyncio.create_task(self._writer(), name=f"influx-writer-{i}")
@@ -94,10 +109,11 @@ class BatchingWriter:
             # a cancelled writer spools (or counts) the batch it held
             await asyncio.gather(*self._tasks, return_exceptions=True)
             while not self._queue.empty():
-                body, n = self._queue.get_nowait()
-                self._give_up(body, n)
+                body, n, k = self._queue.get_nowait()
+                self._give_up(body, n, k)
             if self._buf:
-                self._give_up(b"".join(self._buf), self._buf_points)
+                self._sealed += 1
+                self._give_up(b"".join(self._buf), self._buf_points, self._sealed)
             if self.stats.unwritten_points_at_close:
                 log.error("influx writer: closing with %d points the target did not accept "
                           "and no spool could keep", self.stats.unwritten_points_at_close)
@@ -125,6 +141,29 @@ class BatchingWriter:
         if self._buf_points >= self._batch_points:
             await self._seal()
 
+    def mark(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (on the loop) once everything put so far is written, spooled or
+        refused for good: at once if it already is; never if it is lost (no spool and the
+        target down at close), so that what it acknowledges is redelivered."""
+        target = self._sealed + (1 if self._buf else 0)
+        if target <= self._durable:
+            callback()
+        else:
+            self._marks.append((target, callback))
+
+    def _finish(self, k: int) -> None:
+        """Batch ``k`` is durable (or refused for good): call back the marks it completes."""
+        self._finished.add(k)
+        while self._durable + 1 in self._finished:
+            self._durable += 1
+            self._finished.discard(self._durable)
+        while self._marks and self._marks[0][0] <= self._durable:
+            _, callback = self._marks.popleft()
+            try:
+                callback()
+            except Exception:       # an acknowledgement that fails must not stop writing
+                log.exception("influx writer: a durability callback failed")
+
     async def flush(self) -> None:
         """Write everything accepted so far and wait until it is written or spooled."""
         await self._seal()
@@ -143,13 +182,15 @@ class BatchingWriter:
             return
         body, n = b"".join(self._buf), self._buf_points
         self._buf, self._buf_points = [], 0
+        self._sealed += 1
+        k = self._sealed
         if self._spool is not None and self._queue.full():
             # The database is behind (a compaction, a slow disk): spill to the spool rather
             # than stall the caller, which would delay the alarms evaluated after this batch.
-            self._give_up(body, n)
+            self._give_up(body, n, k)
             return
         self._queued_points += n
-        await self._queue.put((body, n))
+        await self._queue.put((body, n, k))
 
     async def _ticker(self) -> None:
         while True:
@@ -157,28 +198,31 @@ class BatchingWriter:
             if self._buf and time.monotonic() - self._buf_since >= self._flush_interval:
                 await self._seal()
 
-    def _give_up(self, body: bytes, n: int) -> None:
-        """A batch that cannot be written now: to the spool, or counted as unwritten."""
+    def _give_up(self, body: bytes, n: int, k: int) -> None:
+        """Batch ``k`` cannot be written now: to the spool (durable), or counted as
+        unwritten (and never marked durable)."""
         if self._spool is not None:
             self._spool.append(body, n)
             self.stats.spooled_points += n
             self._spool_ready.set()
+            self._finish(k)
         else:
             self.stats.unwritten_points_at_close += n
 
     async def _writer(self) -> None:
         while True:
-            body, n = await self._queue.get()
+            body, n, k = await self._queue.get()
             try:
                 if self._target_down and self._spool is not None:
                     # The replay task probes the target; queueing behind it keeps order.
                     raise _GiveUpError
                 give_up = self._spool_after if self._spool is not None else None
                 await self._write_with_retry(body, n, give_up)
+                self._finish(k)
             except _GiveUpError:
-                self._give_up(body, n)
+                self._give_up(body, n, k)
             except asyncio.CancelledError:
-                self._give_up(body, n)
+                self._give_up(body, n, k)
                 raise
             finally:
                 self._queued_points -= n
@@ -191,7 +235,19 @@ class BatchingWriter:
         started = time.monotonic()
         while True:
             try:
-                await self._sink.write(body)
+                if give_up_after_s is None:
+                    await self._sink.write(body)
+                else:
+                    # bounded: a hung database must not hold the batch for the HTTP timeout
+                    # (one attempt, as the replay makes, gets spool_after_s of its own)
+                    left = give_up_after_s - (time.monotonic() - started) \
+                        if give_up_after_s > 0 else self._spool_after
+                    limit = max(left, 0.1)
+                    try:
+                        async with asyncio.timeout(limit):
+                            await self._sink.write(body)
+                    except TimeoutError:
+                        raise RetryableError(f"no answer within {limit:.1f} s") from None
             except PermanentError as exc:
                 self.stats.rejected_points += n
                 self.stats.rejected_batches += 1

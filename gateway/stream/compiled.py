@@ -16,6 +16,7 @@ from alerting.escalation import Contacts, EscalationConfig
 from alerting.register import RegisterRules
 from alerting.table import RuleTable, compile_rules
 from gateway.site import SiteConfig
+from gateway.stream.boundary import edge_points
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class CompiledSite:
     contacts: Contacts = field(default_factory=Contacts)
     source_levels: dict[str, str] = field(default_factory=dict)
     register_rules: RegisterRules = field(default_factory=RegisterRules)
+    # edge id → positions of the points it may send (empty: the site declares no edges)
+    edge_points: dict[str, frozenset[int]] = field(default_factory=dict)
 
 
 def poll_intervals(site: SiteConfig) -> dict[str, float]:
@@ -39,10 +42,10 @@ def poll_intervals(site: SiteConfig) -> dict[str, float]:
 
 def compile_site(site: SiteConfig) -> CompiledSite:
     """Compile a validated site in this process."""
-    return CompiledSite(site.enterprise.code, site.enterprise.name,
-                        compile_rules(site.enterprise, poll_intervals(site)),
+    table = compile_rules(site.enterprise, poll_intervals(site))
+    return CompiledSite(site.enterprise.code, site.enterprise.name, table,
                         site.escalation, site.contacts, site.source_levels(),
-                        site.register_rules)
+                        site.register_rules, edge_points(site, [str(x) for x in table.ids]))
 
 
 def _build_and_compile(factory: Callable[..., SiteConfig], args: tuple[object, ...],

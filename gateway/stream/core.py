@@ -9,6 +9,7 @@ writer and the publisher apply backpressure instead.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,7 +27,9 @@ from edge.supervise import Loops
 from edge.wire import WireError, decode
 from gateway.influx.schema import ALARM_HEALTH, LineBuilder, line, lines, stats_lines
 from gateway.influx.writer import BatchingWriter
+from gateway.settings import IngestLimits
 from gateway.site import SiteConfig
+from gateway.stream.boundary import Boundary
 from gateway.stream.compiled import CompiledSite, as_compiled
 from gateway.stream.sequence import SequenceTracker
 
@@ -46,6 +49,7 @@ class CoreStats:
     duplicate_messages: int = 0
     edge_stats_messages: int = 0
     alarm_events: int = 0
+    accepted_messages: int = 0
     sink_failures: int = 0
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
@@ -81,6 +85,8 @@ class PointIndex:
         if found is not None:
             return found
         found = self._table.index(ids)
+        if len(found) and found.min() < 0:
+            return found        # holds unknown ids: not remembered (they cost memory)
         found.flags.writeable = False       # shared by every batch of this list
         names = self._table.names
         self._known[tuple([names[i] if i >= 0 else ids[k]
@@ -100,7 +106,7 @@ class Core:
 
     def __init__(self, site: SiteConfig | CompiledSite, writer: BatchingWriter,
                  alarm_sinks: list[AlarmSink] | None = None, clock: Clock = WALL,
-                 loops: Loops | None = None) -> None:
+                 loops: Loops | None = None, limits: IngestLimits | None = None) -> None:
         # No reference to the config model is kept: at 100 000 points it is most of the
         # memory, and the core needs only the compiled rules (gateway.stream.compiled).
         compiled = as_compiled(site)
@@ -120,42 +126,93 @@ class Core:
         self.stats = CoreStats()
         self.sequences = SequenceTracker()
         self.point_index = PointIndex(tb)
+        self.boundary = Boundary(limits or IngestLimits(), len(tb), compiled.edge_points)
         self._edge_stats: list[bytes] = []
 
-    def dead_letter(self, topic: str, payload: bytes, reason: str) -> None:
-        """Count a message that cannot be used and keep a sample of it."""
+    def dead_letter(self, topic: str, payload: bytes, reason: str,
+                    kind: str = "malformed") -> None:
+        """Count a message that cannot be used (by ``kind``, one of ``boundary.REASONS``)
+        and keep a sample of it."""
         self.stats.malformed_messages += 1
+        self.boundary.refused[kind] += 1
         self.stats.dead_letters.append(
-            {"topic": topic, "reason": reason, "sample": payload[:256].decode(errors="replace")})
+            {"topic": topic, "kind": kind, "reason": reason,
+             "sample": payload[:256].decode(errors="replace"), "ts_ms": self.clock.now_ms()})
         if self.stats.malformed_messages in (1, 10, 100, 1000, 10000):
-            log.warning("dead-lettered malformed message on %s (%d so far): %s",
-                        topic, self.stats.malformed_messages, reason)
+            log.warning("dead-lettered a message on %s (%d so far): %s: %s",
+                        topic[:200], self.stats.malformed_messages, kind, reason)
 
     def decode(self, messages: list[tuple[str, bytes]]) -> ReadingBatch:
-        """One batch from many (topic, payload) messages; bad ones are dead-lettered."""
-        parts: list[ReadingBatch] = []
+        """One batch from many (topic, payload) messages; what the boundary refuses is
+        counted and dead-lettered (``gateway.stream.boundary``)."""
+        return ReadingBatch.concat([part for _, _, part in self.decode_parts(messages)])
+
+    def decode_parts(self, messages: list[tuple[str, bytes]],
+                     ) -> list[tuple[str, bytes, ReadingBatch]]:
+        """Each usable message with its readings; one that fails, however, is dead-lettered
+        alone."""
+        out: list[tuple[str, bytes, ReadingBatch]] = []
+        now_ms = self.clock.now_ms()
         for topic, payload in messages:
             self.stats.messages += 1
-            if topic.endswith("/stats"):
-                self._decode_edge_stats(topic, payload)
-                continue
             try:
-                wb = decode(payload)
-            except WireError as exc:
-                self.dead_letter(topic, payload, str(exc))
+                part = self._decode_one(topic, payload, now_ms)
+            except Exception as exc:      # a bug, not bad input: still only this message
+                log.exception("core: decoding a message on %s failed", topic[:200])
+                self.dead_letter(topic, payload, f"{type(exc).__name__}: {exc}", "core_error")
                 continue
-            if not topic.endswith(f"/{wb.edge}/readings"):
-                self.dead_letter(topic, payload, f"edge {wb.edge!r} does not match the topic")
-                continue
-            if not self.sequences.fresh(wb.edge, wb.boot, wb.seq):
-                self.stats.duplicate_messages += 1
-                continue
-            parts.append(ReadingBatch(self.point_index(wb.ids), wb.ts_ms, wb.value, wb.quality))
-        batch = ReadingBatch.concat(parts)
-        unknown = int(np.count_nonzero(batch.point < 0))
-        self.stats.unknown_point_readings += unknown
-        self.stats.readings += len(batch) - unknown
-        return batch
+            if part is not None:
+                self.stats.accepted_messages += 1
+                unknown = int(np.count_nonzero(part.point < 0))
+                self.stats.unknown_point_readings += unknown
+                self.stats.readings += len(part) - unknown
+                out.append((topic, payload, part))
+        return out
+
+    def _decode_one(self, topic: str, payload: bytes, now_ms: int) -> ReadingBatch | None:
+        lim, edges = self.boundary.limits, self.boundary
+        if len(payload) > lim.max_message_bytes:
+            self.dead_letter(topic, payload, f"{len(payload)} bytes, more than the limit of "
+                             f"{lim.max_message_bytes}", "too_large")
+            return None
+        levels = topic.split("/")
+        topic_edge = levels[-2] if len(levels) >= 2 else ""
+        if not edges.edge_known(topic_edge):
+            self.dead_letter(topic, payload, f"edge {topic_edge!r} is not in the site",
+                             "unknown_edge")
+            return None
+        if topic.endswith("/stats"):
+            self._decode_edge_stats(topic, payload)
+            return None
+        try:
+            wb = decode(payload)
+        except WireError as exc:
+            self.dead_letter(topic, payload, str(exc))
+            return None
+        if wb.edge != topic_edge or not topic.endswith("/readings"):
+            self.dead_letter(topic, payload, f"edge {wb.edge!r} does not match the topic",
+                             "edge_mismatch")
+            return None
+        if len(wb.ids) > lim.max_ids_per_message:
+            self.dead_letter(topic, payload, f"{len(wb.ids)} readings, more than the limit "
+                             f"of {lim.max_ids_per_message}", "too_many_ids")
+            return None
+        # boot is the edge agent's start in real time (whatever clock it stamps readings on)
+        if wb.boot > (time.time() + lim.ts_future_s) * 1000:
+            self.dead_letter(topic, payload, f"boot {wb.boot} is in the future",
+                             "implausible_boot")
+            return None
+        jump = self.sequences.jump(wb.edge, wb.boot, wb.seq)
+        if jump > lim.max_seq_jump:
+            self.dead_letter(topic, payload, f"seq {wb.seq} jumps {jump} past the edge's "
+                             f"highest (limit {lim.max_seq_jump})", "seq_jump")
+            return None
+        if not self.sequences.fresh(wb.edge, wb.boot, wb.seq):
+            self.stats.duplicate_messages += 1
+            return None
+        part = ReadingBatch(self.point_index(wb.ids), wb.ts_ms, wb.value, wb.quality)
+        keep = edges.readings(wb.edge, part.point, part.ts_ms, now_ms)
+        return part if keep is None else part.take(np.flatnonzero(keep))
 
     def _decode_edge_stats(self, topic: str, payload: bytes) -> None:
         try:
@@ -164,14 +221,36 @@ class Core:
             self.dead_letter(topic, payload, f"edge stats: {exc}")
             return
         if not topic.endswith(f"/{st.edge}/stats"):
-            self.dead_letter(topic, payload, f"edge {st.edge!r} does not match the topic")
+            self.dead_letter(topic, payload, f"edge {st.edge!r} does not match the topic",
+                             "edge_mismatch")
             return
         self.stats.edge_stats_messages += 1
         self._edge_stats.append(stats_lines(self.enterprise, st))
 
     async def handle(self, messages: list[tuple[str, bytes]]) -> list[AlarmEvent]:
-        """Process messages end to end; returns the alarm events they caused."""
-        events = await self.process(self.decode(messages))
+        """Process messages end to end; returns the alarm events they caused. Should the
+        evaluation of the whole step raise (a bug the boundary let through), each message
+        is evaluated again alone, so that only the guilty one is dead-lettered."""
+        parts = self.decode_parts(messages)
+        try:
+            events = await self.process(ReadingBatch.concat([p for _, _, p in parts]))
+        except Exception:
+            if len(parts) <= 1:
+                for topic, payload, _ in parts:
+                    log.exception("core: evaluating a message on %s failed", topic[:200])
+                    self.dead_letter(topic, payload, "evaluation failed (see log)",
+                                     "core_error")
+                events = []
+            else:
+                log.exception("core: a step of %d messages failed: evaluating them one by "
+                              "one", len(parts))
+                events = []
+                for topic, payload, part in parts:
+                    try:
+                        events += await self.process(part)
+                    except Exception as exc:
+                        self.dead_letter(topic, payload, f"evaluation failed: "
+                                         f"{type(exc).__name__}: {exc}", "core_error")
         if self._edge_stats:
             lines, self._edge_stats = self._edge_stats, []
             body = b"".join(lines)

@@ -1,7 +1,13 @@
 """MQTT ingest: paho's network thread fills a bounded buffer that the asyncio core drains.
 
+Acknowledged only when durable: the subscription uses manual acknowledgement, and a
+message's PUBACK is sent once the readings and alarm events of the step that processed it
+are written to InfluxDB or spooled to disk (``BatchingWriter.mark``), in the order the
+messages came. A crash before that leaves them unacknowledged in our persistent session, and
+the broker delivers them again to the next process.
+
 The buffer bounds messages, not bytes. When it is full the paho thread blocks inside
-``on_message``; paho then sends no PUBACK, the broker stops at its in-flight limit and keeps
+``on_message``; the broker stops at its in-flight limit (unacknowledged messages) and keeps
 the rest queued in our persistent session: backpressure instead of loss.
 """
 
@@ -11,6 +17,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -26,21 +33,30 @@ BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
 class MessageBuffer:
-    """A bounded hand-over from one producer thread (or task) to one asyncio consumer."""
+    """A bounded hand-over from one producer thread (or task) to one asyncio consumer; it
+    remembers each message's acknowledgement token (0: none to send), in order."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_messages: int = 20_000) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_messages: int = 20_000,
+                 acker: Callable[[list[int]], None] | None = None) -> None:
         self._loop = loop
         self._items: deque[Message] = deque()
+        self._tokens: deque[int] = deque()
+        self.acker = acker
         self._slots = threading.Semaphore(max_messages)
         self._ready = asyncio.Event()
         self._waiting = False
         self._closed = False
 
-    def push(self, item: Message) -> None:
-        """Add a message from another thread; blocks while the buffer is full."""
+    def push(self, item: Message, token: int = 0) -> None:
+        """Add a message from another thread; blocks while the buffer is full. ``token``
+        acknowledges it (its MQTT message id) once it is durable."""
+        if self._closed:
+            return              # never acknowledged: the broker delivers it again
         while not self._slots.acquire(timeout=0.5):
             if self._closed:
-                return
+                return          # never acknowledged: the broker delivers it again
+        # token first: the consumer takes items, and their tokens after them
+        self._tokens.append(token)
         self._items.append(item)
         # The consumer raises _waiting before its last look at the deque, so either it sees
         # this item or we see the flag and wake it.
@@ -52,6 +68,7 @@ class MessageBuffer:
         """Add a message from the event loop itself (in-process uplink); waits when full."""
         while not self._slots.acquire(blocking=False):
             await asyncio.sleep(0.005)
+        self._tokens.append(0)
         self._items.append(item)
         self._ready.set()
 
@@ -70,10 +87,19 @@ class MessageBuffer:
         n = min(max_items, len(self._items))
         return [self._items.popleft() for _ in range(n)]
 
-    def release(self, n: int) -> None:
-        """Free the slots of ``n`` processed messages."""
-        if n:
-            self._slots.release(n)
+    def release(self, n: int) -> list[int]:
+        """Free the slots of the ``n`` messages processed (the oldest taken); returns the
+        acknowledgement tokens among them, to ``ack`` once they are durable."""
+        if not n:
+            return []
+        tokens = [t for t in (self._tokens.popleft() for _ in range(n)) if t]
+        self._slots.release(n)
+        return tokens
+
+    def ack(self, tokens: list[int]) -> None:
+        """Acknowledge messages (their tokens from ``release``), oldest first."""
+        if self.acker is not None and tokens:
+            self.acker(tokens)
 
     def close(self) -> None:
         """Let a blocked producer give up."""
@@ -92,7 +118,9 @@ class MqttIngest:
         self.conn = MqttConnection("ingest", s, persistent=True,
                                    subscriptions=[(t, 1) for t in topics]
                                    + [(BROKER_DROPPED_TOPIC, 0)],
-                                   on_message=self._on_message)
+                                   on_message=self._on_message, manual_ack=True)
+        buffer.acker = self._ack
+        self.acknowledged = 0
 
     @property
     def connected(self) -> threading.Event:
@@ -110,6 +138,10 @@ class MqttIngest:
         """Connect in the background; paho reconnects by itself."""
         self.conn.start()
 
+    def pause(self) -> None:
+        """Take no more messages (those that arrive stay unacknowledged: redelivered)."""
+        self._buffer.close()
+
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
         self._buffer.close()
@@ -122,4 +154,9 @@ class MqttIngest:
             except ValueError:
                 log.warning("ingest: unreadable %s: %r", msg.topic, msg.payload[:40])
             return
-        self._buffer.push((msg.topic, bytes(msg.payload)))
+        self._buffer.push((msg.topic, bytes(msg.payload)), msg.mid if msg.qos else 0)
+
+    def _ack(self, mids: list[int]) -> None:
+        for mid in mids:
+            self.conn.ack(mid, 1)
+        self.acknowledged += len(mids)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import logging
 import time
 
@@ -76,14 +77,17 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
             await asyncio.sleep(linger_s)
             messages += buffer.take(MAX_MESSAGES_PER_STEP - len(messages))
         try:
-            await core.handle(messages)
+            await core.handle(messages)      # isolates a guilty message itself
         except Exception:
             # A bug must not stop ingest silently; the messages are counted as dead letters.
             log.exception("core failed on a batch of %d messages", len(messages))
             for topic, payload in messages:
-                core.dead_letter(topic, payload, "core error (see log)")
+                core.dead_letter(topic, payload, "core error (see log)", "core_error")
         finally:
-            buffer.release(len(messages))
+            tokens = buffer.release(len(messages))
+            if tokens:
+                # acknowledged to the broker once what they produced is durable
+                core.writer.mark(functools.partial(buffer.ack, tokens))
 
 
 async def clock_loop(core: Core, stop: asyncio.Event, status: DashboardStatus,

@@ -29,6 +29,7 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         "spooled_points": w.spooled_points, "replayed_points": w.replayed_points,
         "write_latency_ms": round(w.write_latency_ms),
     }
+    out.update(core.boundary.stats())
     out.update(core.loops.stats())
     spool = core.writer.spool
     if spool is not None:

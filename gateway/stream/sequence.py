@@ -4,6 +4,11 @@ except the holes in between.
 Edges replay their spool after an outage while live messages keep flowing, so old sequence
 numbers legitimately arrive after newer ones: a hole being filled is fresh, a sequence already
 seen is a duplicate. Holes are kept as intervals, so even a long outage costs a few numbers.
+
+A boot first met in this process (a restart: the state before it is not kept here) starts
+at the first number seen: what lies below it is unknown, not missing, so a restart does not
+count the previous process's messages; a lower number that comes later (the edge's spool
+being replayed) is still taken once.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ MAX_BOOTS_PER_EDGE = 4
 class _Boot:
     top: int = -1
     holes: list[list[int]] = field(default_factory=list)   # sorted, disjoint [lo, hi]
+    known_from: int = 0          # numbers below were before this process: not "missing"
 
     def missing(self) -> int:
-        return sum(hi - lo + 1 for lo, hi in self.holes)
+        return sum(hi - max(lo, self.known_from) + 1 for lo, hi in self.holes
+                   if hi >= self.known_from)
 
     def accept(self, seq: int) -> bool:
         if seq > self.top:
@@ -49,13 +56,19 @@ class SequenceTracker:
         boots = self.edges.setdefault(edge, {})
         b = boots.get(boot)
         if b is None:
-            b = boots[boot] = _Boot()
+            b = boots[boot] = _Boot(known_from=seq)
             if len(boots) > MAX_BOOTS_PER_EDGE:   # forget the oldest boot
                 del boots[min(boots)]
         if b.accept(seq):
             return True
         self.duplicates += 1
         return False
+
+    def jump(self, edge: str, boot: int, seq: int) -> int:
+        """How far ``seq`` lies past the highest number seen of its boot (0 for a boot not
+        seen yet or a number not beyond the highest)."""
+        b = self.edges.get(edge, {}).get(boot)
+        return max(0, seq - b.top) if b is not None and b.top >= 0 else 0
 
     def missing(self) -> int:
         """Messages still missing below each boot's highest sequence (gaps not yet filled)."""

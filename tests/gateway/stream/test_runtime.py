@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from alerting.engine import AlarmEvent
@@ -18,8 +19,11 @@ from tests.waiting import wait_until
 TOPIC = "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
 
 
+T0 = int(time.time() * 1000)      # inside the window of times the core accepts
+
+
 def message(seq: int) -> tuple[str, bytes]:
-    return TOPIC, wire.encode("edge-01", 1, seq, ["GT101"], [1000 + seq], [1.0], [0])
+    return TOPIC, wire.encode("edge-01", 1, seq, ["GT101"], [T0 + seq], [1.0], [0])
 
 
 class CountingCore(Core):

@@ -31,3 +31,20 @@ def test_a_restarted_edge_starts_a_new_boot_and_old_boot_replays_still_count() -
 def test_edges_are_independent() -> None:
     t = SequenceTracker()
     assert t.fresh("a", 1, 0) and t.fresh("b", 1, 0) and not t.fresh("a", 1, 0)
+
+
+def test_a_gateway_restart_does_not_count_the_previous_process_messages() -> None:
+    """Seen 953 → 5 444 missing after a restart: the numbers below the first one met belong
+    to the previous process, and are not missing; replayed ones still come once."""
+    t = SequenceTracker()
+    assert t.fresh("e", 1, 5000) and t.fresh("e", 1, 5001)
+    assert (t.missing(), t.gaps()) == (0, 1)
+    assert t.fresh("e", 1, 17) and not t.fresh("e", 1, 17)     # the edge's spool replayed
+    assert t.fresh("e", 1, 5005) and t.missing() == 3          # a real gap counts
+
+
+def test_the_jump_past_the_highest_number() -> None:
+    t = SequenceTracker()
+    assert t.jump("e", 1, 10**18) == 0                         # nothing seen: no jump
+    t.fresh("e", 1, 7)
+    assert (t.jump("e", 1, 8), t.jump("e", 1, 3), t.jump("e", 1, 1007)) == (1, 0, 1000)
