@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from alerting.engine import AlarmEvent
 from edge import app as edge_app
@@ -50,6 +51,7 @@ from gateway.stream.runtime import (
     writer_for,
 )
 from gateway.stream.selfmetrics import snapshot, stats_line
+from gateway.stream.state import StateKeeper, state_path
 from gateway.stream.status import DashboardStatus
 
 log = logging.getLogger(__name__)
@@ -75,11 +77,14 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
                        buffer: MessageBuffer | None, alarm_sinks: list[AlarmSink] | None = None,
                        clock: Clock = WALL, linger_s: float = LINGER_S,
                        loops: Loops | None = None, limits: IngestLimits | None = None,
+                       state: Path | None = None, state_every_s: float = 2.0,
                        ) -> AsyncIterator[Running]:
     """Build the writer (on ``influx``; none: readings are discarded), the core and its
     first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
     one TaskGroup while the context is open. On exit what is buffered is processed, then the
-    writer flushes. Without a buffer the caller drives the core (the test kit)."""
+    writer flushes. Without a buffer the caller drives the core (the test kit). With a
+    ``state`` file the core's alarm state is restored from it at start and saved to it every
+    ``state_every_s`` and once more when everything is processed and written at the stop."""
     writer = writer_for(influx) if influx is not None else BatchingWriter(NullSink())
     async with writer:
         core = Core(site, writer, alarm_sinks, clock, loops, limits)
@@ -92,16 +97,26 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
         gc.collect()
         gc.freeze()
         tune_allocator()
+        keeper = StateKeeper(state, core) if state is not None else None
+        if keeper is not None:
+            await keeper.restore()          # before the first status: it shows the alarms
         status = await first_status(core, writer, clock)
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
             tg.create_task(consume(core, buffer, stop, linger_s), name="core-consumer")
             tg.create_task(clock_loop(core, stop, status, clock), name="alarm-clock")
+            if keeper is not None:
+                tg.create_task(supervised(core.loops, "state", keeper.save, stop,
+                                          state_every_s), name="state")
             try:
                 yield Running(core, status)
             finally:
                 # Process what is already buffered before the writer flushes and closes.
                 stop.set()
+        if keeper is not None:
+            # everything processed is written and acknowledged now: the last word
+            await writer.flush()
+            await keeper.save()
 
 
 @asynccontextmanager
@@ -124,7 +139,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
         try:
             async with running_core(site, settings.influx, buffer, sinks, clock,
                                     settings.ingest_linger_ms / 1000, loops,
-                                    settings.limits) as run:
+                                    settings.limits, _state_file(settings, code),
+                                    settings.state.every_s) as run:
                 core = run.core
                 running.append(core)
                 ingest.start()
@@ -142,6 +158,11 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
         finally:
             ingest.stop()
             await publisher.close()
+
+
+def _state_file(settings: Settings, enterprise: str) -> Path | None:
+    d = settings.state.dir
+    return None if d is None else state_path(d, enterprise, settings.mqtt.client_id)
 
 
 def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[str], list[tuple[int, float]]],

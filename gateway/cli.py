@@ -106,6 +106,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.stream.compiled import compile_in_child
 
     settings = _settings()
+    if settings.state.dir is None:      # a process of its own keeps its alarm state
+        settings = settings.model_copy(update={"state": settings.state.model_copy(
+            update={"dir": Path("var/state")})})
     path = args.config or str(settings.config)
     try:
         # validated and compiled in a child: this long-running process never holds the model

@@ -95,6 +95,15 @@ class IngestLimits(BaseModel):
                                           "highest is refused (a spoofed or corrupt header)")
 
 
+class StateSettings(BaseModel):
+    """Where the core keeps its alarm state across restarts (``gateway.stream.state``)."""
+
+    dir: Path | None = Field(default=None, description="unset: nothing kept (hazgw run "
+                                                       "uses var/state)")
+    every_s: float = Field(default=2.0, gt=0, le=600,
+                           description="how often it is saved (and at a clean stop)")
+
+
 class Settings(BaseSettings):
     """Runtime settings from the environment (``HAZGW_``, nested with ``__``)."""
 
@@ -113,6 +122,7 @@ class Settings(BaseSettings):
                     "lone message is evaluated at once; 0 turns it off")
     mqtt: MqttSettings = MqttSettings()
     limits: IngestLimits = IngestLimits()
+    state: StateSettings = StateSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
     # A process configured from the environment spools by default: nothing lost.

@@ -125,6 +125,9 @@ class Core:
         self.loops = loops or Loops(clock)      # the process's supervised loops (/health)
         self.stats = CoreStats()
         self.sequences = SequenceTracker()
+        # the sequence numbers of what the broker has been told is durable (the state file
+        # keeps these, not the newest, so that a restart takes what was not acknowledged)
+        self.acked_sequences: dict[str, Any] = {}
         self.point_index = PointIndex(tb)
         self.boundary = Boundary(limits or IngestLimits(), len(tb), compiled.edge_points)
         self._edge_stats: list[bytes] = []

@@ -9,6 +9,7 @@ import ctypes
 import functools
 import logging
 import time
+from typing import Any
 
 from edge.clock import WALL, Clock
 from edge.spool import Spool
@@ -87,7 +88,14 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
             tokens = buffer.release(len(messages))
             if tokens:
                 # acknowledged to the broker once what they produced is durable
-                core.writer.mark(functools.partial(buffer.ack, tokens))
+                core.writer.mark(functools.partial(_acknowledge, core, buffer, tokens,
+                                                   core.sequences.state()))
+
+
+def _acknowledge(core: Core, buffer: MessageBuffer, tokens: list[int],
+                 sequences: dict[str, Any]) -> None:
+    buffer.ack(tokens)
+    core.acked_sequences = sequences
 
 
 async def clock_loop(core: Core, stop: asyncio.Event, status: DashboardStatus,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from typing import Any
 
 MAX_BOOTS_PER_EDGE = 4
 
@@ -69,6 +70,21 @@ class SequenceTracker:
         seen yet or a number not beyond the highest)."""
         b = self.edges.get(edge, {}).get(boot)
         return max(0, seq - b.top) if b is not None and b.top >= 0 else 0
+
+    def state(self) -> dict[str, dict[str, list[Any]]]:
+        """A copy of what is known, as JSON-able data (edge → boot → [top, holes,
+        known_from])."""
+        return {e: {str(n): [b.top, [list(h) for h in b.holes], b.known_from]
+                    for n, b in boots.items()} for e, boots in self.edges.items()}
+
+    @staticmethod
+    def from_state(data: dict[str, dict[str, list[Any]]]) -> SequenceTracker:
+        """A tracker that knows what ``state`` described."""
+        t = SequenceTracker()
+        for e, boots in data.items():
+            t.edges[e] = {int(n): _Boot(int(top), [[int(lo), int(hi)] for lo, hi in holes],
+                                        int(known)) for n, (top, holes, known) in boots.items()}
+        return t
 
     def missing(self) -> int:
         """Messages still missing below each boot's highest sequence (gaps not yet filled)."""

@@ -103,7 +103,7 @@ def start_gateway(tmp: Path, broker: Server, influx: Server, db: str,
            "HAZGW_MQTT__PORT": str(broker.port), "HAZGW_MQTT__CLIENT_ID": "crash-core",
            "HAZGW_INFLUX__URL": influx.url, "HAZGW_INFLUX__DATABASE": db,
            "HAZGW_INFLUX__SPOOL_DIR": str(tmp / "spool"),
-           "HAZGW_DATABASE_URL": str(tmp / "gw.sqlite3")}
+           "HAZGW_DATABASE_URL": str(tmp / "gw.sqlite3"), "HAZGW_STATE__DIR": str(tmp / "state")}
     with (tmp / "gateway.log").open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "gateway.cli", "run"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
