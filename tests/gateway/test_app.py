@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 from edge.mqtt import MqttSettings
@@ -14,6 +15,13 @@ from gateway.sim.demo import on_loopback
 from gateway.sim.serve import run_simulator
 from gateway.site import load_site
 from tests.services import Server, influx_query, stored_readings
+from tests.waiting import wait_until
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def test_simulator_edge_and_gateway_services_fill_influxdb(
@@ -26,7 +34,10 @@ async def test_simulator_edge_and_gateway_services_fill_influxdb(
     stop_sim, stop_edge, stop_core = asyncio.Event(), asyncio.Event(), asyncio.Event()
     sim = asyncio.create_task(run_simulator(site, None, stop_sim))
     core = asyncio.create_task(run_gateway(site, settings, stop_core, status_every_s=0.5))
-    await asyncio.sleep(0.5)
+    # the edge starts once every simulated device listens: on a busy machine its first
+    # polls would otherwise fail, and their bad-quality samples are not what is tested here
+    ports = [dev.port for a in site.edges.values() for dev in a.modbus.values()]
+    await wait_until(lambda: all(port_open(p) for p in ports), 30)
     edge_settings = EdgeSettings(edge_spool_dir=tmp_path / "edge-spool", clock=settings.clock,
                                  mqtt=settings.mqtt)
     edge = asyncio.create_task(run_edge(site, edge_settings, stop_edge))

@@ -98,6 +98,14 @@ def filled(tmp_path_factory: pytest.TempPathFactory, mosquitto_server: Server,
         edge = asyncio.create_task(run_edge(site, edge_settings, stops[2]))
         # bounded: the scenario's 300 simulated seconds take 6 s at 50×
         await asyncio.wait({sim}, timeout=30)
+        # Mosquitto sends its $SYS counters every sys_interval, not on subscribing: wait
+        # (bounded) until the gateway has written the broker's drop counter once, so the
+        # panel that shows it has data however busy the machine (it once came too late)
+        for _ in range(200):
+            if influx_query(influx_server, db_name, 'SELECT last("broker_dropped_messages") '
+                            'FROM "gateway_stats"'):
+                break
+            await asyncio.sleep(0.1)
         for stop, task in zip(reversed(stops), (edge, core, sim), strict=True):
             stop.set()
             await task
