@@ -62,8 +62,8 @@ class Spool:
         """Points waiting in the spool."""
         return self._points
 
-    def append(self, body: bytes, points: int) -> None:
-        """Store a batch; drops the oldest batches while over the byte limit."""
+    def append(self, body: bytes, points: int) -> SpooledBatch:
+        """Store a batch (returned); drops the oldest batches while over the byte limit."""
         seq = self._next
         self._next += 1
         path = self.dir / f"{seq:020d}-{points}.lp"
@@ -73,7 +73,8 @@ class Spool:
             f.flush()
             os.fsync(f.fileno())
         tmp.rename(path)
-        self._batches.append(SpooledBatch(path, seq, points, len(body)))
+        stored = SpooledBatch(path, seq, points, len(body))
+        self._batches.append(stored)
         self.bytes += len(body)
         self._points += points
         while self.bytes > self.max_bytes and len(self._batches) > 1:
@@ -82,6 +83,7 @@ class Spool:
             self.dropped_points += oldest.points
             log.error("spool full (%d bytes): dropped %d oldest points", self.max_bytes,
                       oldest.points)
+        return stored
 
     def oldest(self) -> tuple[SpooledBatch, bytes] | None:
         """The oldest batch and its body, or None when empty."""
@@ -91,7 +93,9 @@ class Spool:
         return b, b.path.read_bytes()
 
     def remove(self, batch: SpooledBatch) -> None:
-        """Forget a batch once it has been written."""
+        """Forget a batch once it has been written (nothing if it is gone already)."""
+        if batch not in self._batches:
+            return
         self._batches.remove(batch)
         self.bytes -= batch.size
         self._points -= batch.points

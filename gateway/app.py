@@ -11,34 +11,27 @@ stepped clock) all start from it. Every timestamp is taken from the one ``Clock`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from alerting.engine import AlarmEvent
 from edge import app as edge_app
 from edge import wire
 from edge.clock import WALL, Clock, parse_clock
 from edge.settings import EdgeSettings
 from edge.stats import stats_topic
-from edge.supervise import Loops, supervised
-from gateway.alarms.escalation import Escalator
-from gateway.alarms.notifiers import build_notifiers
-from gateway.alarms.outbox import Delivery
+from edge.supervise import Loops, describe, supervised
 from gateway.alarms.publisher import AlarmPublisher
-from gateway.alarms.register_feed import RegisterFeed
+from gateway.alarms.service import EscalationService
 from gateway.influx.targets import NullSink
 from gateway.influx.writer import BatchingWriter
 from gateway.settings import InfluxSettings, IngestLimits, Settings
 from gateway.site import SiteConfig
 from gateway.store.models import Database
 from gateway.store.register import Register
-from gateway.store.threshold_audit import record_changes
 from gateway.stream.compiled import CompiledSite, as_compiled
 from gateway.stream.core import AlarmSink, Core
 from gateway.stream.ingest import MessageBuffer, MqttIngest
@@ -187,68 +180,25 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
     if not (site.escalation.default or site.escalation.sources):
         yield None
         return
-    db = await asyncio.to_thread(Database, settings.database_url)
-    changed = await asyncio.to_thread(record_changes, db, site.enterprise, site.table,
-                                      str(settings.config), clock.now_ms())
-    if changed:
-        log.warning("config: alarm settings of %d point(s) changed since the last start "
-                    "(audit-logged)", changed)
-    esc = Escalator(db, site.escalation, site.contacts, site.enterprise, site.source_levels)
-    notifiers = build_notifiers(settings.mqtt.model_copy(
-        update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
-    delivery = Delivery(db, notifiers, clock=clock)
     recent = on_loop(asyncio.get_running_loop(),
                      lambda point: running[0].recent(point) if running else [])
-    feed = RegisterFeed(Register(db, clock), site.register_rules, site.enterprise, recent,
-                        site.contacts)
+    svc = EscalationService(site, settings, clock, recent)
     stop = asyncio.Event()
-
-    # Events wait here until the database has them (one queue per consumer, so a retry
-    # records nothing twice): a blip delays escalation and the register, never loses them.
-    pending: dict[Callable[[list[AlarmEvent]], None], deque[list[AlarmEvent]]] = {
-        esc.record: deque(), feed.on_events: deque()}
-    lock = asyncio.Lock()
-
-    async def record_pending() -> None:
-        async with lock:
-            for fn, queue in pending.items():
-                while queue:
-                    await asyncio.to_thread(fn, queue[0])
-                    queue.popleft()
-
-    async def escalation(events: list[AlarmEvent]) -> None:
-        for queue in pending.values():
-            queue.append(events)
-        # A failure leaves them queued; the escalation clock retries first thing and is the
-        # one that says it (once) and shows it in /health.
-        with contextlib.suppress(Exception):
-            await record_pending()
-
-    async def escalation_step() -> None:
-        await record_pending()
-        now = clock.now_ms()
-        fired = await asyncio.to_thread(esc.tick, now)
-        await asyncio.to_thread(feed.tick, now)
-        if fired:
-            log.warning("escalated: %s", ", ".join(
-                f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
-            await delivery.run_once()
-
     loops = loops or Loops(clock)
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(supervised(loops, "escalation-clock", escalation_step, stop,
+            # the database may be away at start: the first step opens it, and says once
+            # (with the retry schedule) when it does not answer; ingest does not wait
+            tg.create_task(supervised(loops, "escalation-clock", svc.clock_step, stop,
                                       lambda: 1.0 / clock.speed), name="escalation-clock")
-            tg.create_task(supervised(loops, "outbox-delivery", delivery.run_once, stop, 1.0),
+            tg.create_task(supervised(loops, "outbox-delivery", svc.delivery_step, stop, 1.0),
                            name="outbox-delivery")
             try:
-                yield escalation
+                yield svc.sink
             finally:
                 stop.set()
     finally:
-        for n in notifiers.values():
-            n.close()
-        db.close()
+        svc.close()
 
 
 async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
@@ -274,6 +224,26 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
         await supervised(core.loops, "stats", stats_step, stop, status_every_s)
 
 
+async def _open_database(url: str, who: str) -> Database:
+    """The database, waiting for it (one line when it does not answer, with the retry
+    schedule; one when it does): the process does not end over it."""
+    delay, said = 1.0, False
+    while True:
+        try:
+            db = await asyncio.to_thread(Database, url)
+        except Exception as exc:      # driver errors differ by database: all are retried
+            if not said:
+                log.error("%s: database %s does not answer (%s); retrying every 1–30 s",
+                          who, url.split("@")[-1], describe(exc))
+                said = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            continue
+        if said:
+            log.warning("%s: database %s answers again", who, url.split("@")[-1])
+        return db
+
+
 @asynccontextmanager
 async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
     """The REST API on ``settings.api`` while the context is open (nothing without a port)."""
@@ -290,7 +260,7 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
 
     if not api.tokens:
         log.warning("api: no tokens configured (HAZGW_API__TOKENS): every request gets 401")
-    db = await asyncio.to_thread(Database, settings.database_url)
+    db = await _open_database(settings.database_url, "api")
     clock = core.clock
 
     def online(start_ms: int, end_ms: int) -> int | None:

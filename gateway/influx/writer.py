@@ -13,9 +13,10 @@ Durability is tracked per batch, in the order the batches were sealed: ``mark(ca
 calls back once everything put before it is written to the target, spooled to disk, or
 refused by the target for good. The ingest acknowledges its MQTT messages that way, so
 nothing is acknowledged to the broker that a crash could lose. With a spool, an attempt that
-has not finished within ``spool_after_s`` (a hung or paused database) is abandoned and the
-batch spooled: InfluxDB stores a point once per series and time, so writing it again on
-replay, should the abandoned attempt have landed after all, changes nothing.
+has not finished within ``spool_after_s`` (a hung or paused database) gets a copy in the
+spool at once, so that it is durable, and the write goes on: if it lands, the copy is
+dropped, else the replay writes it. InfluxDB stores a point once per series and time, so a
+batch written twice changes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class WriterStats:
     spooled_points: int = 0
     replayed_points: int = 0
     unwritten_points_at_close: int = 0
+    slow_writes: int = 0            # batches spooled because their write took too long
     write_latency_ms: float = 0.0   # moving average of a batch's write, retries included
     rejected_samples: deque[str] = field(default_factory=lambda: deque(maxlen=10))
 
@@ -86,6 +88,7 @@ class BatchingWriter:
         self._durable = 0
         self._finished: set[int] = set()
         self._marks: deque[tuple[int, Callable[[], None]]] = deque()
+        self._held: set[int] = set()    # spooled copies of writes still under way
 
     async def __aenter__(self) -> BatchingWriter:
         self._tasks = [asyncio.create_task(self._writer(), name=f"influx-writer-{i}")
@@ -212,21 +215,61 @@ class BatchingWriter:
     async def _writer(self) -> None:
         while True:
             body, n, k = await self._queue.get()
+            held = False        # a copy is in the spool already (the write was slow)
             try:
                 if self._target_down and self._spool is not None:
                     # The replay task probes the target; queueing behind it keeps order.
                     raise _GiveUpError
-                give_up = self._spool_after if self._spool is not None else None
-                await self._write_with_retry(body, n, give_up)
+                if self._spool is None:
+                    await self._write_with_retry(body, n, None)
+                else:
+                    held = await self._write_or_hold(body, n, k)
+                    if held:
+                        continue
                 self._finish(k)
             except _GiveUpError:
-                self._give_up(body, n, k)
+                if not held:
+                    self._give_up(body, n, k)
             except asyncio.CancelledError:
-                self._give_up(body, n, k)
+                if not held:
+                    self._give_up(body, n, k)
                 raise
             finally:
                 self._queued_points -= n
                 self._queue.task_done()
+
+    async def _write_or_hold(self, body: bytes, n: int, k: int) -> bool:
+        """Write; should the write take longer than ``spool_after_s`` (a paused or hung
+        database), spool a copy so that the batch is durable now (and its messages can be
+        acknowledged), and let the write go on: if it lands, the copy is dropped again;
+        if not, the replay writes it. True when a copy was spooled."""
+        attempt = asyncio.ensure_future(self._write_with_retry(body, n, self._spool_after))
+        try:
+            done, _ = await asyncio.wait({attempt}, timeout=self._spool_after)
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        if done:
+            attempt.result()           # raises _GiveUpError after spool_after_s of failures
+            return False
+        assert self._spool is not None
+        copy = self._spool.append(body, n)
+        self._held.add(copy.seq)       # the replay leaves it alone while the write goes on
+        self.stats.spooled_points += n
+        self.stats.slow_writes += 1
+        self._finish(k)
+        try:
+            await attempt
+            self._spool.remove(copy)   # it landed: the replay need not write it again
+            self.stats.spooled_points -= n
+        except _GiveUpError:
+            self._spool_ready.set()    # the copy waits for the replay
+        except asyncio.CancelledError:
+            attempt.cancel()
+            raise
+        finally:
+            self._held.discard(copy.seq)
+        return True
 
     async def _write_with_retry(self, body: bytes, n: int, give_up_after_s: float | None,
                                 ) -> None:
@@ -235,19 +278,7 @@ class BatchingWriter:
         started = time.monotonic()
         while True:
             try:
-                if give_up_after_s is None:
-                    await self._sink.write(body)
-                else:
-                    # bounded: a hung database must not hold the batch for the HTTP timeout
-                    # (one attempt, as the replay makes, gets spool_after_s of its own)
-                    left = give_up_after_s - (time.monotonic() - started) \
-                        if give_up_after_s > 0 else self._spool_after
-                    limit = max(left, 0.1)
-                    try:
-                        async with asyncio.timeout(limit):
-                            await self._sink.write(body)
-                    except TimeoutError:
-                        raise RetryableError(f"no answer within {limit:.1f} s") from None
+                await self._sink.write(body)
             except PermanentError as exc:
                 self.stats.rejected_points += n
                 self.stats.rejected_batches += 1
@@ -295,6 +326,9 @@ class BatchingWriter:
                         await self._spool_ready.wait()
                 continue
             batch, body = item
+            if batch.seq in self._held:            # its own write is still under way
+                await asyncio.sleep(0.1)
+                continue
             written_before = self.stats.points_written
             try:
                 await self._write_with_retry(body, batch.points, 0.0)

@@ -10,26 +10,23 @@ after the blip."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
-from alerting.escalation import Contacts, EscalationConfig
 from edge import wire
 from edge.mqtt import MqttSettings
 from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, Settings
-from gateway.sim.ports import free_port
+from gateway.site import SiteConfig
+from gateway.stream.core import Core
 from tests.conftest import fresh_postgres
-from tests.gateway.test_e2e import small_site
+from tests.faults.clients import client, escalating_site, steps
 from tests.services import Server
 from tests.waiting import wait_until
 
@@ -47,11 +44,10 @@ def admit(url: str, allow: bool) -> None:
                          "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
 
 
-def process_steps(got: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
+def process_steps(got: list[dict[str, Any]]) -> dict[tuple[str, int], int]:
     """(alarm, step) of each process-alarm notification (the points also go stale, as no
     reading follows; those alarms escalate too and are left out)."""
-    alarms = [(d["key"].split("@")[0], d["step"]) for d in got]    # key: <alarm>@<ts>/...
-    return Counter(a for a in alarms if a[0].endswith(":process"))
+    return steps(got)
 
 
 def delivered(url: str) -> int:
@@ -63,21 +59,24 @@ def delivered(url: str) -> int:
 
 async def test_outbox_and_escalation_survive_a_database_that_refuses_for_a_while(
         mosquitto_server: Server, caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    steps = [{"after_s": 0, "roles": ["regulator"]}, {"after_s": 4, "roles": ["regulator"]}]
-    site = small_site(free_port()).model_copy(update={
-        "escalation": EscalationConfig.model_validate({"default": {
-            p: {"steps": steps} for p in (1, 2, 3)}}),
-        "contacts": Contacts.model_validate({"default": {"regulator": [
-            {"channel": "mqtt", "target": FEED}]}})})
+    policy = [{"after_s": 0, "roles": ["regulator"]}, {"after_s": 4, "roles": ["regulator"]}]
+    site = escalating_site(policy, FEED)
     got: list[dict[str, Any]] = []
-    sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pg-blip-feed")
-    sub.on_message = lambda c, u, m: got.append(json.loads(m.payload))
-    sub.connect("127.0.0.1", mosquitto_server.port)
-    sub.subscribe(FEED, 1)
-    sub.loop_start()
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="pg-blip-edge")
-    pub.connect("127.0.0.1", mosquitto_server.port)
-    pub.loop_start()
+    port = mosquitto_server.port
+    with client(port, "pg-blip-feed", FEED, got), client(port, "pg-blip-edge") as pub:
+        core = await blip(site, mosquitto_server, pub, got, caplog)
+    assert process_steps(got) == {("G1:process", 0): 1, ("G1:process", 1): 1,
+                                  ("L1:process", 0): 1, ("L1:process", 1): 1}
+    said = [r.getMessage() for r in caplog.records]
+    for loop in ("escalation-clock", "outbox-delivery"):
+        assert sum(m.startswith(f"{loop}: failed") for m in said) == 1, loop
+        assert sum(m.startswith(f"{loop}: working again") for m in said) == 1, loop
+        assert core.loops.by_name[loop].failures >= 2      # it kept trying, quietly
+
+
+async def blip(site: SiteConfig, broker: Server, pub: mqtt.Client,
+               got: list[dict[str, Any]], caplog: pytest.LogCaptureFixture) -> Core:
+    """Run the gateway through the database's absence; the core, once stopped."""
     topic = wire.readings_topic(site.enterprise.code, "edge-t")
 
     def reading(seq: int, point: str, value: float) -> None:
@@ -86,7 +85,7 @@ async def test_outbox_and_escalation_survive_a_database_that_refuses_for_a_while
         pub.publish(topic, payload, qos=1).wait_for_publish(5)
 
     with fresh_postgres() as url:
-        settings = Settings(mqtt=MqttSettings(port=mosquitto_server.port, client_id="pg-blip"),
+        settings = Settings(mqtt=MqttSettings(port=broker.port, client_id="pg-blip"),
                             influx=InfluxSettings(kind="none"), database_url=url)
         try:
             with caplog.at_level(logging.INFO):
@@ -108,13 +107,37 @@ async def test_outbox_and_escalation_survive_a_database_that_refuses_for_a_while
                     await asyncio.sleep(2)                   # nothing more should come
         finally:
             admit(url, True)
-            for c in (sub, pub):
-                c.disconnect()
-                c.loop_stop()
-    assert process_steps(got) == {("G1:process", 0): 1, ("G1:process", 1): 1,
-                                  ("L1:process", 0): 1, ("L1:process", 1): 1}
-    said = [r.getMessage() for r in caplog.records]
-    for loop in ("escalation-clock", "outbox-delivery"):
-        assert sum(m.startswith(f"{loop}: failed") for m in said) == 1, loop
-        assert sum(m.startswith(f"{loop}: working again") for m in said) == 1, loop
-        assert core.loops.by_name[loop].failures >= 2      # it kept trying, quietly
+    return core
+
+
+async def test_a_database_away_at_start_delays_escalation_only(
+        mosquitto_server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Seen before: PostgreSQL unreachable at start was a 157-line traceback and exit 1."""
+    site = escalating_site([{"after_s": 0, "roles": ["regulator"]}], FEED + "/start")
+    got: list[dict[str, Any]] = []
+    port = mosquitto_server.port
+    with client(port, "pg-start-feed", FEED + "/start", got), \
+            client(port, "pg-start-edge") as pub, fresh_postgres() as url:
+        admit(url, False)
+        settings = Settings(mqtt=MqttSettings(port=mosquitto_server.port,
+                                              client_id="pg-start"),
+                            influx=InfluxSettings(kind="none"), database_url=url)
+        try:
+            with caplog.at_level(logging.INFO):
+                async with gateway_session(site, settings) as (core, ingest):
+                    await wait_until(ingest.subscribed.is_set, 10)
+                    payload = wire.encode("edge-t", 1, 0, ["G1"], [int(time.time() * 1000)],
+                                          [62.0], [0])
+                    pub.publish(wire.readings_topic(site.enterprise.code, "edge-t"), payload,
+                                qos=1).wait_for_publish(5)
+                    await wait_until(lambda: core.stats.alarm_events >= 1, 10)  # flows
+                    await wait_until(
+                        lambda: core.loops.by_name["escalation-clock"].state == "failing", 10)
+                    assert got == []
+                    admit(url, True)
+                    await wait_until(lambda: process_steps(got) == {("G1:process", 0): 1}, 60)
+        finally:
+            admit(url, True)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len([m for m in said if m.startswith("escalation-clock: failed")]) == 1
+    assert not [r for r in caplog.records if r.exc_info and r.levelno >= logging.ERROR]

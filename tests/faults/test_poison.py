@@ -11,14 +11,12 @@ from __future__ import annotations
 import json
 import time
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from edge import wire
 from edge.mqtt import MqttSettings
 from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, Settings
 from gateway.sim.ports import free_port
+from tests.faults.clients import client
 from tests.gateway.test_e2e import small_site
 from tests.services import Server, influx_query
 from tests.waiting import wait_until
@@ -55,19 +53,13 @@ async def test_poison_in_a_burst_takes_nothing_with_it(
                          wire.encode("intruder", 1, 0, ["G1"], [now], [45.0], [0])))
     messages.insert(50, (topic, wire.encode("edge-t", 1, 10**9, ["G1"], [now], [1.0],
                                             [0])))                                # seq jump
-    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="poison-edge")
-    pub.connect("127.0.0.1", mosquitto_server.port)
-    pub.loop_start()
-    try:
+    with client(mosquitto_server.port, "poison-edge") as pub:
         async with gateway_session(site, settings) as (core, ingest):
             await wait_until(ingest.subscribed.is_set, 10)
             for t, p in messages:
                 pub.publish(t, p, qos=1)
             await wait_until(lambda: core.stats.messages >= len(messages), 60)
             await core.writer.flush()
-    finally:
-        pub.disconnect()
-        pub.loop_stop()
     stored = {(s["tags"]["point"], int(r[0])) for s in influx_query(
         influx_server, influx_db, 'SELECT "value" FROM reading GROUP BY point')
         for r in s["values"]}

@@ -124,3 +124,34 @@ async def test_a_stalled_database_spills_to_the_spool_instead_of_blocking(
     finally:
         os.kill(influx.proc.pid, signal.SIGCONT)
     assert count(influx) == 5000
+
+
+async def test_a_hung_write_is_made_durable_in_time_and_not_written_twice(
+        influx: services.Server, tmp_path: Path) -> None:
+    """InfluxDB paused mid-write: within spool_after_s the batch has a copy in the spool and
+    is marked durable (its messages may be acknowledged); the write goes on, lands when the
+    server resumes, and the copy is dropped again. Seen before: a hung write held the
+    batch for the whole HTTP timeout, unacknowledgeable and unspooled."""
+    import os
+    import signal
+
+    spool = Spool(tmp_path / "spool", 10_000_000)
+    sink = influx_v1(InfluxSettings(url=influx.url, database="spooltest", timeout_s=30))
+    durable: list[float] = []
+    async with BatchingWriter(sink, batch_points=500, writers=1, spool=spool,
+                              spool_after_s=0.5) as w:
+        os.kill(influx.proc.pid, signal.SIGSTOP)
+        try:
+            started = asyncio.get_running_loop().time()
+            await w.put(body(0, 500), 500)
+            w.mark(lambda: durable.append(asyncio.get_running_loop().time() - started))
+            for _ in range(100):                      # bounded: 10 s
+                if durable:
+                    break
+                await asyncio.sleep(0.1)
+            assert durable and spool.points == 500 and w.stats.slow_writes == 1
+        finally:
+            os.kill(influx.proc.pid, signal.SIGCONT)
+        assert await w.drained(30)
+    assert spool.points == 0 and w.stats.spooled_points == 0 and w.stats.replayed_points == 0
+    assert count(influx) == 500

@@ -1,0 +1,125 @@
+"""Escalation as a running service: the escalation clock, the outbox delivery and the register
+feed over the database, which may be away (at start or later) without costing anything.
+
+The database is opened on the first step and again after it is lost; until it answers,
+alarm events wait in memory (one queue per consumer, so that a retry records nothing twice)
+and the escalation clock's supervised loop says once what is wrong and retries with
+backoff. Readings and alarms flow meanwhile: only escalation waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from alerting.engine import AlarmEvent
+from edge.clock import Clock
+from gateway.alarms.escalation import Escalator
+from gateway.alarms.notifiers import build_notifiers
+from gateway.alarms.outbox import Delivery, Notifier
+from gateway.alarms.register_feed import RegisterFeed
+from gateway.settings import Settings
+from gateway.store.models import Database
+from gateway.store.register import Register
+from gateway.store.threshold_audit import record_changes
+from gateway.stream.compiled import CompiledSite
+
+log = logging.getLogger(__name__)
+
+Recent = Callable[[str], list[tuple[int, float]]]
+
+
+@dataclass
+class _Open:
+    db: Database
+    escalator: Escalator
+    feed: RegisterFeed
+    delivery: Delivery
+
+
+class EscalationService:
+    """The escalation of one enterprise's alarms; ``sink`` is its alarm sink."""
+
+    def __init__(self, site: CompiledSite, settings: Settings, clock: Clock,
+                 recent: Recent) -> None:
+        self.site = site
+        self.settings = settings
+        self.clock = clock
+        self.recent = recent
+        self.notifiers: dict[str, Notifier] = build_notifiers(settings.mqtt.model_copy(
+            update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
+        self.open: _Open | None = None
+        self.pending: dict[str, deque[list[AlarmEvent]]] = {"escalator": deque(),
+                                                            "feed": deque()}
+        self._lock = asyncio.Lock()
+
+    async def ready(self) -> _Open:
+        """The open database and what works on it (opened now if need be; raises if the
+        database does not answer)."""
+        if self.open is None:
+            s, site = self.settings, self.site
+            db = await asyncio.to_thread(Database, s.database_url)
+            try:
+                changed = await asyncio.to_thread(record_changes, db, site.enterprise,
+                                                  site.table, str(s.config),
+                                                  self.clock.now_ms())
+            except Exception:
+                db.close()
+                raise
+            if changed:
+                log.warning("config: alarm settings of %d point(s) changed since the last "
+                            "start (audit-logged)", changed)
+            self.open = _Open(
+                db, Escalator(db, site.escalation, site.contacts, site.enterprise,
+                              site.source_levels),
+                RegisterFeed(Register(db, self.clock), site.register_rules, site.enterprise,
+                             self.recent, site.contacts),
+                Delivery(db, self.notifiers, clock=self.clock))
+        return self.open
+
+    async def _record_pending(self) -> None:
+        async with self._lock:
+            o = await self.ready()
+            for name, fn in (("escalator", o.escalator.record), ("feed", o.feed.on_events)):
+                queue = self.pending[name]
+                while queue:
+                    await asyncio.to_thread(fn, queue[0])
+                    queue.popleft()
+
+    async def sink(self, events: list[AlarmEvent]) -> None:
+        """The alarm sink: queue, and record now if the database answers. A failure leaves
+        them queued; the escalation clock retries first thing and is the one that says it
+        (once) and shows it in /health."""
+        for queue in self.pending.values():
+            queue.append(events)
+        with contextlib.suppress(Exception):
+            await self._record_pending()
+
+    async def clock_step(self) -> None:
+        """One tick of the escalation clock: record what waits, fire the steps due."""
+        await self._record_pending()
+        o = await self.ready()
+        now = self.clock.now_ms()
+        fired = await asyncio.to_thread(o.escalator.tick, now)
+        await asyncio.to_thread(o.feed.tick, now)
+        if fired:
+            log.warning("escalated: %s", ", ".join(
+                f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
+            await o.delivery.run_once()
+
+    async def delivery_step(self) -> None:
+        """One round of the outbox (nothing while the database has not been opened yet:
+        the escalation clock reports that)."""
+        if self.open is not None:
+            await self.open.delivery.run_once()
+
+    def close(self) -> None:
+        """Close the notifiers and the database."""
+        for n in self.notifiers.values():
+            n.close()
+        if self.open is not None:
+            self.open.db.close()
