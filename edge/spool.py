@@ -23,6 +23,7 @@ class SpooledBatch:
     seq: int
     points: int
     size: int
+    keep: bool = False          # holds alarm events: dropped only beyond the reserve
 
 
 class Spool:
@@ -41,6 +42,7 @@ class Spool:
         self.bytes = sum(b.size for b in self._batches)
         self._points = sum(b.points for b in self._batches)
         self.dropped_points = 0
+        self.dropped_alarm_batches = 0
         if self._batches:
             log.info("spool %s: %d batches (%d points) from a previous run to replay",
                      self.dir, len(self._batches), self.points)
@@ -48,8 +50,9 @@ class Spool:
     @staticmethod
     def _parse(path: Path) -> SpooledBatch | None:
         try:
-            seq, points = path.stem.split("-")
-            return SpooledBatch(path, int(seq), int(points), path.stat().st_size)
+            seq, points, *flag = path.stem.split("-")
+            return SpooledBatch(path, int(seq), int(points), path.stat().st_size,
+                                flag == ["e"])
         except (ValueError, OSError):
             log.warning("spool: ignoring unexpected file %s", path)
             return None
@@ -62,27 +65,36 @@ class Spool:
         """Points waiting in the spool."""
         return self._points
 
-    def append(self, body: bytes, points: int) -> SpooledBatch:
-        """Store a batch (returned); drops the oldest batches while over the byte limit."""
+    def append(self, body: bytes, points: int, keep: bool = False) -> SpooledBatch:
+        """Store a batch (returned); drops the oldest batches while over the byte limit —
+        batches marked ``keep`` (alarm events) last, and only beyond a reserve of a tenth of
+        the limit."""
         seq = self._next
         self._next += 1
-        path = self.dir / f"{seq:020d}-{points}.lp"
+        path = self.dir / f"{seq:020d}-{points}{'-e' if keep else ''}.lp"
         tmp = path.with_suffix(".tmp")
         with tmp.open("wb") as f:
             f.write(body)
             f.flush()
             os.fsync(f.fileno())
         tmp.rename(path)
-        stored = SpooledBatch(path, seq, points, len(body))
+        stored = SpooledBatch(path, seq, points, len(body), keep)
         self._batches.append(stored)
         self.bytes += len(body)
         self._points += points
         while self.bytes > self.max_bytes and len(self._batches) > 1:
-            oldest = self._batches[0]
-            self.remove(oldest)
-            self.dropped_points += oldest.points
-            log.error("spool full (%d bytes): dropped %d oldest points", self.max_bytes,
-                      oldest.points)
+            victim = next((b for b in self._batches if not b.keep and b is not stored), None)
+            if victim is None:
+                if self.bytes <= self.max_bytes * 1.1:
+                    break               # alarm events use the reserve
+                victim = self._batches[0]
+            self.remove(victim)
+            self.dropped_points += victim.points
+            if victim.keep:
+                self.dropped_alarm_batches += 1
+            log.error("spool full (%d bytes): dropped %d oldest points%s", self.max_bytes,
+                      victim.points, " WITH ALARM EVENTS (reserve exhausted)"
+                      if victim.keep else "")
         return stored
 
     def oldest(self) -> tuple[SpooledBatch, bytes] | None:

@@ -264,7 +264,11 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
     clock = core.clock
 
     def online(start_ms: int, end_ms: int) -> int | None:
-        return online_points(settings.influx, core.enterprise, start_ms, end_ms)
+        try:
+            return online_points(settings.influx, core.enterprise, start_ms, end_ms)
+        except (OSError, RuntimeError) as exc:    # unknown, said so: never a wrong count
+            log.warning("report: no online count from InfluxDB: %s", exc)
+            return None
 
     def trend(point: str, minutes: float) -> list[tuple[int, float]] | None:
         try:

@@ -198,7 +198,13 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"--day: not a date (YYYY-MM-DD): {args.day!r}", file=sys.stderr)
         return 2
     code = site.enterprise.code
-    online = online_points(settings.influx, code, *day_bounds(day))
+    try:
+        online = online_points(settings.influx, code, *day_bounds(day))
+    except (OSError, RuntimeError) as exc:
+        # the report still comes, saying "unknown" for what only InfluxDB knows
+        print(f"report: InfluxDB at {settings.influx.url} cannot say which points were on "
+              f"line ({exc}); 'online' is left unknown", file=sys.stderr)
+        online = None
     db = Database(settings.database_url)
     try:
         rep = report(db, code, len(site.enterprise.points()), day, online)

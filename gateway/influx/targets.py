@@ -4,6 +4,8 @@ local file; failures classified as permanent, retryable or throttled (Telegraf's
 from __future__ import annotations
 
 import gzip
+import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -12,17 +14,29 @@ import aiohttp
 
 from gateway.settings import InfluxSettings
 
+log = logging.getLogger(__name__)
+
 
 class WriteError(Exception):
     """A write that did not succeed; subclasses say whether to try again."""
 
 
 class PermanentError(WriteError):
-    """The server refused the data itself (bad line, unknown database, no permission)."""
+    """The server refused the data itself (bad line, no permission). ``rejected`` is how
+    many of the batch's lines it refused when it says (a partial write stored the rest);
+    None: all of them."""
+
+    def __init__(self, message: str, rejected: int | None = None) -> None:
+        super().__init__(message)
+        self.rejected = rejected
 
 
 class RetryableError(WriteError):
     """The server or network failed; the same write may succeed later."""
+
+
+class MissingDatabaseError(RetryableError):
+    """The database does not exist (yet): data waits, it is never dropped for this."""
 
 
 class ThrottledError(RetryableError):
@@ -54,7 +68,10 @@ def classify(status: int, text: str, retry_after: str | None) -> WriteError:
         return ThrottledError(msg, delay)
     if status >= 500 or status == 408:
         return RetryableError(msg)
-    return PermanentError(msg)
+    if status == 404 and "database not found" in text:
+        return MissingDatabaseError(msg)
+    dropped = re.search(r"dropped=(\d+)", text) if "partial write" in text else None
+    return PermanentError(msg, int(dropped.group(1)) if dropped else None)
 
 
 class HttpSink:
@@ -62,8 +79,12 @@ class HttpSink:
 
     def __init__(self, url: str, params: dict[str, str], headers: dict[str, str],
                  gzip_body: bool, timeout_s: float,
-                 auth: aiohttp.BasicAuth | None = None) -> None:
+                 auth: aiohttp.BasicAuth | None = None, create_url: str | None = None,
+                 ) -> None:
         self._url, self._params, self._auth = url, params, auth
+        # v1: where to CREATE DATABASE when a write finds it missing (None: never)
+        self._create_url = create_url
+        self._create_said = False
         self._headers = {"Content-Type": "text/plain; charset=utf-8", **headers}
         if gzip_body:
             self._headers["Content-Encoding"] = "gzip"
@@ -81,9 +102,34 @@ class HttpSink:
                                           headers=self._headers, auth=self._auth) as resp:
                 if resp.status in (200, 204):
                     return
-                raise classify(resp.status, await resp.text(), resp.headers.get("Retry-After"))
+                error = classify(resp.status, await resp.text(), resp.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise RetryableError(f"{type(exc).__name__}: {exc}") from exc
+        if isinstance(error, MissingDatabaseError):
+            await self._create_database()
+        raise error
+
+    async def _create_database(self) -> None:
+        """Create the missing v1 database if the credentials allow; the write is retried
+        either way (after creating, it succeeds; otherwise data waits in the spool)."""
+        if self._create_url is None or self._session is None:
+            return
+        db = self._params["db"]
+        q = 'CREATE DATABASE "' + db.replace('"', '\\"') + '"'
+        try:
+            async with self._session.post(self._create_url, data={"q": q},
+                                          auth=self._auth) as resp:
+                text = await resp.text()
+                ok = resp.status == 200 and '"error"' not in text
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            ok, text = False, str(exc)
+        if ok:
+            log.warning("influx: database %r did not exist: created it", db)
+            self._create_said = False
+        elif not self._create_said:
+            self._create_said = True
+            log.error("influx: database %r does not exist and cannot be created (%s): data "
+                      "waits in the spool; retrying", db, text.strip()[:200])
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -100,7 +146,9 @@ def influx_v1(s: InfluxSettings) -> HttpSink:
     auth = None
     if s.username:
         auth = aiohttp.BasicAuth(s.username, s.password.get_secret_value() if s.password else "")
-    return HttpSink(s.url.rstrip("/") + "/write", params, {}, s.gzip, s.timeout_s, auth)
+    base = s.url.rstrip("/")
+    return HttpSink(base + "/write", params, {}, s.gzip, s.timeout_s, auth,
+                    create_url=base + "/query")
 
 
 class InfluxV2Sink:

@@ -89,6 +89,8 @@ class BatchingWriter:
         self._finished: set[int] = set()
         self._marks: deque[tuple[int, Callable[[], None]]] = deque()
         self._held: set[int] = set()    # spooled copies of writes still under way
+        self._buf_events = False         # the buffer holds alarm events
+        self._with_events: set[int] = set()   # batches (by number) that hold alarm events
 
     async def __aenter__(self) -> BatchingWriter:
         self._tasks = [asyncio.create_task(self._writer(), name=f"influx-writer-{i}")
@@ -116,6 +118,8 @@ class BatchingWriter:
                 self._give_up(body, n, k)
             if self._buf:
                 self._sealed += 1
+                if self._buf_events:
+                    self._with_events.add(self._sealed)
                 self._give_up(b"".join(self._buf), self._buf_points, self._sealed)
             if self.stats.unwritten_points_at_close:
                 log.error("influx writer: closing with %d points the target did not accept "
@@ -133,12 +137,15 @@ class BatchingWriter:
         """The disk spool, if any."""
         return self._spool
 
-    async def put(self, body: bytes, n_points: int) -> None:
-        """Add lines; waits when too many batches are already queued."""
+    async def put(self, body: bytes, n_points: int, alarm_events: bool = False) -> None:
+        """Add lines; waits when too many batches are already queued. A batch with
+        ``alarm_events`` is the last a full spool gives up."""
         if not body:
             return
         if not self._buf:
             self._buf_since = time.monotonic()
+        if alarm_events:
+            self._buf_events = True
         self._buf.append(body)
         self._buf_points += n_points
         if self._buf_points >= self._batch_points:
@@ -156,6 +163,7 @@ class BatchingWriter:
 
     def _finish(self, k: int) -> None:
         """Batch ``k`` is durable (or refused for good): call back the marks it completes."""
+        self._with_events.discard(k)
         self._finished.add(k)
         while self._durable + 1 in self._finished:
             self._durable += 1
@@ -187,6 +195,9 @@ class BatchingWriter:
         self._buf, self._buf_points = [], 0
         self._sealed += 1
         k = self._sealed
+        if self._buf_events:
+            self._with_events.add(k)
+            self._buf_events = False
         if self._spool is not None and self._queue.full():
             # The database is behind (a compaction, a slow disk): spill to the spool rather
             # than stall the caller, which would delay the alarms evaluated after this batch.
@@ -205,7 +216,7 @@ class BatchingWriter:
         """Batch ``k`` cannot be written now: to the spool (durable), or counted as
         unwritten (and never marked durable)."""
         if self._spool is not None:
-            self._spool.append(body, n)
+            self._spool.append(body, n, keep=k in self._with_events)
             self.stats.spooled_points += n
             self._spool_ready.set()
             self._finish(k)
@@ -253,7 +264,7 @@ class BatchingWriter:
             attempt.result()           # raises _GiveUpError after spool_after_s of failures
             return False
         assert self._spool is not None
-        copy = self._spool.append(body, n)
+        copy = self._spool.append(body, n, keep=k in self._with_events)
         self._held.add(copy.seq)       # the replay leaves it alone while the write goes on
         self.stats.spooled_points += n
         self.stats.slow_writes += 1
@@ -280,11 +291,14 @@ class BatchingWriter:
             try:
                 await self._sink.write(body)
             except PermanentError as exc:
-                self.stats.rejected_points += n
+                # a partial write stored the rest: only the refused lines count as rejected
+                rejected = n if exc.rejected is None else min(exc.rejected, n)
+                self.stats.rejected_points += rejected
+                self.stats.points_written += n - rejected
                 self.stats.rejected_batches += 1
                 sample = body[:300].decode(errors="replace")
                 self.stats.rejected_samples.append(f"{exc} | {sample}")
-                log.error("influx rejected a batch of %d points: %s", n, exc)
+                log.error("influx rejected %d of a batch of %d points: %s", rejected, n, exc)
                 return
             except RetryableError as exc:
                 self.stats.retries += 1

@@ -8,6 +8,7 @@ database moves through the same migrations as a test one.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,9 @@ def migrate(url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+_MIGRATING = threading.Lock()
+
+
 class Database:
     """An engine and its sessions, on a migrated database."""
 
@@ -207,7 +211,10 @@ class Database:
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         if upgrade:
-            migrate(self.url)
+            # one migration at a time in a process: alembic's context is not thread-safe,
+            # and the API and the escalation open their databases concurrently
+            with _MIGRATING:
+                migrate(self.url)
         self.engine: Engine = create_engine(self.url)
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -331,7 +331,8 @@ class Core:
             return
         self.stats.alarm_events += len(events)
         # The record first: a failing sink must not cost the events their place in InfluxDB.
-        await self.writer.put(self.lines.events(self.enterprise, events), len(events))
+        await self.writer.put(self.lines.events(self.enterprise, events), len(events),
+                              alarm_events=True)
         for sink in self.alarm_sinks:
             # Isolated: one failing sink (a broker away, a database blip) neither stops the
             # others nor the step; it is said once per failure streak and counted. A sink

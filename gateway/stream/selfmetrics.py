@@ -23,6 +23,7 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         "edge_stats_messages": s.edge_stats_messages,
         "sequence_gaps": core.sequences.gaps(), "missing_messages": core.sequences.missing(),
         "alarm_events": s.alarm_events, "sink_failures": s.sink_failures,
+        "accepted_messages": s.accepted_messages,
         "points_written": w.points_written, "batches_written": w.batches_written,
         "write_retries": w.retries, "write_throttled": w.throttled,
         "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
@@ -36,6 +37,7 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         out["spool_batches"] = len(spool)
         out["spool_bytes"] = spool.bytes
         out["spool_dropped_points"] = spool.dropped_points
+        out["spool_dropped_alarm_batches"] = spool.dropped_alarm_batches
     if buffer is not None:
         out["ingest_buffered_messages"] = len(buffer)
     if ingest is not None:

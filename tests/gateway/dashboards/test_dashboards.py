@@ -30,6 +30,7 @@ from gateway.sim.serve import run_simulator
 from gateway.site import load_site
 from gateway.store.models import Database
 from gateway.store.register import Register
+from tests import services
 from tests.conftest import fresh_postgres
 from tests.services import Server, influx_create_db, influx_query
 
@@ -70,13 +71,21 @@ def targets() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 
 @pytest.fixture(scope="module")
-def filled(tmp_path_factory: pytest.TempPathFactory, mosquitto_server: Server,
+def filled(tmp_path_factory: pytest.TempPathFactory,
            influx_server: Server) -> Iterator[dict[str, Any]]:
     """InfluxDB filled by the control-room scenario at 50×, the register in a PostgreSQL
-    database of its own."""
+    database of its own. A broker of its own: Mosquitto publishes its drop counter (retained
+    for 60 s) at its start and then only when it changes, so a broker that has run longer
+    than a minute without a drop would never tell the gateway (it made this test flaky)."""
     db_name = "dashboards"
     influx_create_db(influx_server, db_name)
     tmp = tmp_path_factory.mktemp("dash")
+    with services.mosquitto(tmp / "mq") as broker:
+        yield from _filled(tmp, broker, influx_server, db_name)
+
+
+def _filled(tmp: Path, mosquitto_server: Server, influx_server: Server,
+            db_name: str) -> Iterator[dict[str, Any]]:
     site = on_loopback(load_site(ROOT / "config" / "demo" / "plant.yaml"))
     agent = site.edges["edge-01"].model_copy(update={"stats_interval_s": 0.5})
     site = site.model_copy(update={"edges": {"edge-01": agent}})

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from alerting.batch import ReadingBatch
 from gateway.influx.schema import LineBuilder
 from gateway.influx.targets import (
     InfluxV2Sink,
+    MissingDatabaseError,
     PermanentError,
     RetryableError,
     ThrottledError,
@@ -68,13 +71,15 @@ async def test_v1_write_round_trips_values_quality_and_escaped_tags(
     assert sorted(v[1] for v in tags[0]["values"]) == ["lpg", "lpg farm"]
 
 
-async def test_v1_classifies_unknown_database_and_bad_lines_as_permanent(
+async def test_v1_classifies_a_missing_database_as_retryable_and_bad_lines_as_permanent(
         influx_server: Server, influx_db: str) -> None:
-    missing = influx_v1(InfluxSettings(url=influx_server.url, database="no_such_db"))
+    missing = influx_v1(InfluxSettings(url=influx_server.url,
+                                       database=f"no_such_{uuid.uuid4().hex[:8]}"))
     bad = influx_v1(InfluxSettings(url=influx_server.url, database=influx_db))
     try:
-        with pytest.raises(PermanentError, match=r"HTTP 404.*database not found"):
+        with pytest.raises(MissingDatabaseError, match=r"HTTP 404.*database not found"):
             await missing.write(b"reading,point=a value=1 1700000000000\n")
+        await missing.write(b"reading,point=a value=1 1700000000000\n")   # created
         with pytest.raises(PermanentError, match="HTTP 400"):
             await bad.write(b"reading,point=a value=oops 1700000000000\n")
     finally:
@@ -182,3 +187,35 @@ async def test_writer_counts_what_it_could_not_deliver_at_close() -> None:
         await w.put(b"reading,point=a value=1 1\n" * 25, 25)
     assert w.stats.points_written == 0
     assert w.stats.unwritten_points_at_close == 25 and w.stats.retries >= 1
+
+
+async def test_a_missing_database_is_created_and_nothing_is_dropped(
+        influx_server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Seen before: 404 database not found counted as permanent, 213 points dropped for
+    good (the first alarm events of a scenario among them)."""
+    db = f"created_{uuid.uuid4().hex[:8]}"
+    sink = influx_v1(InfluxSettings(url=influx_server.url, database=db))
+    with caplog.at_level(logging.WARNING, logger="gateway.influx.targets"):
+        async with BatchingWriter(sink, max_backoff_s=0.2) as w:
+            await w.put(b"reading,point=a value=1 1700000000000\n", 1)
+            await w.flush()
+    assert w.stats.rejected_points == 0 and w.stats.points_written == 1
+    assert any("did not exist: created it" in r.getMessage() for r in caplog.records)
+    assert influx_query(influx_server, db, "SELECT count(value) FROM reading")[0][
+        "values"][0][1] == 1
+
+
+async def test_a_partial_write_counts_only_the_refused_lines(
+        influx_server: Server, influx_db: str) -> None:
+    """Seen before: the whole batch counted as rejected although InfluxDB stored the rest."""
+    sink = influx_v1(InfluxSettings(url=influx_server.url, database=influx_db))
+    async with BatchingWriter(sink) as w:
+        await w.put(b"m,point=a value=1 1700000000000\n", 1)
+        await w.flush()
+        # the second line's field type conflicts with the stored float: refused alone
+        await w.put(b"m,point=b value=2 1700000000001\nm,point=c value=\"x\" 1700000000002\n"
+                    b"m,point=d value=4 1700000000003\n", 3)
+        await w.flush()
+    assert (w.stats.rejected_points, w.stats.points_written) == (1, 3)
+    assert influx_query(influx_server, influx_db, "SELECT count(value) FROM m")[0][
+        "values"][0][1] == 3

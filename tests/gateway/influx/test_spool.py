@@ -38,6 +38,22 @@ def test_full_spool_drops_the_oldest_and_counts_the_points(tmp_path: Path) -> No
     assert spool.points == 13 + 14
 
 
+def test_a_full_spool_drops_readings_first_and_alarm_events_only_beyond_the_reserve(
+        tmp_path: Path) -> None:
+    """Seen before: 195 alarm events lost in a run with a small spool (oldest first)."""
+    spool = Spool(tmp_path, max_bytes=400)
+    spool.append(b"e" * 100, 1, keep=True)             # alarm events, oldest
+    for i in range(4):
+        spool.append(b"r" * 100, 10 + i)               # readings
+    assert spool.bytes <= 400 and spool.dropped_points == 10
+    kept = Spool(tmp_path, max_bytes=400)              # the flag survives a restart
+    assert [b.keep for b in kept._batches] == [True, False, False, False]
+    for _ in range(4):
+        kept.append(b"e" * 100, 1, keep=True)          # only alarm events left to drop
+    assert kept.dropped_alarm_batches >= 1 and kept.bytes <= 440    # the reserve, then loss
+    assert all(b.keep for b in kept._batches)
+
+
 def test_half_written_files_from_a_crash_are_discarded(tmp_path: Path) -> None:
     (tmp_path / "00000000000000000007-5.tmp").write_bytes(b"partial")
     (tmp_path / "notes.lp").write_bytes(b"?")
