@@ -3,10 +3,11 @@
 Acknowledged only when durable: the subscription uses manual acknowledgement, and a
 message's PUBACK is sent once the readings and alarm events of the step that processed it
 are written to InfluxDB or spooled to disk (``BatchingWriter.mark``), in the order the
-messages came. The PUBACKs due are sent from paho's own thread as the next message comes
-in (or from the loop 50 ms later when none comes): sending each from the loop woke paho's
-thread once per message, which cost ~15 % of the maximum ingest. A crash before that leaves them unacknowledged in our persistent session, and
-the broker delivers them again to the next process.
+messages came. A crash before that leaves them unacknowledged in our persistent session,
+and the broker delivers them again to the next process. The PUBACKs due are sent from
+paho's own thread as the next message comes in (or from the loop 50 ms later when none
+comes): sending each from the loop woke paho's thread once per message, which cost ~15 %
+of the maximum ingest.
 
 The buffer bounds messages, not bytes. When it is full the paho thread blocks inside
 ``on_message``; the broker stops at its in-flight limit (unacknowledged messages) and keeps
