@@ -85,3 +85,22 @@ async def test_subscriptions_are_made_again_when_the_broker_lost_them(
         finally:
             pub.stop()
             conn.stop()
+
+
+async def test_a_broker_that_is_not_running_is_said_once_with_the_retry_schedule(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Seen before: `hazgw run` and `hazgw edge` said nothing for 35 s."""
+    from gateway.sim.ports import free_port
+
+    conn = MqttConnection("ingest", MqttSettings(port=free_port(), client_id="conn-away",
+                                                 reconnect_max_s=1), persistent=False)
+    with caplog.at_level(logging.INFO, logger="edge.mqtt"):
+        conn.start()
+        try:
+            await wait_until(lambda: conn.unreachable >= 3, 20)
+        finally:
+            conn.stop()
+    said = [r.getMessage() for r in caplog.records if r.name == "edge.mqtt"]
+    assert len(said) == 1
+    assert said[0].startswith("ingest: cannot reach the broker at 127.0.0.1:")
+    assert "retrying every 1–1 s" in said[0]
