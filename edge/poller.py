@@ -38,6 +38,10 @@ _READ = {"holding": "read_holding_registers", "input": "read_input_registers",
          "coil": "read_coils", "discrete": "read_discrete_inputs"}
 
 
+class MalformedReplyError(ValueError):
+    """A reply that cannot be the answer to the request (too short)."""
+
+
 class Line:
     """One connection to an endpoint, shared by the devices reached through it."""
 
@@ -143,8 +147,14 @@ class DevicePoller:
         rr = await read(block.start, count=block.count, device_id=self.dev.unit_id)
         if rr.isError():
             raise ModbusException(f"exception response {rr}")
-        return block.decode_with_quality(rr.bits if block.table in BIT_TABLES
-                                         else rr.registers)
+        words = rr.bits if block.table in BIT_TABLES else rr.registers
+        if len(words) < block.count:
+            # a short reply is not this block's answer (maybe another's, late): never a value
+            raise MalformedReplyError(f"reply with {len(words)} of the {block.count} "
+                                      f"{'bits' if block.table in BIT_TABLES else 'registers'} "
+                                      f"asked for at {block.table} {block.start}")
+        return block.decode_with_quality(words[:block.count] if block.table in BIT_TABLES
+                                         else words)
 
     async def poll_once(self) -> None:
         """Read every block once; failed blocks give bad-quality samples, never a stale value."""
@@ -190,7 +200,7 @@ class DevicePoller:
         for block in self.blocks:
             try:
                 values, quality = await self._read(block)
-            except (ModbusException, OSError, TimeoutError) as exc:
+            except (ModbusException, OSError, TimeoutError, MalformedReplyError) as exc:
                 # A TCP stream may hold a late answer: start afresh. A shared bus stays open
                 # for its other slaves unless the connection itself failed.
                 if not self.line.shared or isinstance(exc, ConnectionException | OSError):
@@ -226,6 +236,18 @@ class DevicePoller:
                         self.device_id, reason, self.dev.reconnect_max_s)
         self.online = online
 
+    async def _poll_guarded(self) -> None:
+        """One poll; anything it did not foresee is a failed poll (bad samples, counted,
+        said once per streak), never the end of the device's polling."""
+        try:
+            await self.poll_once()
+        except Exception as exc:          # the task must outlive any one poll
+            self.stats.polls_failed += 1
+            self.failures += 1
+            self._emit(self.clock.now_ms(), [], [])
+            self.line.close()
+            self._set_online(False, f"unexpected {type(exc).__name__}: {exc}")
+
     async def run(self) -> None:
         """Poll forever on a fixed schedule; a poll that overruns skips the missed slots."""
         interval = self.dev.poll_interval_s / self.clock.speed
@@ -233,7 +255,7 @@ class DevicePoller:
         me = asyncio.current_task()
         try:
             while True:
-                await self.poll_once()
+                await self._poll_guarded()
                 if me is not None and me.cancelling():
                     # Python 3.11's wait_for (inside pymodbus) can swallow a cancellation
                     # that coincides with a reply; the request count still shows it.

@@ -45,6 +45,15 @@ def _number(x: Any, what: str) -> float:
     return float(x)
 
 
+def _timestamp(x: Any, what: str) -> int:
+    """A Unix time in ms; NaN, infinities, negatives and numbers beyond int64 are refused
+    (they once raised inside paho's thread and ended it, with every sensor of the edge)."""
+    t = _number(x, what)
+    if not math.isfinite(t) or not 0 <= t < 2**63:
+        raise PayloadError(f"{what} is not a usable time in ms: {str(x)[:40]!r}")
+    return int(t)
+
+
 def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
                   topic: str | None = None) -> tuple[list[str], list[float], int]:
     """(point ids, values, ts_ms) from one payload, or PayloadError. ``topic`` (the one the
@@ -66,7 +75,8 @@ def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
                  sensor.value_path is not None else sensor.fields)
         templates = list(paths)
         values = [_number(_at(doc, path), path) for path in paths.values()]
-        ts = int(_number(_at(doc, sensor.ts_path), sensor.ts_path)) if sensor.ts_path else now_ms
+        ts = _timestamp(_at(doc, sensor.ts_path), sensor.ts_path) if sensor.ts_path \
+            else now_ms
     for v in values:
         if not math.isfinite(v):
             raise PayloadError(f"value is not finite: {v}")
@@ -103,9 +113,24 @@ class MqttSensorSource:
         self.conn.stop()
 
     def _on_message(self, msg: mqtt.MQTTMessage) -> None:
-        samples = self.receive(msg.topic, bytes(msg.payload))
+        # paho's thread: nothing may escape, or the thread ends and every sensor of the
+        # edge with it (silently); what the checks did not foresee is dead-lettered too
+        try:
+            samples = self.receive(msg.topic, bytes(msg.payload))
+        except Exception as exc:
+            self._refuse(msg.topic, bytes(msg.payload),
+                         f"unexpected {type(exc).__name__}: {exc}")
+            return
         if samples is not None:
             self._loop.call_soon_threadsafe(self._sink, samples)
+
+    def _refuse(self, topic: str, payload: bytes, reason: str) -> None:
+        self.malformed += 1
+        self.dead_letters.append({"topic": topic, "reason": reason,
+                                  "sample": payload[:256].decode(errors="replace")})
+        if self.malformed in (1, 10, 100, 1000, 10000):
+            log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
+                        topic, self.malformed, reason)
 
     def receive(self, topic: str, payload: bytes) -> Samples | None:
         """The samples of one message (None if no sensor listens or it is malformed:
@@ -118,12 +143,7 @@ class MqttSensorSource:
         try:
             points, values, ts = parse_payload(sensor, payload, self._clock.now_ms(), topic)
         except PayloadError as exc:
-            self.malformed += 1
-            self.dead_letters.append({"topic": topic, "reason": str(exc),
-                                      "sample": payload[:256].decode(errors="replace")})
-            if self.malformed in (1, 10, 100, 1000, 10000):
-                log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
-                            topic, self.malformed, exc)
+            self._refuse(topic, payload, str(exc))
             return None
         n = len(points)
         return (points, np.full(n, ts, np.int64), np.array(values, np.float64),

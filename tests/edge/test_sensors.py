@@ -58,6 +58,12 @@ def test_sensor_mappings_that_cannot_work_are_refused(fields: dict[str, object],
     (NESTED, b"{oops", "not JSON"),
     (NESTED, b'{"data": {"t": 1}}', "no field 'data.conc'"),
     (NESTED, b'{"data": {"conc": true, "t": 1}}', "data.conc is not a number"),
+    # times that once raised OverflowError/ValueError in paho's thread and ended it
+    (NESTED, b'{"data": {"conc": 1, "t": NaN}}', "not JSON"),
+    (NESTED, b'{"data": {"conc": 1, "t": "nan"}}', "data.t is not a usable time"),
+    (NESTED, b'{"data": {"conc": 1, "t": "inf"}}', "data.t is not a usable time"),
+    (NESTED, b'{"data": {"conc": 1, "t": 1e19}}', "data.t is not a usable time"),
+    (NESTED, b'{"data": {"conc": 1, "t": -5}}', "data.t is not a usable time"),
 ])
 def test_unusable_payloads_say_why(sensor: MqttSensor, payload: bytes, message: str) -> None:
     with pytest.raises(PayloadError, match=message):
@@ -93,7 +99,9 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
             if runner.sensors is not None and runner.sensors.conn.subscribed.is_set():
                 break
         await asyncio.sleep(0.2)
-        infos = [pub.publish("plant/gt1", b"3.5", qos=1),
+        # a time beyond int64 first: it once ended paho's thread and every sensor with it
+        infos = [pub.publish("plant/at1", b'{"data": {"conc": 9.9, "t": 1e19}}', qos=1),
+                 pub.publish("plant/gt1", b"3.5", qos=1),
                  pub.publish("plant/at1", b'{"data": {"conc": 0.4, "t": 1700000000000}}', qos=1),
                  pub.publish("plant/at1", b"not json", qos=1),
                  pub.publish("site/north/detector/D1", b'{"gas": {"ch4": 2, "h2s": 0}, "t": 9}',
@@ -102,7 +110,7 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
             info.wait_for_publish(5)
         for _ in range(100):
             await asyncio.sleep(0.05)
-            if runner.readings_published >= 4 and runner.sensors.malformed >= 1:  # type: ignore[union-attr]
+            if runner.readings_published >= 4 and runner.sensors.malformed >= 2:  # type: ignore[union-attr]
                 break
     finally:
         pub.disconnect()
@@ -117,5 +125,6 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
     assert got["GT1"][0] == 3.5
     assert got["AT1"] == (0.4, 1_700_000_000_000)
     assert got["north_D1_CH4"] == (2.0, 9) and got["north_D1_H2S"] == (0.0, 9)
-    assert runner.sensors is not None and runner.sensors.malformed == 1
-    assert runner.sensors.dead_letters[0]["reason"].startswith("payload is not JSON")
+    assert runner.sensors is not None and runner.sensors.malformed == 2
+    assert runner.sensors.dead_letters[0]["reason"].startswith("data.t is not a usable time")
+    assert runner.sensors.dead_letters[1]["reason"].startswith("payload is not JSON")
