@@ -147,14 +147,16 @@ class DevicePoller:
         rr = await read(block.start, count=block.count, device_id=self.dev.unit_id)
         if rr.isError():
             raise ModbusException(f"exception response {rr}")
-        words = rr.bits if block.table in BIT_TABLES else rr.registers
-        if len(words) < block.count:
-            # a short reply is not this block's answer (maybe another's, late): never a value
-            raise MalformedReplyError(f"reply with {len(words)} of the {block.count} "
-                                      f"{'bits' if block.table in BIT_TABLES else 'registers'} "
-                                      f"asked for at {block.table} {block.start}")
-        return block.decode_with_quality(words[:block.count] if block.table in BIT_TABLES
-                                         else words)
+        bits = block.table in BIT_TABLES
+        words = rr.bits if bits else rr.registers
+        # bits come padded to whole bytes; registers exactly as asked. A reply of another
+        # size is not this block's answer (maybe another's, late): never a value
+        if len(words) < block.count or len(words) >= block.count + (8 if bits else 1):
+            raise MalformedReplyError(f"reply with {len(words)} "
+                                      f"{'bits' if bits else 'registers'} where "
+                                      f"{block.count} were asked for at {block.table} "
+                                      f"{block.start}")
+        return block.decode_with_quality(words[:block.count] if bits else words)
 
     async def poll_once(self) -> None:
         """Read every block once; failed blocks give bad-quality samples, never a stale value."""

@@ -88,9 +88,8 @@ class PointIndex:
         if len(found) and found.min() < 0:
             return found        # holds unknown ids: not remembered (they cost memory)
         found.flags.writeable = False       # shared by every batch of this list
-        names = self._table.names
-        self._known[tuple([names[i] if i >= 0 else ids[k]
-                           for k, i in enumerate(found.tolist())])] = found
+        names = self._table.names       # the table's own strings: 8 bytes an id
+        self._known[tuple([names[i] for i in found.tolist()])] = found
         if len(self._known) > self._max:
             del self._known[next(iter(self._known))]
         return found

@@ -23,13 +23,13 @@ from tests.waiting import wait_until
 
 
 class ShortReplies:
-    """Holding registers 0..9 = 100..109; replies ``short`` requests with one register too
-    few, then answers properly again."""
+    """Holding registers 0..9 = 100..109; replies requests ``short_from``..``short_to``
+    with ``off`` registers too many or too few, then answers properly again."""
 
-    def __init__(self, short_from: int, short_to: int) -> None:
+    def __init__(self, short_from: int, short_to: int, off: int = -1) -> None:
         self.port = free_port()
         self.requests = 0
-        self.short_from, self.short_to = short_from, short_to
+        self.short_from, self.short_to, self.off = short_from, short_to, off
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
@@ -48,7 +48,8 @@ class ShortReplies:
                 pdu = await r.readexactly(length - 1)
                 fc, start, count = struct.unpack(">BHH", pdu[:5])
                 self.requests += 1
-                n = count - 1 if self.short_from <= self.requests <= self.short_to else count
+                n = count + self.off if self.short_from <= self.requests <= self.short_to \
+                    else count
                 body = struct.pack(">BB", fc, 2 * n) + b"".join(
                     struct.pack(">H", 100 + start + i) for i in range(n))
                 w.write(struct.pack(">HHHB", tid, 0, len(body) + 1, uid) + body)
@@ -59,9 +60,12 @@ class ShortReplies:
             w.close()
 
 
-async def test_a_short_reply_is_a_bad_poll_and_polling_goes_on(
-        caplog: pytest.LogCaptureFixture) -> None:
-    device = ShortReplies(short_from=3, short_to=6)
+@pytest.mark.parametrize(("off", "reason"), [(-1, "1 registers where 2"),
+                                           (+1, "3 registers where 2")])
+async def test_a_reply_of_the_wrong_size_is_a_bad_poll_and_polling_goes_on(
+        caplog: pytest.LogCaptureFixture, off: int, reason: str) -> None:
+    """Too short (it once ended the poll task) or too long (it was decoded as good)."""
+    device = ShortReplies(short_from=3, short_to=6, off=off)
     await device.start()
     dev = ModbusDevice.model_validate({
         "host": "127.0.0.1", "port": device.port, "poll_interval_s": 0.1, "timeout_s": 1,
@@ -86,4 +90,5 @@ async def test_a_short_reply_is_a_bad_poll_and_polling_goes_on(
     assert all(v == [100.0, 101.0] for _, v, q in got if set(q) == {Quality.GOOD})
     assert all(np.isnan(v).all() for _, v, q in got if set(q) == {Quality.BAD})
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("device short")]
-    assert sum("offline" in m for m in said) == 1 and "1 of the 2 registers" in said[-2]
+    assert sum("offline" in m for m in said) == 1
+    assert reason in said[-2]

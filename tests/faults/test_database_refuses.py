@@ -44,12 +44,6 @@ def admit(url: str, allow: bool) -> None:
                          "WHERE datname = %s AND pid <> pg_backend_pid()", (name,))
 
 
-def process_steps(got: list[dict[str, Any]]) -> dict[tuple[str, int], int]:
-    """(alarm, step) of each process-alarm notification (the points also go stale, as no
-    reading follows; those alarms escalate too and are left out)."""
-    return steps(got)
-
-
 def delivered(url: str) -> int:
     with psycopg.connect(url) as conn:
         row = conn.execute("SELECT count(*) FROM outbox WHERE delivered_ms IS NOT NULL"
@@ -65,7 +59,7 @@ async def test_outbox_and_escalation_survive_a_database_that_refuses_for_a_while
     port = mosquitto_server.port
     with client(port, "pg-blip-feed", FEED, got), client(port, "pg-blip-edge") as pub:
         core = await blip(site, mosquitto_server, pub, got, caplog)
-    assert process_steps(got) == {("G1:process", 0): 1, ("G1:process", 1): 1,
+    assert steps(got) == {("G1:process", 0): 1, ("G1:process", 1): 1,
                                   ("L1:process", 0): 1, ("L1:process", 1): 1}
     said = [r.getMessage() for r in caplog.records]
     for loop in ("escalation-clock", "outbox-delivery"):
@@ -102,7 +96,7 @@ async def blip(site: SiteConfig, broker: Server, pub: mqtt.Client,
                     await asyncio.sleep(5)                   # G1's step 1 falls due meanwhile
                     assert core.loops.failing()
                     admit(url, True)                         # ... and comes back
-                    await wait_until(lambda: len(process_steps(got)) >= 4, 60)
+                    await wait_until(lambda: len(steps(got)) >= 4, 60)
                     await wait_until(lambda: not core.loops.failing(), 30)
                     await asyncio.sleep(2)                   # nothing more should come
         finally:
@@ -135,7 +129,7 @@ async def test_a_database_away_at_start_delays_escalation_only(
                         lambda: core.loops.by_name["escalation-clock"].state == "failing", 10)
                     assert got == []
                     admit(url, True)
-                    await wait_until(lambda: process_steps(got) == {("G1:process", 0): 1}, 60)
+                    await wait_until(lambda: steps(got) == {("G1:process", 0): 1}, 60)
         finally:
             admit(url, True)
     said = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
