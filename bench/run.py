@@ -33,7 +33,7 @@ from edge.mqtt import MqttSettings
 from gateway.app import gateway_session
 from gateway.influx.targets import NullSink, influx_v1
 from gateway.influx.writer import BatchingWriter
-from gateway.settings import InfluxSettings, Settings
+from gateway.settings import InfluxSettings, Settings, StateSettings
 from gateway.stream.core import Core
 from gateway.stream.runtime import tune_allocator
 from tests import services
@@ -111,7 +111,9 @@ async def run_e2e(mq: services.Server, influx: services.Server, db: str,
     settings = Settings(mqtt=MqttSettings(port=mq.port, client_id=f"bench-core-{db}"),
                         influx=InfluxSettings(url=influx.url, database=db, batch_points=5000,
                                               writers=2, timeout_s=60,
-                                              spool_dir=spool_dir / db))
+                                              spool_dir=spool_dir / db),
+                        # as hazgw run keeps it: acknowledged once a saved state covers it
+                        state=StateSettings(dir=spool_dir / db / "state"))
     async with gateway_session(site, settings) as (core, ingest):
         del site
         deadline = time.monotonic() + 10

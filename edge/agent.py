@@ -1,5 +1,9 @@
 """The edge agent: device pollers feeding one batcher that publishes wire v1 messages, and
-its self-metrics (edge.stats) every ``stats_interval_s``."""
+its self-metrics (edge.stats) every ``stats_interval_s``.
+
+Every task is supervised (``edge.supervise``): a poller that ends is started again, a stats
+message or a batch that cannot be published is said once and retried, and each loop's
+failures and whether it is failing now are in the edge's stats."""
 
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ from edge.mqtt import MqttSettings, Uplink
 from edge.poller import DevicePoller, Samples, lines_for
 from edge.sensors import MqttSensorSource
 from edge.stats import EdgeStats, encode_stats, stats_topic
+from edge.supervise import Loops, keep_running, supervised
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,7 @@ class EdgeAgent:
         self.readings_published = 0
         self._sensor_broker = sensor_broker
         self.sensors: MqttSensorSource | None = None
+        self.loops = Loops(clock)
 
     def collect(self, samples: Samples) -> None:
         """Queue one poll's or one sensor message's samples for the next batch."""
@@ -59,7 +65,8 @@ class EdgeAgent:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Publish everything collected so far, in messages of at most max_batch_readings."""
+        """Publish everything collected so far, in messages of at most max_batch_readings;
+        what a failing publish leaves is kept for the next flush, in order."""
         pending, self._pending, self._pending_n = self._pending, [], 0
         if not pending:
             return
@@ -70,7 +77,13 @@ class EdgeAgent:
         step = self.cfg.max_batch_readings
         for start in range(0, len(ids), step):
             end = start + step
-            await self._publish(ids[start:end], ts[start:end], val[start:end], q[start:end])
+            try:
+                await self._publish(ids[start:end], ts[start:end], val[start:end],
+                                    q[start:end])
+            except BaseException:
+                self._pending[:0] = [(ids[start:], ts[start:], val[start:], q[start:])]
+                self._pending_n += len(ids) - start
+                raise
 
     async def _publish(self, ids: list[str], ts: npt.NDArray[np.int64],
                        val: npt.NDArray[np.float64], q: npt.NDArray[np.uint8]) -> None:
@@ -90,6 +103,7 @@ class EdgeAgent:
             edge["sensor_malformed"] = self.sensors.malformed
         if self._uplink_stats is not None:
             edge.update(self._uplink_stats())
+        edge.update(self.loops.stats())         # each loop's failures and failing now
         devices: dict[str, dict[str, float]] = {}
         for p in self.pollers:
             st = p.stats
@@ -103,14 +117,27 @@ class EdgeAgent:
         return EdgeStats(self.edge_id, self.boot, self.clock.now_ms(), edge, devices)
 
     async def _publish_stats(self) -> None:
-        while True:
-            await asyncio.sleep(self.cfg.stats_interval_s)
-            await self.uplink.publish(self.stats_topic, encode_stats(self.stats()), 0)
+        await self.uplink.publish(self.stats_topic, encode_stats(self.stats()), 0)
+
+    async def _batch(self) -> None:
+        """One turn of the batcher: wait for a full batch or the batch delay, publish."""
+        # asyncio.timeout, never wait_for, here and in every loop that is cancelled at
+        # shutdown: Python 3.11's wait_for can swallow a cancellation that arrives as the
+        # awaited event is set, and the loop then runs on.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.cfg.max_batch_delay_s):
+                await self._wake.wait()
+        self._wake.clear()
+        await self.flush()
 
     async def run(self) -> None:
         """Run the pollers and the batcher until cancelled; flush on the way out."""
-        tasks = [asyncio.create_task(p.run(), name=f"poll-{p.device_id}") for p in self.pollers]
-        tasks.append(asyncio.create_task(self._publish_stats(), name=f"stats-{self.edge_id}"))
+        never = asyncio.Event()        # these loops end when cancelled
+        tasks = [asyncio.create_task(keep_running(self.loops, f"poll-{p.device_id}", p.run),
+                                     name=f"poll-{p.device_id}") for p in self.pollers]
+        tasks.append(asyncio.create_task(
+            supervised(self.loops, "stats", self._publish_stats, never,
+                       self.cfg.stats_interval_s), name=f"stats-{self.edge_id}"))
         if self.cfg.mqtt_sensors:
             if self._sensor_broker is None:
                 raise ValueError(f"edge {self.edge_id} has MQTT sensors but no broker to read")
@@ -119,15 +146,7 @@ class EdgeAgent:
                                             self.clock)
             self.sensors.start()
         try:
-            while True:
-                # asyncio.timeout, never wait_for, here and in every loop that is
-                # cancelled at shutdown: Python 3.11's wait_for can swallow a cancellation
-                # that arrives as the awaited event is set, and the loop then runs on.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.cfg.max_batch_delay_s):
-                        await self._wake.wait()
-                self._wake.clear()
-                await self.flush()
+            await supervised(self.loops, "batcher", self._batch, never, 0.0)
         finally:
             if self.sensors is not None:
                 self.sensors.stop()

@@ -14,12 +14,14 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 from edge.clock import WALL, Clock
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 30.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -129,6 +131,41 @@ async def supervised(loops: Loops, name: str, step: Callable[[], Awaitable[objec
             async with asyncio.timeout(wait):
                 await stop.wait()
     h.state = "stopped"
+
+
+async def until_done(loops: Loops, h: LoopHealth, work: Callable[[], Awaitable[T]]) -> T:
+    """Run one unit of a loop's work (a batch to write) until it succeeds: a failure is
+    reported as ``Loops.failed`` says and retried with backoff, so that the unit is neither
+    skipped nor the loop ended by a bug or an unforeseen error."""
+    while True:
+        try:
+            result = await work()
+        except Exception as exc:
+            wait = min(BACKOFF_MAX_S, 0.1 * 2 ** min(h.streak, 16))
+            loops.failed(h, exc, wait)
+            await asyncio.sleep(wait)
+            continue
+        loops.ok(h)
+        return result
+
+
+async def keep_running(loops: Loops, name: str, run: Callable[[], Awaitable[object]],
+                       backoff_max_s: float = BACKOFF_MAX_S) -> None:
+    """Run a long-running ``run`` (a device's poll loop) and start it again whenever it
+    ends, by an error (said once per streak, counted, with backoff) or by returning (said:
+    it should not), until cancelled."""
+    h = loops.add(name)
+    while True:
+        h.state = "running"
+        try:
+            await run()
+        except Exception as exc:
+            wait = min(backoff_max_s, 0.5 * 2 ** min(h.streak, 16))
+            loops.failed(h, exc, wait)
+        else:
+            wait = min(backoff_max_s, 0.5 * 2 ** min(h.streak, 16))
+            loops.failed(h, RuntimeError("ended by itself"), wait)
+        await asyncio.sleep(wait)
 
 
 def leaves(exc: BaseException) -> list[BaseException]:

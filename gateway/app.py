@@ -37,6 +37,7 @@ from gateway.stream.core import AlarmSink, Core
 from gateway.stream.ingest import MessageBuffer, MqttIngest
 from gateway.stream.runtime import (
     LINGER_S,
+    Acknowledgements,
     clock_loop,
     consume,
     first_status,
@@ -48,6 +49,9 @@ from gateway.stream.state import StateKeeper, state_path
 from gateway.stream.status import DashboardStatus
 
 log = logging.getLogger(__name__)
+
+# how long the stop waits for the last state's writes to be durable before giving it up
+FINAL_SAVE_WAIT_S = 15.0
 
 
 @dataclass
@@ -70,7 +74,7 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
                        buffer: MessageBuffer | None, alarm_sinks: list[AlarmSink] | None = None,
                        clock: Clock = WALL, linger_s: float = LINGER_S,
                        loops: Loops | None = None, limits: IngestLimits | None = None,
-                       state: Path | None = None, state_every_s: float = 2.0,
+                       state: Path | None = None, state_every_s: float = 1.0,
                        ) -> AsyncIterator[Running]:
     """Build the writer (on ``influx``; none: readings are discarded), the core and its
     first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
@@ -78,7 +82,9 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
     writer flushes. Without a buffer the caller drives the core (the test kit). With a
     ``state`` file the core's alarm state is restored from it at start and saved to it every
     ``state_every_s`` and once more when everything is processed and written at the stop."""
-    writer = writer_for(influx) if influx is not None else BatchingWriter(NullSink())
+    loops = loops or Loops(clock)
+    writer = writer_for(influx, loops) if influx is not None \
+        else BatchingWriter(NullSink(), loops=loops)
     async with writer:
         core = Core(site, writer, alarm_sinks, clock, loops, limits)
         if buffer is None:
@@ -90,13 +96,15 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
         gc.collect()
         gc.freeze()
         tune_allocator()
-        keeper = StateKeeper(state, core) if state is not None else None
+        # with a state file, messages are acknowledged once a saved state covers them too
+        acks = Acknowledgements(buffer, writer, gated=state is not None)
+        keeper = StateKeeper(state, core, acks) if state is not None else None
         if keeper is not None:
             await keeper.restore()          # before the first status: it shows the alarms
         status = await first_status(core, writer, clock)
         stop = asyncio.Event()
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(consume(core, buffer, stop, linger_s), name="core-consumer")
+            tg.create_task(consume(core, buffer, stop, linger_s, acks), name="core-consumer")
             tg.create_task(clock_loop(core, stop, status, clock), name="alarm-clock")
             if keeper is not None:
                 tg.create_task(supervised(core.loops, "state", keeper.save, stop,
@@ -107,9 +115,15 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
                 # Process what is already buffered before the writer flushes and closes.
                 stop.set()
         if keeper is not None:
-            # everything processed is written and acknowledged now: the last word
+            # everything processed is written now: the last word, and its acknowledgements
+            # (unless the database is away and there is no spool: then they come again)
             await writer.flush()
-            await keeper.save()
+            try:
+                async with asyncio.timeout(FINAL_SAVE_WAIT_S):
+                    await keeper.save()
+            except TimeoutError:
+                log.error("state: not saved at the stop (what it covers is not durable): "
+                          "the broker delivers the unacknowledged messages again")
 
 
 @asynccontextmanager

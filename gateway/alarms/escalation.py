@@ -62,6 +62,12 @@ class Escalator:
             for e in events:
                 if e.point is None and e.alarm_type != "vote":
                     continue                  # flood events are about the system, not a point
+                if s.execute(select(AlarmHistory.id).where(
+                        AlarmHistory.alarm_id == e.alarm_id, AlarmHistory.ts_ms == e.ts,
+                        AlarmHistory.event == e.event).limit(1)).first() is not None:
+                    # the same event again: messages redelivered after a crash are evaluated
+                    # again from the state saved before them, and make the same events
+                    continue
                 s.add(AlarmHistory(alarm_id=e.alarm_id, ts_ms=e.ts, event=e.event,
                                    from_state=e.prev_state, to_state=e.state,
                                    level_name=e.level_name, priority=e.priority,

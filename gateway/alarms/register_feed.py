@@ -54,6 +54,8 @@ class RegisterFeed:
                              [e.alarm_id], e.ts)
             if r.recurrences:
                 seen = self._activations[e.alarm_id]
+                if e.ts in seen:
+                    continue        # the same activation again (redelivered after a crash)
                 seen.append(e.ts)
                 while seen and seen[0] < e.ts - r.recurrence_window_s * 1000:
                     seen.popleft()

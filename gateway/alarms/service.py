@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 
 Recent = Callable[[str], list[tuple[int, float]]]
 
+# Alarm events kept in memory per consumer while the database is away: an hour of a flood
+# of ~30 events a second (an event list is a few hundred bytes an event).
+MAX_PENDING_EVENTS = 100_000
+
 
 @dataclass
 class _Open:
@@ -55,6 +59,8 @@ class EscalationService:
         self.open: _Open | None = None
         self.pending: dict[str, deque[list[AlarmEvent]]] = {"escalator": deque(),
                                                             "feed": deque()}
+        self._pending_events = {name: 0 for name in self.pending}
+        self.dropped_events = 0         # events dropped from full queues (all consumers)
         self._lock = asyncio.Lock()
 
     async def ready(self) -> _Open:
@@ -88,14 +94,24 @@ class EscalationService:
                 queue = self.pending[name]
                 while queue:
                     await asyncio.to_thread(fn, queue[0])
-                    queue.popleft()
+                    self._pending_events[name] -= len(queue.popleft())
 
     async def sink(self, events: list[AlarmEvent]) -> None:
         """The alarm sink: queue, and record now if the database answers. A failure leaves
         them queued; the escalation clock retries first thing and is the one that says it
-        (once) and shows it in /health."""
-        for queue in self.pending.values():
+        (once) and shows it in /health. The queues are bounded (``MAX_PENDING_EVENTS``):
+        beyond, the oldest are dropped, said once and counted (they are in InfluxDB)."""
+        for name, queue in self.pending.items():
             queue.append(events)
+            self._pending_events[name] += len(events)
+            while self._pending_events[name] > MAX_PENDING_EVENTS and len(queue) > 1:
+                dropped = len(queue.popleft())
+                self._pending_events[name] -= dropped
+                if not self.dropped_events:
+                    log.error("escalation: the database has been away for more than %d alarm "
+                              "events: the oldest are no longer kept for the %s (counted; "
+                              "InfluxDB has them all)", MAX_PENDING_EVENTS, name)
+                self.dropped_events += dropped
         with contextlib.suppress(Exception):
             await self._record_pending()
 

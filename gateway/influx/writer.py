@@ -17,12 +17,17 @@ has not finished within ``spool_after_s`` (a hung or paused database) gets a cop
 spool at once, so that it is durable, and the write goes on: if it lands, the copy is
 dropped, else the replay writes it. InfluxDB stores a point once per series and time, so a
 batch written twice changes nothing.
+
+Its own tasks are supervised loops of the process (``edge.supervise``, shown in ``/health``):
+an unforeseen error while writing a batch is said once, counted and retried with that batch,
+so that no writer ends silently and no batch is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from edge.spool import Spool
+from edge.supervise import LoopHealth, Loops, supervised, until_done
 from gateway.influx.targets import LineSink, PermanentError, RetryableError, ThrottledError
 
 log = logging.getLogger(__name__)
@@ -64,8 +70,10 @@ class BatchingWriter:
     def __init__(self, sink: LineSink, batch_points: int = 5000, flush_interval_s: float = 0.2,
                  writers: int = 2, max_pending_batches: int = 64,
                  max_backoff_s: float = 10.0, close_timeout_s: float = 30.0,
-                 spool: Spool | None = None, spool_after_s: float = 2.0) -> None:
+                 spool: Spool | None = None, spool_after_s: float = 2.0,
+                 loops: Loops | None = None) -> None:
         self._sink = sink
+        self.loops = loops or Loops()
         self._batch_points = batch_points
         self._flush_interval = flush_interval_s
         self._n_writers = writers
@@ -81,6 +89,7 @@ class BatchingWriter:
         self._target_down = False
         self._spool_ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._replay_delay = 0.2
         self.stats = WriterStats()
         # batches are numbered 1, 2, ... as sealed; every one up to _durable is written,
         # spooled or refused; marks wait, in order, for the number they need
@@ -93,11 +102,17 @@ class BatchingWriter:
         self._with_events: set[int] = set()   # batches (by number) that hold alarm events
 
     async def __aenter__(self) -> BatchingWriter:
-        self._tasks = [asyncio.create_task(self._writer(), name=f"influx-writer-{i}")
+        never = asyncio.Event()      # these loops end when cancelled at close
+        self._tasks = [asyncio.create_task(self._writer(self.loops.add(f"influx-writer-{i}")),
+                                           name=f"influx-writer-{i}")
                        for i in range(self._n_writers)]
-        self._tasks.append(asyncio.create_task(self._ticker(), name="influx-flush-ticker"))
+        self._tasks.append(asyncio.create_task(
+            supervised(self.loops, "influx-flush", self._tick, never, self._flush_interval / 2),
+            name="influx-flush"))
         if self._spool is not None:
-            self._tasks.append(asyncio.create_task(self._replayer(), name="influx-replay"))
+            self._tasks.append(asyncio.create_task(
+                supervised(self.loops, "influx-replay", self._replay_one, never, 0.0),
+                name="influx-replay"))
         return self
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
@@ -206,11 +221,9 @@ class BatchingWriter:
         self._queued_points += n
         await self._queue.put((body, n, k))
 
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(self._flush_interval / 2)
-            if self._buf and time.monotonic() - self._buf_since >= self._flush_interval:
-                await self._seal()
+    async def _tick(self) -> None:
+        if self._buf and time.monotonic() - self._buf_since >= self._flush_interval:
+            await self._seal()
 
     def _give_up(self, body: bytes, n: int, k: int) -> None:
         """Batch ``k`` cannot be written now: to the spool (durable), or counted as
@@ -223,31 +236,36 @@ class BatchingWriter:
         else:
             self.stats.unwritten_points_at_close += n
 
-    async def _writer(self) -> None:
+    async def _writer(self, h: LoopHealth) -> None:
+        h.state = "running"
         while True:
             body, n, k = await self._queue.get()
-            held = False        # a copy is in the spool already (the write was slow)
             try:
-                if self._target_down and self._spool is not None:
-                    # The replay task probes the target; queueing behind it keeps order.
-                    raise _GiveUpError
-                if self._spool is None:
-                    await self._write_with_retry(body, n, None)
-                else:
-                    held = await self._write_or_hold(body, n, k)
-                    if held:
-                        continue
-                self._finish(k)
-            except _GiveUpError:
-                if not held:
-                    self._give_up(body, n, k)
-            except asyncio.CancelledError:
-                if not held:
-                    self._give_up(body, n, k)
-                raise
+                await until_done(self.loops, h, functools.partial(self._write_batch, body, n, k))
             finally:
                 self._queued_points -= n
                 self._queue.task_done()
+
+    async def _write_batch(self, body: bytes, n: int, k: int) -> None:
+        held = False        # a copy is in the spool already (the write was slow)
+        try:
+            if self._target_down and self._spool is not None:
+                # The replay task probes the target; queueing behind it keeps order.
+                raise _GiveUpError
+            if self._spool is None:
+                await self._write_with_retry(body, n, None)
+            else:
+                held = await self._write_or_hold(body, n, k)
+                if held:
+                    return
+            self._finish(k)
+        except _GiveUpError:
+            if not held:
+                self._give_up(body, n, k)
+        except asyncio.CancelledError:
+            if not held:
+                self._give_up(body, n, k)
+            raise
 
     async def _write_or_hold(self, body: bytes, n: int, k: int) -> bool:
         """Write; should the write take longer than ``spool_after_s`` (a paused or hung
@@ -326,31 +344,30 @@ class BatchingWriter:
             self.stats.batches_written += 1
             return
 
-    async def _replayer(self) -> None:
-        """Write spooled batches back, oldest first, whenever the target answers."""
+    async def _replay_one(self) -> None:
+        """Write the oldest spooled batch back if the target answers (else back off), or
+        wait a moment for one."""
         assert self._spool is not None
         spool = self._spool
-        delay = 0.2
-        while True:
-            item = spool.oldest()
-            if item is None:
-                self._spool_ready.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self._spool_ready.wait()
-                continue
-            batch, body = item
-            if batch.seq in self._held:            # its own write is still under way
-                await asyncio.sleep(0.1)
-                continue
-            written_before = self.stats.points_written
-            try:
-                await self._write_with_retry(body, batch.points, 0.0)
-            except _GiveUpError:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._max_backoff)
-                continue
-            delay = 0.2
-            if self.stats.points_written > written_before:
-                self.stats.replayed_points += batch.points
-            spool.remove(batch)
+        item = spool.oldest()
+        if item is None:
+            self._spool_ready.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._spool_ready.wait()
+            return
+        batch, body = item
+        if batch.seq in self._held:            # its own write is still under way
+            await asyncio.sleep(0.1)
+            return
+        written_before = self.stats.points_written
+        try:
+            await self._write_with_retry(body, batch.points, 0.0)
+        except _GiveUpError:
+            await asyncio.sleep(self._replay_delay)
+            self._replay_delay = min(self._replay_delay * 2, self._max_backoff)
+            return
+        self._replay_delay = 0.2
+        if self.stats.points_written > written_before:
+            self.stats.replayed_points += batch.points
+        spool.remove(batch)

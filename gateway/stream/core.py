@@ -8,6 +8,7 @@ writer and the publisher apply backpressure instead.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -124,9 +125,11 @@ class Core:
         self.loops = loops or Loops(clock)      # the process's supervised loops (/health)
         self.stats = CoreStats()
         self.sequences = SequenceTracker()
-        # the sequence numbers of what the broker has been told is durable (the state file
-        # keeps these, not the newest, so that a restart takes what was not acknowledged)
-        self.acked_sequences: dict[str, Any] = {}
+        # Held by whatever changes alarm state (a step, a tick, an operator action) from its
+        # change until its events are queued for writing: a state snapshot taken under it
+        # matches what was written exactly (``gateway.stream.state``).
+        self.step_lock = asyncio.Lock()
+        self.version = 0            # bumped by every such change: nothing new, nothing saved
         self.point_index = PointIndex(tb)
         self.boundary = Boundary(limits or IngestLimits(), len(tb), compiled.edge_points)
         self._edge_stats: list[bytes] = []
@@ -260,9 +263,11 @@ class Core:
         return events
 
     async def process(self, batch: ReadingBatch) -> list[AlarmEvent]:
-        """Evaluate a batch and queue its readings and alarm events."""
+        """Evaluate a batch and queue its readings and alarm events (the caller holds
+        ``step_lock``)."""
         if len(batch) == 0:
             return []
+        self.version += 1
         events = self.engine.process(batch)
         # Alarms leave first: a slow database must not delay the regulator's alarm feed.
         await self.emit(events)
@@ -271,8 +276,11 @@ class Core:
 
     async def tick(self, now_ms: int | None = None) -> list[AlarmEvent]:
         """Clock-driven alarm work (stale points, shelving expiry, re-alarm, floods)."""
-        events = self.engine.tick(self.clock.now_ms() if now_ms is None else now_ms)
-        await self.emit(events)
+        async with self.step_lock:
+            events = self.engine.tick(self.clock.now_ms() if now_ms is None else now_ms)
+            if events:
+                self.version += 1
+            await self.emit(events)
         return events
 
     # -- operator actions: each runs the transition and emits its event, stamped on the
@@ -281,29 +289,27 @@ class Core:
     async def acknowledge(self, alarm_id: str, user: str,
                           comment: str | None = None) -> AlarmEvent:
         """Acknowledge an unacknowledged alarm."""
-        return await self._act(self.engine.acknowledge(alarm_id, user, self.clock.now_ms(),
-                                                       comment))
+        return await self._act(lambda now: self.engine.acknowledge(alarm_id, user, now,
+                                                                   comment))
 
     async def shelve(self, alarm_id: str, user: str, reason: str,
                      minutes: float) -> AlarmEvent:
         """Shelve for ``minutes``; still evaluated and recorded."""
-        now = self.clock.now_ms()
-        return await self._act(self.engine.shelve(alarm_id, user, reason,
-                                                  now + int(minutes * 60_000), now))
+        return await self._act(lambda now: self.engine.shelve(
+            alarm_id, user, reason, now + int(minutes * 60_000), now))
 
     async def unshelve(self, alarm_id: str, user: str) -> AlarmEvent:
         """End shelving early."""
-        return await self._act(self.engine.unshelve(alarm_id, user, self.clock.now_ms()))
+        return await self._act(lambda now: self.engine.unshelve(alarm_id, user, now))
 
     async def remove_from_service(self, alarm_id: str, user: str, reason: str) -> AlarmEvent:
         """Take an alarm out of service (person and reason required)."""
-        return await self._act(self.engine.remove_from_service(alarm_id, user, reason,
-                                                               self.clock.now_ms()))
+        return await self._act(lambda now: self.engine.remove_from_service(alarm_id, user,
+                                                                           reason, now))
 
     async def return_to_service(self, alarm_id: str, user: str) -> AlarmEvent:
         """Put an alarm back in service."""
-        return await self._act(self.engine.return_to_service(alarm_id, user,
-                                                             self.clock.now_ms()))
+        return await self._act(lambda now: self.engine.return_to_service(alarm_id, user, now))
 
     def check_alarm(self, alarm_id: str) -> int:
         """The current time if the alarm exists (a comment's stamp); InvalidTransitionError
@@ -311,8 +317,11 @@ class Core:
         self.engine.slot(alarm_id)
         return self.clock.now_ms()
 
-    async def _act(self, event: AlarmEvent) -> AlarmEvent:
-        await self.emit([event])
+    async def _act(self, change: Callable[[int], AlarmEvent]) -> AlarmEvent:
+        async with self.step_lock:
+            event = change(self.clock.now_ms())
+            self.version += 1
+            await self.emit([event])
         return event
 
     # -- reads (on the loop) -----------------------------------------------------------------

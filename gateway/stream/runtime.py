@@ -9,11 +9,10 @@ import ctypes
 import functools
 import logging
 import time
-from typing import Any
 
 from edge.clock import WALL, Clock
 from edge.spool import Spool
-from edge.supervise import supervised
+from edge.supervise import Loops, supervised
 from gateway.influx.targets import make_sink
 from gateway.influx.writer import BatchingWriter
 from gateway.settings import InfluxSettings
@@ -53,19 +52,59 @@ def tune_allocator() -> None:
         pass
 
 
-def writer_for(s: InfluxSettings) -> BatchingWriter:
-    """A batching writer on the sink the settings name, with its spool if one is set."""
+def writer_for(s: InfluxSettings, loops: Loops | None = None) -> BatchingWriter:
+    """A batching writer on the sink the settings name, with its spool if one is set; its
+    loops join ``loops`` (the process's, shown in /health)."""
     spool = Spool(s.spool_dir, s.spool_max_mb * 1024 * 1024) if s.spool_dir else None
     return BatchingWriter(make_sink(s), batch_points=s.batch_points,
                           flush_interval_s=s.flush_interval_s, writers=s.writers,
                           max_pending_batches=s.max_pending_batches, spool=spool,
-                          spool_after_s=s.spool_after_s)
+                          spool_after_s=s.spool_after_s, loops=loops)
+
+
+class Acknowledgements:
+    """When processed messages are acknowledged to the broker.
+
+    Without a state file, once what their step produced is written or spooled. With one
+    (``gated``), once moreover a saved state covers their step: ``StateKeeper.save`` takes
+    them with its snapshot and acknowledges them after the file is on disk. After a crash
+    the restored alarm state and what the broker delivers again then meet exactly: every
+    message the state has seen was acknowledged or is dropped as a duplicate (its readings
+    and events are durable), and every one it has not seen comes again and is evaluated
+    from the state it found, so that its alarm events are written again alike (InfluxDB
+    keeps one point per series and time) and none is missing.
+    """
+
+    def __init__(self, buffer: MessageBuffer, writer: BatchingWriter, gated: bool) -> None:
+        self.buffer = buffer
+        self.writer = writer
+        self.gated = gated
+        self.waiting: list[int] = []
+
+    def processed(self, tokens: list[int]) -> None:
+        """The tokens of a step just processed (called under the core's step lock)."""
+        if not tokens:
+            return
+        if self.gated:
+            self.waiting.extend(tokens)
+        else:
+            self.writer.mark(functools.partial(self.buffer.ack, tokens))
+
+    def take(self) -> list[int]:
+        """What a snapshot taken now covers (under the step lock)."""
+        tokens, self.waiting = self.waiting, []
+        return tokens
+
+    def give_back(self, tokens: list[int]) -> None:
+        """A snapshot that was not saved: its tokens wait for the next one, in order."""
+        self.waiting[:0] = tokens
 
 
 async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
-                  linger_s: float = LINGER_S) -> None:
+                  linger_s: float = LINGER_S, acks: Acknowledgements | None = None) -> None:
     """Until stopped and empty: take what arrived (lingering ``linger_s`` for more when
     several were waiting), process it as one batch, free the slots."""
+    acks = acks or Acknowledgements(buffer, core.writer, gated=False)
     while not (stop.is_set() and len(buffer) == 0):
         try:
             async with asyncio.timeout(0.2):
@@ -77,25 +116,17 @@ async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,
         if linger_s and 1 < len(messages) < MAX_MESSAGES_PER_STEP and not stop.is_set():
             await asyncio.sleep(linger_s)
             messages += buffer.take(MAX_MESSAGES_PER_STEP - len(messages))
-        try:
-            await core.handle(messages)      # isolates a guilty message itself
-        except Exception:
-            # A bug must not stop ingest silently; the messages are counted as dead letters.
-            log.exception("core failed on a batch of %d messages", len(messages))
-            for topic, payload in messages:
-                core.dead_letter(topic, payload, "core error (see log)", "core_error")
-        finally:
-            tokens = buffer.release(len(messages))
-            if tokens:
-                # acknowledged to the broker once what they produced is durable
-                core.writer.mark(functools.partial(_acknowledge, core, buffer, tokens,
-                                                   core.sequences.state()))
-
-
-def _acknowledge(core: Core, buffer: MessageBuffer, tokens: list[int],
-                 sequences: dict[str, Any]) -> None:
-    buffer.ack(tokens)
-    core.acked_sequences = sequences
+        async with core.step_lock:
+            try:
+                await core.handle(messages)      # isolates a guilty message itself
+            except Exception:
+                # A bug must not stop ingest silently; the messages are counted as dead
+                # letters.
+                log.exception("core failed on a batch of %d messages", len(messages))
+                for topic, payload in messages:
+                    core.dead_letter(topic, payload, "core error (see log)", "core_error")
+            finally:
+                acks.processed(buffer.release(len(messages)))
 
 
 async def clock_loop(core: Core, stop: asyncio.Event, status: DashboardStatus,

@@ -1,21 +1,25 @@
 """The core's state on disk, so that a restart remembers its alarms and its edges.
 
 One file per enterprise and MQTT client id (``<state_dir>/<enterprise>-<client id>.npz``):
-the engine's snapshot (``alerting.snapshot``) and the sequence numbers of every message
-acknowledged to the broker. Written every ``state_every_s`` and at a clean stop, atomically
-(a new file fsynced, then renamed over the old), in a worker thread; read once at start.
+the engine's snapshot (``alerting.snapshot``) and the sequence numbers of every message it
+has seen. Saved every ``state_every_s`` when something changed, and at a clean stop,
+atomically (a new file fsynced, then renamed over the old), in a worker thread; read once
+at start.
 
 What it covers: alarm states, acknowledgements, shelving with its expiry, out of service,
-latches, delay timers and windows as of the last save. Messages acknowledged after it are
-not redelivered, so a crash can lose at most ``state_every_s`` of alarm-state changes
-(readings are never lost: they were written before being acknowledged); messages
-redelivered after a crash are evaluated again, which level alarms take as no change.
+latches, delay timers and windows. A snapshot is taken under the core's step lock, so it
+is exactly the state after some step; it is written only once everything that step and
+those before it produced is durable (written or spooled), and only then are their
+messages acknowledged to the broker (``runtime.Acknowledgements``). After a crash the
+broker delivers again just what the state has not seen (or what it has, which the
+sequence numbers drop): alarm events are neither lost nor doubled.
 No pickle: arrays as ``.npy`` members, everything else as one JSON member.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import os
@@ -28,6 +32,7 @@ import orjson
 
 from alerting.snapshot import Snapshot, SnapshotError, capture, restore
 from gateway.stream.core import Core
+from gateway.stream.runtime import Acknowledgements
 from gateway.stream.sequence import SequenceTracker
 
 log = logging.getLogger(__name__)
@@ -52,15 +57,16 @@ def save(path: Path, snap: Snapshot, sequences: dict[str, Any], saved_ms: int) -
     meta["saved_ms"] = saved_ms
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
-        z.writestr(_META, orjson.dumps(meta))
-        for k, v in snap.items():
-            if isinstance(v, np.ndarray) and v.dtype != object:
-                buf = io.BytesIO()
-                np.save(buf, v, allow_pickle=False)
-                z.writestr(f"{k}.npy", buf.getvalue())
-    with tmp.open("rb+") as done:
-        os.fsync(done.fileno())
+    with tmp.open("wb") as f:
+        with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as z:
+            z.writestr(_META, orjson.dumps(meta))
+            for k, v in snap.items():
+                if isinstance(v, np.ndarray) and v.dtype != object:
+                    # straight into the member: at 100 000 points the arrays are ~50 MB
+                    with z.open(f"{k}.npy", "w", force_zip64=True) as m:
+                        np.lib.format.write_array(m, v, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -87,12 +93,21 @@ def load(path: Path) -> tuple[Snapshot, dict[str, Any], int] | None:
         return None
 
 
-class StateKeeper:
-    """Restores one core's state at start and saves it while it runs."""
+def _resolve(f: asyncio.Future[None]) -> None:
+    if not f.done():            # a save given up at the stop no longer waits for it
+        f.set_result(None)
 
-    def __init__(self, path: Path, core: Core) -> None:
+
+class StateKeeper:
+    """Restores one core's state at start and saves it while it runs; with ``acks``, the
+    messages a saved state covers are acknowledged after it is on disk."""
+
+    def __init__(self, path: Path, core: Core, acks: Acknowledgements | None = None) -> None:
         self.path = path
         self.core = core
+        self.acks = acks
+        self._saved_version = -1
+        self.saves = 0
 
     async def restore(self) -> bool:
         """Load and apply the saved state, if any; False when starting fresh."""
@@ -107,7 +122,7 @@ class StateKeeper:
             log.error("state: %s cannot be used (%s): starting without it", self.path, exc)
             return False
         core.sequences = SequenceTracker.from_state(sequences)
-        core.acked_sequences = sequences
+        self._saved_version = core.version
         standing = len(core.standing())
         log.info("state: restored %d points' alarm state (%d alarms standing) and %d edges' "
                  "sequence numbers, saved %.0f s before (%s)", points, standing,
@@ -115,7 +130,26 @@ class StateKeeper:
         return True
 
     async def save(self) -> None:
-        """Capture on the loop (the engine's owner), write in a worker thread."""
-        snap = capture(self.core.engine)
-        await asyncio.to_thread(save, self.path, snap, self.core.acked_sequences,
-                                self.core.clock.now_ms())
+        """Capture under the step lock, wait until what came before is durable, write in a
+        worker thread, then acknowledge what it covers. Nothing new: nothing written."""
+        core, acks = self.core, self.acks
+        async with core.step_lock:
+            if core.version == self._saved_version and not (acks and acks.waiting):
+                return
+            version = core.version
+            snap = capture(core.engine)
+            sequences = core.sequences.state()
+            tokens = acks.take() if acks is not None else []
+            durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            core.writer.mark(functools.partial(_resolve, durable))
+        try:
+            await durable
+            await asyncio.to_thread(save, self.path, snap, sequences, core.clock.now_ms())
+        except BaseException:
+            if acks is not None:
+                acks.give_back(tokens)      # acknowledged after the next save instead
+            raise
+        self._saved_version = version
+        self.saves += 1
+        if acks is not None:
+            acks.buffer.ack(tokens)

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from edge.supervise import Loops, describe, supervised
+from edge.supervise import Loops, describe, keep_running, supervised
 
 
 async def test_a_failure_streak_is_one_line_then_counted_and_retried(
@@ -73,3 +73,31 @@ def test_describe_prefers_the_driver_error() -> None:
         orig = OSError("connection refused")
     assert describe(WrappedError("(raised as a result of autoflush)\n[SQL: ...]")) == \
         "OSError: connection refused"
+
+
+async def test_a_long_running_task_that_ends_is_started_again_and_said(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A device's poll loop that raises, or returns, is started again (said once per
+    streak); cancelling it ends it."""
+    loops, runs = Loops(), list[int]()
+    forever = asyncio.Event()
+
+    async def run() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise ValueError("short reply")
+        if len(runs) == 2:
+            return
+        await forever.wait()
+
+    with caplog.at_level(logging.WARNING, logger="edge.supervise"):
+        task = asyncio.create_task(keep_running(loops, "poll-plc", run, backoff_max_s=0.01))
+        async with asyncio.timeout(10):
+            while len(runs) < 3:
+                await asyncio.sleep(0.005)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    h = loops.by_name["poll-plc"]
+    assert (h.failures, h.streak, h.last_error) == (2, 2, "RuntimeError: ended by itself")
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["poll-plc: failed"]

@@ -89,3 +89,16 @@ def test_policy_errors_name_the_problem() -> None:
     with pytest.raises(ValueError, match=r"priorities are 1\.\.4"):
         EscalationConfig.model_validate({"default": {7: {"steps": [
             {"after_s": 0, "roles": ["main"]}]}}})
+
+
+def test_events_made_again_after_a_crash_are_recorded_once(db: Database) -> None:
+    """Messages redelivered after a crash are evaluated again from the saved state and make
+    the same events; the history keeps each once and the occurrence is not reopened."""
+    esc = Escalator(db, CFG)
+    raised = event("GT101:process", T0, "activate", "unack")
+    handled = event("GT101:process", T0 + 60 * S, "acknowledge", "ack", user="op.liu")
+    esc.record([raised, handled])
+    esc.record([raised, handled])                                   # the replay
+    assert [(h.event, h.ts_ms) for h in esc.history("GT101:process")] == [
+        ("activate", T0), ("acknowledge", T0 + 60 * S)]
+    assert esc.tick(T0 + 3600 * S) == []                            # handled: no climb

@@ -219,3 +219,40 @@ async def test_a_partial_write_counts_only_the_refused_lines(
     assert (w.stats.rejected_points, w.stats.points_written) == (1, 3)
     assert influx_query(influx_server, influx_db, "SELECT count(value) FROM m")[0][
         "values"][0][1] == 3
+
+
+class _BuggySink:
+    """A sink whose first writes raise what no target error is (a bug in a client library,
+    say): no real server makes a client raise that, hence a stand-in."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.bodies: list[bytes] = []
+
+    async def write(self, body: bytes) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("unforeseen")
+        self.bodies.append(body)
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_writer_outlives_an_unforeseen_error_said_once_and_retries_its_batch(
+        caplog: pytest.LogCaptureFixture) -> None:
+    sink = _BuggySink(failures=3)
+    with caplog.at_level(logging.WARNING, logger="edge.supervise"):
+        async with BatchingWriter(sink, writers=1, flush_interval_s=0.05) as w:
+            await w.put(b"m v=1 1\n", 1)
+            done: list[bool] = []
+            w.mark(lambda: done.append(True))
+            await w.flush()
+            await w.put(b"m v=2 2\n", 1)
+            await w.flush()
+            h = w.loops.by_name["influx-writer-0"]
+    assert done == [True] and sink.bodies == [b"m v=1 1\n", b"m v=2 2\n"]
+    assert (h.failures, h.streak, h.last_error) == (3, 0, "RuntimeError: unforeseen")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2 and "influx-writer-0: failed" in said[0] \
+        and "working again after 3" in said[1]
