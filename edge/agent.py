@@ -21,7 +21,7 @@ from edge import wire
 from edge.clock import WALL, Clock
 from edge.config import EdgeConfig
 from edge.mqtt import MqttSettings, Uplink
-from edge.poller import DevicePoller, Samples, lines_for
+from edge.poller import LIBRARY_LOG, DevicePoller, Samples, lines_for
 from edge.sensors import MqttSensorSource
 from edge.stats import EdgeStats, encode_stats, stats_topic
 from edge.supervise import Loops, keep_running, supervised
@@ -104,6 +104,7 @@ class EdgeAgent:
         if self._uplink_stats is not None:
             edge.update(self._uplink_stats())
         edge.update(self.loops.stats())         # each loop's failures and failing now
+        edge["library_log_lines"] = LIBRARY_LOG.count    # pymodbus's, kept out of the log
         devices: dict[str, dict[str, float]] = {}
         for p in self.pollers:
             st = p.stats
@@ -111,6 +112,8 @@ class EdgeAgent:
                 "polls_ok": st.polls_ok, "polls_failed": st.polls_failed,
                 "polls_skipped": st.polls_skipped, "connect_attempts": p.connect_attempts,
                 "online": int(bool(p.online)), "offline_events": p.offline_events,
+                "exception_responses": st.exception_responses,
+                "last_exception_code": st.last_exception_code,
                 "latency_avg_ms": round(1000 * st.latency_sum_s / max(st.polls_ok, 1), 3),
                 "latency_max_ms": round(1000 * st.latency_max_s, 3)}
             st.latency_max_s = 0.0

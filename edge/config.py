@@ -122,7 +122,14 @@ class ModbusDevice(Strict):
     poll_interval_s: float = Field(default=1.0, gt=0)
     timeout_s: float = Field(default=1.0, gt=0)
     retries: int = Field(default=1, ge=0, le=5,
-                         description="requests repeated after a timeout within one poll")
+                         description="requests repeated after a timeout within one poll "
+                                     "(Modbus TCP only: on a serial or RTU-over-TCP line a "
+                                     "repeated request's late answer could be taken for "
+                                     "the next one's, so the line is reconnected instead)")
+    offline_after_failures: int = Field(
+        default=3, ge=1, le=100,
+        description="consecutive failed polls before the device is said offline and backed "
+                    "off (a slow device that fails now and then does not flap)")
     reconnect_max_s: float = Field(
         default=60.0, gt=0, description="cap of the exponential backoff after failed polls")
     workarounds: Workarounds = Workarounds()

@@ -4,8 +4,20 @@ A line is one pymodbus client: a Modbus TCP device has its own, so one slow devi
 delays another's poll; the slaves behind one RTU-over-TCP converter or on one serial port
 share theirs, one request at a time, because the bus carries one conversation. Reconnects are
 ours (pymodbus's own are switched off) so that a dead device is retried at a bounded, logged
-rate: after consecutive failed polls a device waits 0, 2, 4, 8 … poll intervals (capped,
-with jitter so that devices that failed together do not retry together).
+rate: once ``offline_after_failures`` polls in a row failed a device is offline and waits
+2, 4, 8 … poll intervals (capped, with jitter so that devices that failed together do not
+retry together).
+
+A value is only taken from the reply to its own request. Modbus TCP replies carry the
+request's transaction id and unit id (pymodbus checks both); we check the function code and
+the size. RTU has no transaction id: on a serial or RTU-over-TCP line a request is never
+repeated, and after a timeout or any bad frame the line is closed and opened again before
+the next request, so that a late reply cannot be read as the next request's answer. An
+exception response (illegal address, say) is the device answering: only that block's points
+are bad, the connection stays, the other blocks are read, and nothing backs off.
+
+pymodbus's own log lines (an ERROR with a dump of recent frames for every failed request)
+are kept out of the log and counted (``LIBRARY_LOG``); they show at debug level.
 """
 
 from __future__ import annotations
@@ -36,10 +48,36 @@ SampleSink = Callable[[Samples], None]
 JITTER = 0.2          # a backoff wait is stretched by up to this fraction, at random
 _READ = {"holding": "read_holding_registers", "input": "read_input_registers",
          "coil": "read_coils", "discrete": "read_discrete_inputs"}
+_FC = {"holding": 3, "input": 4, "coil": 1, "discrete": 2}
 
 
 class MalformedReplyError(ValueError):
-    """A reply that cannot be the answer to the request (too short)."""
+    """A reply that cannot be the answer to the request (its size or function code)."""
+
+
+class DeviceExceptionError(ValueError):
+    """The device answered a block's request with a Modbus exception response."""
+
+    def __init__(self, code: int, block: ReadBlock) -> None:
+        super().__init__(f"exception code {code} for {block.table} {block.start}"
+                         f"..{block.start + block.count - 1}")
+        self.code = code
+
+
+class _LibraryLog(logging.Filter):
+    """Counts pymodbus's records; lets them through only when the edge logs at debug."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.count += 1
+        return logging.getLogger("edge").isEnabledFor(logging.DEBUG)
+
+
+LIBRARY_LOG = _LibraryLog()
+logging.getLogger("pymodbus.logging").addFilter(LIBRARY_LOG)
 
 
 class Line:
@@ -51,7 +89,8 @@ class Line:
         self.shared = dev.transport != "tcp"
         # A shared line waits as long as its slowest device needs.
         timeout = max(d.timeout_s for d in devices)
-        retries = max(d.retries for d in devices)
+        # no blind repeat where replies carry no transaction id (see the module's doc)
+        retries = max(d.retries for d in devices) if dev.transport == "tcp" else 0
         self.pause_after_connect_s = max(d.workarounds.pause_after_connect_s for d in devices)
         self.client: AsyncModbusTcpClient | AsyncModbusSerialClient
         if dev.transport == "rtu":
@@ -108,6 +147,8 @@ class PollStats:
     polls_ok: int = 0
     polls_failed: int = 0
     polls_skipped: int = 0        # in backoff: samples sent bad without asking the device
+    exception_responses: int = 0  # blocks the device answered with an exception
+    last_exception_code: int = 0
     latency_sum_s: float = 0.0    # of successful polls
     latency_max_s: float = 0.0    # since the last snapshot
 
@@ -134,6 +175,7 @@ class DevicePoller:
         self.stats = PollStats()
         self.failures = 0
         self._next_try_ms = 0
+        self._refused: dict[int, int] = {}     # block → exception code, as last said
         self.rnd = random.Random()    # backoff jitter; the test kit seeds it
 
     @property
@@ -143,10 +185,23 @@ class DevicePoller:
 
     async def _read(self, block: ReadBlock,
                     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
+        if not self.line.client.connected and not await self.line.ensure_connected():
+            raise ConnectionException(f"cannot reconnect to {self.line.endpoint}")
         read = getattr(self.line.client, _READ[block.table])
         rr = await read(block.start, count=block.count, device_id=self.dev.unit_id)
         if rr.isError():
-            raise ModbusException(f"exception response {rr}")
+            code = getattr(rr, "exception_code", None)
+            if isinstance(code, int) and rr.function_code == _FC[block.table] | 0x80:
+                raise DeviceExceptionError(code, block)
+            raise ModbusException(f"error reply {rr}")
+        if getattr(rr, "retries", 0):
+            # answered late, to the first request or its repeat (same transaction id, so the
+            # value is right); the other answer is still on its way: a fresh connection for
+            # the next request, rather than it timing out behind that answer
+            self.line.close()
+        if rr.function_code != _FC[block.table]:
+            raise MalformedReplyError(f"reply with function code {rr.function_code} to a "
+                                      f"{block.table} read (code {_FC[block.table]})")
         bits = block.table in BIT_TABLES
         words = rr.bits if bits else rr.registers
         # bits come padded to whole bytes; registers exactly as asked. A reply of another
@@ -173,7 +228,8 @@ class DevicePoller:
             error = await self._read_all(ts)
             if self.dev.workarounds.close_after_poll:
                 self.line.close()
-        self._set_online(error is None, error)
+        if error is None or self.failures + 1 >= self.dev.offline_after_failures:
+            self._set_online(error is None, error)
         if error is None:
             elapsed = time.monotonic() - started
             self.stats.polls_ok += 1
@@ -183,8 +239,9 @@ class DevicePoller:
             return
         self.stats.polls_failed += 1
         self.failures += 1
-        if self.failures > 1:
-            step = min(self.dev.poll_interval_s * 2 ** (self.failures - 1),
+        if self.failures >= self.dev.offline_after_failures:
+            step = min(self.dev.poll_interval_s
+                       * 2 ** (self.failures - self.dev.offline_after_failures + 1),
                        self.dev.reconnect_max_s)
             # on the clock's time, so that a simulated plant backs off in simulated seconds
             self._next_try_ms = ts + int(1000 * step * (1 + JITTER * self.rnd.random()))
@@ -199,20 +256,43 @@ class DevicePoller:
             return f"cannot connect to {self.line.endpoint}: {exc}"
         vals: list[npt.NDArray[np.float64]] = []
         quals: list[npt.NDArray[np.uint8]] = []
-        for block in self.blocks:
+        refused: dict[int, int] = {}
+        for i, block in enumerate(self.blocks):
             try:
                 values, quality = await self._read(block)
+            except DeviceExceptionError as exc:
+                # the device answered: this block is bad, the rest is read as usual
+                values = np.full(len(block.point_ids), np.nan)
+                quality = np.full(len(block.point_ids), Quality.BAD, np.uint8)
+                refused[i] = exc.code
+                self.stats.exception_responses += 1
+                self.stats.last_exception_code = exc.code
             except (ModbusException, OSError, TimeoutError, MalformedReplyError) as exc:
-                # A TCP stream may hold a late answer: start afresh. A shared bus stays open
-                # for its other slaves unless the connection itself failed.
-                if not self.line.shared or isinstance(exc, ConnectionException | OSError):
-                    self.line.close()
+                # The stream may hold a late answer (RTU has no transaction id): start
+                # afresh, on a shared line too, before anyone's next request.
+                self.line.close()
                 self._emit(ts, vals, quals)
+                self._say_refused(refused)
                 return f"{type(exc).__name__}: {exc}"
             vals.append(values)
             quals.append(quality)
         self._emit(ts, vals, quals)
+        self._say_refused(refused)
         return None
+
+    def _say_refused(self, refused: dict[int, int]) -> None:
+        """Say once when a block starts or stops being refused with an exception."""
+        if refused == self._refused:
+            return
+        for i in sorted(set(refused) | set(self._refused)):
+            b = self.blocks[i]
+            what = f"{b.table} {b.start}..{b.start + b.count - 1} ({', '.join(b.point_ids)})"
+            if i in refused and self._refused.get(i) != refused[i]:
+                log.warning("device %s answers %s with exception code %d: those points are "
+                            "bad, the others are read", self.device_id, what, refused[i])
+            elif i not in refused:
+                log.info("device %s answers %s again", self.device_id, what)
+        self._refused = refused
 
     def _emit(self, ts: int, vals: list[npt.NDArray[np.float64]],
               quals: list[npt.NDArray[np.uint8]]) -> None:

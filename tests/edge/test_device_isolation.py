@@ -74,9 +74,11 @@ class Capture:
         return ts, q
 
 
-def backoff_steps(n: int) -> list[float]:
-    """The poller's shortest waits between attempts after 1, 2, ... failed polls."""
-    return [INTERVAL if k == 1 else min(INTERVAL * 2 ** (k - 1), CAP) for k in range(1, n + 1)]
+def backoff_steps(n: int, offline_after: int = 3) -> list[float]:
+    """The poller's shortest waits between attempts after 1, 2, ... failed polls: the poll
+    interval until the device is offline, then twice as long each time, up to the cap."""
+    return [INTERVAL if k < offline_after else min(INTERVAL * 2 ** (k - offline_after + 1),
+                                                    CAP) for k in range(1, n + 1)]
 
 
 async def test_a_dead_device_does_not_disturb_the_others_and_recovers_alone(

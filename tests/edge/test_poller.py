@@ -63,14 +63,17 @@ async def test_dead_device_gives_bad_quality_and_one_offline_event(
     got: list[Samples] = []
     poller = DevicePoller("plc", dev, got.append)
     with caplog.at_level(logging.WARNING, logger="edge.poller"):
-        for _ in range(3):
+        for i in range(4):
             await poller.poll_once()
+            if i < 2:
+                assert poller.online is None        # not said offline before the third
     poller.line.close()
     assert all(np.isnan(s[2]).all() and (s[3] == Quality.BAD).all() for s in got)
     offline = [r.message for r in caplog.records if "offline" in r.message]
     assert len(offline) == 1 and "cannot connect to tcp:127.0.0.1" in offline[0]
-    # backoff: a failed poll is retried at the next one; after the second failure the
-    # device waits 2 intervals, so the third poll does not try to connect
-    assert poller.connect_attempts == 2
-    assert (poller.stats.polls_failed, poller.stats.polls_skipped) == (2, 1)
+    # hysteresis and backoff: a failed poll is retried at the next one; after the third
+    # failure (offline_after_failures) the device is offline and waits 2 intervals, so the
+    # fourth poll does not try to connect
+    assert poller.connect_attempts == 3
+    assert (poller.stats.polls_failed, poller.stats.polls_skipped) == (3, 1)
     assert poller.offline_events == 1

@@ -132,7 +132,8 @@ async def test_a_timeout_fault_never_answers_and_the_poller_marks_the_points_bad
     got: list[Samples] = []
     async with served([{"at_s": 0, "device": "plc", "do": "timeout", "for_s": 60}]) as (
             sim, clock, _):
-        dev = sim.dev.model_copy(update={"timeout_s": 0.3, "retries": 0})
+        dev = sim.dev.model_copy(update={"timeout_s": 0.3, "retries": 0,
+                                         "offline_after_failures": 1})
         poller = DevicePoller("plc", dev, got.append, clock=clock)
         await poller.poll_once()
         assert poller.online is False and poller.stats.polls_failed == 1
