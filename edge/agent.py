@@ -23,7 +23,7 @@ from edge.config import EdgeConfig
 from edge.mqtt import MqttSettings, Uplink
 from edge.poller import LIBRARY_LOG, DevicePoller, Samples, lines_for
 from edge.sensors import MqttSensorSource
-from edge.stats import EdgeStats, encode_stats, stats_topic
+from edge.stats import EdgeStats, dead_letters_topic, encode_stats, stats_topic
 from edge.supervise import Loops, keep_running, supervised
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class EdgeAgent:
         self.cfg = cfg
         self.topic = wire.readings_topic(enterprise, edge_id)
         self.stats_topic = stats_topic(enterprise, edge_id)
+        self.dead_letters_topic = dead_letters_topic(enterprise, edge_id)
         self.uplink = uplink
         self.boot = int(time.time() * 1000)
         self.seq = 0
@@ -101,6 +102,7 @@ class EdgeAgent:
         if self.sensors is not None:
             edge["sensor_messages"] = self.sensors.received
             edge["sensor_malformed"] = self.sensors.malformed
+            edge["sensor_missing_fields"] = self.sensors.missing_fields
         if self._uplink_stats is not None:
             edge.update(self._uplink_stats())
         edge.update(self.loops.stats())         # each loop's failures and failing now
@@ -121,6 +123,9 @@ class EdgeAgent:
 
     async def _publish_stats(self) -> None:
         await self.uplink.publish(self.stats_topic, encode_stats(self.stats()), 0)
+        if self.sensors is not None and self.sensors.dead_letters:
+            await self.uplink.publish(self.dead_letters_topic,
+                                      self.sensors.dead_letter_doc(), 0)
 
     async def _batch(self) -> None:
         """One turn of the batcher: wait for a full batch or the batch delay, publish."""

@@ -165,8 +165,10 @@ class MqttSensor(Strict):
     """MQTT-native sensors behind one topic filter.
 
     The payload is either a plain number (one ``point``, no paths) or a JSON object: one value
-    at ``value_path`` for ``point``, or several at once with ``fields`` (point → path). The
-    timestamp comes from ``ts_path`` (Unix ms) when given, otherwise from the arrival time.
+    at ``value_path`` for ``point``, or several at once with ``fields`` (point → path; a
+    payload missing some delivers the others). The timestamp comes from ``ts_path`` (Unix
+    time in ``ts_unit``) when given, otherwise from the arrival time; one more than 7 days
+    old or 5 minutes ahead of the edge's clock is refused.
     With wildcards in the topic, a point id may name topic levels: ``{2}`` is the third level
     of the topic the message arrived on (``site/gas/+/state`` with point ``GT_{2}``).
     """
@@ -178,6 +180,8 @@ class MqttSensor(Strict):
     fields: dict[str, Annotated[str, Field(pattern=_PATH)]] = Field(
         default_factory=dict, description="point id (may use {N}) → dotted path of its value")
     ts_path: str | None = Field(default=None, pattern=_PATH)
+    ts_unit: Literal["s", "ms", "us", "ns"] = Field(
+        default="ms", description="unit of the Unix time at ts_path")
 
     @model_validator(mode="after")
     def _one_way(self) -> MqttSensor:

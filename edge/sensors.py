@@ -1,5 +1,8 @@
 """MQTT-native sensors: payloads mapped to point samples, and the subscriber that feeds them to
-the edge runner. A payload that cannot be read is counted and dead-lettered, never fatal."""
+the edge runner. A payload that cannot be read is counted and dead-lettered, never fatal:
+every path of it is checked (finite numbers, a plausible integer time in the mapping's unit),
+a payload missing some of its fields delivers the others (each missing one counted), and the
+last dead letters of each mapping are kept for the edge's stats and dead-letter topic."""
 
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ from edge.poller import Samples, SampleSink
 from edge.wire import Quality
 
 log = logging.getLogger(__name__)
+
+DEAD_LETTERS_KEPT = 5       # per mapping
 
 
 class PayloadError(ValueError):
@@ -45,25 +50,45 @@ def _number(x: Any, what: str) -> float:
     return float(x)
 
 
-def _timestamp(x: Any, what: str) -> int:
-    """A Unix time in ms; NaN, infinities, negatives and numbers beyond int64 are refused
-    (they once raised inside paho's thread and ended it, with every sensor of the edge)."""
+# the same window as the core's (gateway.settings.IngestLimits): a time outside it is a
+# wrong clock or a wrong unit, which would put the reading in 1970 or refuse it in InfluxDB
+TS_PAST_S = 7 * 86400
+TS_FUTURE_S = 300
+_TO_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
+_PER_MS = {"ms": 1, "us": 1000, "ns": 1_000_000}
+
+
+def _timestamp(x: Any, what: str, unit: str, now_ms: int) -> int:
+    """A Unix time in ``unit`` as ms; NaN, infinities, and times outside the window around
+    ``now_ms`` are refused (NaN and 1e19 once raised inside paho's thread and ended it,
+    with every sensor of the edge)."""
     t = _number(x, what)
-    if not math.isfinite(t) or not 0 <= t < 2**63:
-        raise PayloadError(f"{what} is not a usable time in ms: {str(x)[:40]!r}")
-    return int(t)
+    if not math.isfinite(t):
+        raise PayloadError(f"{what} is not a usable time: {str(x)[:40]!r}")
+    # an integer in us or ns is beyond a float's 53 bits: divided exactly
+    ms = x * 1000 if unit == "s" and type(x) is int else \
+        x // _PER_MS[unit] if type(x) is int and unit in _PER_MS else t * _TO_MS[unit]
+    if not now_ms - TS_PAST_S * 1000 <= ms <= now_ms + TS_FUTURE_S * 1000:
+        raise PayloadError(f"{what} {str(x)[:40]} ({unit}) is not within 7 days back and 5 "
+                           f"minutes ahead of the edge's clock (wrong unit? ts_unit is "
+                           f"{unit!r})")
+    return ms if isinstance(ms, int) else round(ms)
 
 
 def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
-                  topic: str | None = None) -> tuple[list[str], list[float], int]:
-    """(point ids, values, ts_ms) from one payload, or PayloadError. ``topic`` (the one the
-    message arrived on) fills ``{N}`` levels in point ids; it defaults to the sensor's."""
+                  topic: str | None = None) -> tuple[list[str], list[float], int, list[str]]:
+    """(point ids, values, ts_ms, what is missing) from one payload, or PayloadError when
+    nothing in it is usable. ``topic`` (the one the message arrived on) fills ``{N}``
+    levels in point ids; it defaults to the sensor's."""
     topic = sensor.topic if topic is None else topic
+    missing: list[str] = []
     if sensor.point is not None and sensor.value_path is None:
         try:
             values = [float(payload.decode("ascii").strip())]
         except (UnicodeDecodeError, ValueError):
             raise PayloadError(f"payload is not a plain number: {payload[:40]!r}") from None
+        if not math.isfinite(values[0]):
+            raise PayloadError(f"value is not finite: {values[0]}")
         ts = now_ms
         templates = [sensor.point]
     else:
@@ -73,14 +98,22 @@ def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
             raise PayloadError(f"payload is not JSON: {exc}") from None
         paths = ({sensor.point: sensor.value_path} if sensor.point is not None and
                  sensor.value_path is not None else sensor.fields)
-        templates = list(paths)
-        values = [_number(_at(doc, path), path) for path in paths.values()]
-        ts = _timestamp(_at(doc, sensor.ts_path), sensor.ts_path) if sensor.ts_path \
-            else now_ms
-    for v in values:
-        if not math.isfinite(v):
-            raise PayloadError(f"value is not finite: {v}")
-    return [sensor.resolve(t, topic) for t in templates], values, ts
+        ts = _timestamp(_at(doc, sensor.ts_path), sensor.ts_path, sensor.ts_unit, now_ms) \
+            if sensor.ts_path else now_ms
+        templates, values = [], []
+        for point, path in paths.items():
+            try:
+                v = _number(_at(doc, path), path)
+                if not math.isfinite(v):
+                    raise PayloadError(f"{path} is not finite: {v}")
+            except PayloadError as exc:
+                missing.append(str(exc))
+                continue
+            templates.append(point)
+            values.append(v)
+        if not values:
+            raise PayloadError("; ".join(missing))
+    return [sensor.resolve(t, topic) for t in templates], values, ts, missing
 
 
 class MqttSensorSource:
@@ -95,6 +128,7 @@ class MqttSensorSource:
         self._filters = [sen for sen in sensors.values() if sen.topic not in self._by_topic]
         self._sink = sink
         self._loop = loop
+        self._names = {id(sen): name for name, sen in sensors.items()}
         self.conn = MqttConnection(
             "sensors", s, persistent=True,
             subscriptions=[(t, 1) for t in self._by_topic] + [(f.topic, 1) for f in self._filters],
@@ -102,7 +136,10 @@ class MqttSensorSource:
         self.refusals = self.conn.refusals
         self.received = 0
         self.malformed = 0
-        self.dead_letters: deque[dict[str, str]] = deque(maxlen=20)
+        self.missing_fields = 0          # fields absent or unusable in delivered payloads
+        # the last dead letters of each mapping (published by the agent, see dead_letter_doc)
+        self.dead_letters: dict[str, deque[dict[str, Any]]] = {}
+        self.dead_letters_changed = False
 
     def start(self) -> None:
         """Connect in the background (paho reconnects by itself)."""
@@ -118,19 +155,21 @@ class MqttSensorSource:
         try:
             samples = self.receive(msg.topic, bytes(msg.payload))
         except Exception as exc:
-            self._refuse(msg.topic, bytes(msg.payload),
+            self._refuse("?", msg.topic, bytes(msg.payload),
                          f"unexpected {type(exc).__name__}: {exc}")
             return
         if samples is not None:
             self._loop.call_soon_threadsafe(self._sink, samples)
 
-    def _refuse(self, topic: str, payload: bytes, reason: str) -> None:
+    def _refuse(self, sensor: str, topic: str, payload: bytes, reason: str) -> None:
         self.malformed += 1
-        self.dead_letters.append({"topic": topic, "reason": reason,
-                                  "sample": payload[:256].decode(errors="replace")})
+        kept = self.dead_letters.setdefault(sensor, deque(maxlen=DEAD_LETTERS_KEPT))
+        kept.append({"topic": topic, "reason": reason, "ts_ms": self._clock.now_ms(),
+                     "sample": payload[:256].decode(errors="replace")})
+        self.dead_letters_changed = True
         if self.malformed in (1, 10, 100, 1000, 10000):
             log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
-                        topic, self.malformed, reason)
+                        topic[:200], self.malformed, reason)
 
     def receive(self, topic: str, payload: bytes) -> Samples | None:
         """The samples of one message (None if no sensor listens or it is malformed:
@@ -140,11 +179,22 @@ class MqttSensorSource:
         if sensor is None:
             return None
         self.received += 1
+        name = self._names[id(sensor)]
         try:
-            points, values, ts = parse_payload(sensor, payload, self._clock.now_ms(), topic)
+            points, values, ts, missing = parse_payload(sensor, payload,
+                                                        self._clock.now_ms(), topic)
         except PayloadError as exc:
-            self._refuse(topic, payload, str(exc))
+            self._refuse(name, topic, payload, str(exc))
             return None
+        if missing:
+            self.missing_fields += len(missing)
         n = len(points)
         return (points, np.full(n, ts, np.int64), np.array(values, np.float64),
                 np.full(n, Quality.GOOD, np.uint8))
+
+    def dead_letter_doc(self) -> bytes:
+        """The last dead letters of every mapping, as published on the edge's dead-letter
+        topic (retained, so that ``hazgw dead-letters`` shows them at any time)."""
+        self.dead_letters_changed = False
+        return orjson.dumps({"malformed": self.malformed, "sensors": {
+            name: list(kept) for name, kept in self.dead_letters.items()}})

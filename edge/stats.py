@@ -30,6 +30,12 @@ def stats_topic(enterprise: str, edge: str) -> str:
     return f"{TOPIC_ROOT}/{enterprise}/{edge}/stats"
 
 
+def dead_letters_topic(enterprise: str, edge: str) -> str:
+    """The topic an edge publishes its MQTT sensors' last dead letters on (JSON, with the
+    stats, while it has any); ``hazgw dead-letters`` reads it."""
+    return f"{TOPIC_ROOT}/{enterprise}/{edge}/dead-letters"
+
+
 @dataclass(frozen=True)
 class EdgeStats:
     """One decoded stats message."""

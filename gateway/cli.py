@@ -131,6 +131,23 @@ def cmd_edge(args: argparse.Namespace) -> int:
     return edge_main(argv)
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    """The MQTT sensors' last refused payloads, as the edges publish them."""
+    from edge.deadletters import collect, format_doc
+
+    settings = _settings()
+    enterprise = _site(args.config or str(settings.config)).enterprise.code
+    got = collect(settings.mqtt, enterprise, args.edge, args.wait)
+    if not got:
+        print(f"no dead letters from {args.edge or 'any edge'} of {enterprise} within "
+              f"{args.wait:g} s (edges publish them with their stats while they have any; "
+              f"broker {settings.mqtt.where()})", file=sys.stderr)
+        return 1
+    for edge, doc in sorted(got.items()):
+        print("\n".join(format_doc(edge, doc)))
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the site's devices and sensors, from a scenario, at a speed."""
     from edge.sim.scenario import ScenarioError, load_scenario
@@ -248,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--config", default=None)
     e.add_argument("--edge-id", default=None)
     e.set_defaults(func=cmd_edge)
+    dl = sub.add_parser("dead-letters", help="the MQTT sensors' last refused payloads, "
+                        "per edge (settings from HAZGW_* environment)")
+    dl.add_argument("--config", default=None)
+    dl.add_argument("--edge", default=None, help="one edge (default: every edge heard)")
+    dl.add_argument("--wait", type=float, default=15.0,
+                    help="seconds to listen (edges publish with their stats, every 10 s)")
+    dl.set_defaults(func=cmd_dead_letters)
     m = sub.add_parser("simulate", help="serve the site's devices and sensors from a scenario")
     m.add_argument("config_file", nargs="?", metavar="CONFIG", help="site config (YAML)")
     m.add_argument("--config", default="config/demo/plant.yaml", help=argparse.SUPPRESS)
