@@ -98,6 +98,9 @@ async def bench_raw_influx(server: services.Server, n_points: int,
     return len(batch) / elapsed
 
 
+STATE_EVERY_S = StateSettings().every_s     # --state-every-s
+
+
 async def run_e2e(mq: services.Server, influx: services.Server, db: str,
                   pub: dict[str, Any], timeout_s: float, spool_dir: Path) -> dict[str, Any]:
     """Publisher process → Mosquitto → core → InfluxDB. Elapsed runs from the publisher's
@@ -113,7 +116,9 @@ async def run_e2e(mq: services.Server, influx: services.Server, db: str,
                                               writers=2, timeout_s=60,
                                               spool_dir=spool_dir / db),
                         # as hazgw run keeps it: acknowledged once a saved state covers it
-                        state=StateSettings(dir=spool_dir / db / "state"))
+                        state=StateSettings(dir=spool_dir / db / "state",
+                                            every_s=STATE_EVERY_S) if STATE_EVERY_S else
+                        StateSettings())
     async with gateway_session(site, settings) as (core, ingest):
         del site
         deadline = time.monotonic() + 10
@@ -306,7 +311,12 @@ def main() -> int:
     p.add_argument("--poll-devices", type=int, default=100)
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    p.add_argument("--state-every-s", type=float, default=StateSettings().every_s,
+                   help="the core's state saves (0: none, messages acknowledged once "
+                        "written, as before state files)")
     args = p.parse_args()
+    global STATE_EVERY_S
+    STATE_EVERY_S = args.state_every_s
     tune_allocator()        # as the gateway runs (gateway.stream.runtime.running_core)
     figures = engine_figures(args)
     figures.update(asyncio.run(main_async(args)))

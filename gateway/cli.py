@@ -148,6 +148,27 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    """A site skeleton from a ThingsBoard IoT Gateway or Telegraf Modbus configuration."""
+    from gateway.importers import IMPORTERS, ConfigImportError
+    from gateway.importers.skeleton import render
+
+    try:
+        imported = IMPORTERS[args.format](Path(args.file))
+    except ConfigImportError as exc:
+        print(f"import {args.format}: {exc}", file=sys.stderr)
+        return 2
+    text = render(imported, args.edge)
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        n = sum(len(d.get("registers", {})) for d in imported.devices.values())
+        print(f"{args.out}: {len(imported.devices)} device(s), {n} point(s), "
+              f"{len(imported.notes)} note(s) to check; next: hazgw check-config {args.out}")
+    return 0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Serve the site's devices and sensors, from a scenario, at a speed."""
     from edge.sim.scenario import ScenarioError, load_scenario
@@ -272,6 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--wait", type=float, default=15.0,
                     help="seconds to listen (edges publish with their stats, every 10 s)")
     dl.set_defaults(func=cmd_dead_letters)
+    im = sub.add_parser("import", help="a site YAML skeleton from a ThingsBoard IoT Gateway "
+                        "Modbus connector (JSON) or a Telegraf inputs.modbus (TOML) config")
+    im.add_argument("format", choices=("thingsboard", "telegraf"))
+    im.add_argument("file")
+    im.add_argument("--out", default="-", help="file to write (default: standard output)")
+    im.add_argument("--edge", default="edge-01", help="the edge id of the imported devices")
+    im.set_defaults(func=cmd_import)
     m = sub.add_parser("simulate", help="serve the site's devices and sensors from a scenario")
     m.add_argument("config_file", nargs="?", metavar="CONFIG", help="site config (YAML)")
     m.add_argument("--config", default="config/demo/plant.yaml", help=argparse.SUPPRESS)
