@@ -107,8 +107,10 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
             tg.create_task(consume(core, buffer, stop, linger_s, acks), name="core-consumer")
             tg.create_task(clock_loop(core, stop, status, clock), name="alarm-clock")
             if keeper is not None:
-                tg.create_task(supervised(core.loops, "state", keeper.save, stop,
+                tg.create_task(supervised(core.loops, "state", keeper.capture, stop,
                                           state_every_s), name="state")
+                tg.create_task(supervised(core.loops, "state-writer", keeper.write_step,
+                                          stop, 0.0), name="state-writer")
             try:
                 yield Running(core, status)
             finally:

@@ -19,11 +19,14 @@ No pickle: arrays as ``.npy`` members, everything else as one JSON member.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import io
 import logging
 import os
 import zipfile
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,9 @@ from gateway.stream.runtime import Acknowledgements
 from gateway.stream.sequence import SequenceTracker
 
 log = logging.getLogger(__name__)
+
+# snapshots waiting to be written at most (at 100 000 points each is ~50 MB in memory)
+MAX_PENDING = 2
 
 _META = "meta.json"
 
@@ -98,15 +104,35 @@ def _resolve(f: asyncio.Future[None]) -> None:
         f.set_result(None)
 
 
+@dataclass
+class _Capture:
+    """A snapshot taken, waiting for what came before it to be durable."""
+
+    version: int
+    snap: Snapshot
+    sequences: dict[str, Any]
+    tokens: list[int]
+    durable: asyncio.Future[None]
+
+
 class StateKeeper:
     """Restores one core's state at start and saves it while it runs; with ``acks``, the
-    messages a saved state covers are acknowledged after it is on disk."""
+    messages a saved state covers are acknowledged after it is on disk.
+
+    Taking a snapshot and writing it are two loops, so that acknowledgements do not wait
+    for one save after another: ``capture`` (every ``state_every_s``) takes one while at
+    most ``MAX_PENDING`` wait; ``write_step`` waits until the oldest is durable and writes
+    the newest that is, acknowledging everything up to it (an older one would only be
+    overwritten)."""
 
     def __init__(self, path: Path, core: Core, acks: Acknowledgements | None = None) -> None:
         self.path = path
         self.core = core
         self.acks = acks
         self._saved_version = -1
+        self._captured_version = -1
+        self._pending: deque[_Capture] = deque()
+        self._wake = asyncio.Event()
         self.saves = 0
 
     async def restore(self) -> bool:
@@ -122,34 +148,60 @@ class StateKeeper:
             log.error("state: %s cannot be used (%s): starting without it", self.path, exc)
             return False
         core.sequences = SequenceTracker.from_state(sequences)
-        self._saved_version = core.version
+        self._saved_version = self._captured_version = core.version
         standing = len(core.standing())
         log.info("state: restored %d points' alarm state (%d alarms standing) and %d edges' "
                  "sequence numbers, saved %.0f s before (%s)", points, standing,
                  len(sequences), (core.clock.now_ms() - saved_ms) / 1000, self.path)
         return True
 
-    async def save(self) -> None:
-        """Capture under the step lock, wait until what came before is durable, write in a
-        worker thread, then acknowledge what it covers. Nothing new: nothing written."""
+    async def capture(self) -> None:
+        """Take a snapshot under the step lock, unless nothing is new or ``MAX_PENDING``
+        wait already (the next one then covers more)."""
         core, acks = self.core, self.acks
+        if len(self._pending) >= MAX_PENDING:
+            return
         async with core.step_lock:
-            if core.version == self._saved_version and not (acks and acks.waiting):
+            if core.version == self._captured_version and not (acks and acks.waiting):
                 return
-            version = core.version
-            snap = capture(core.engine)
-            sequences = core.sequences.state()
-            tokens = acks.take() if acks is not None else []
             durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             core.writer.mark(functools.partial(_resolve, durable))
+            self._pending.append(_Capture(core.version, capture(core.engine),
+                                          core.sequences.state(),
+                                          acks.take() if acks is not None else [], durable))
+            self._captured_version = core.version
+        self._wake.set()
+
+    async def write_step(self) -> None:
+        """Wait (a moment) for a capture and for the oldest to be durable; write the newest
+        durable one atomically in a worker thread; acknowledge what it covers. A failed
+        write leaves them waiting for the next attempt."""
+        if not self._pending:
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await self._wake.wait()
+            if not self._pending:
+                return
         try:
-            await durable
-            await asyncio.to_thread(save, self.path, snap, sequences, core.clock.now_ms())
-        except BaseException:
-            if acks is not None:
-                acks.give_back(tokens)      # acknowledged after the next save instead
-            raise
-        self._saved_version = version
+            # bounded, so that the loop sees a stop (what never becomes durable, with no
+            # spool and the database away at the stop, is never acknowledged)
+            async with asyncio.timeout(0.5):
+                await asyncio.shield(self._pending[0].durable)
+        except TimeoutError:
+            return
+        k = max(i for i, c in enumerate(self._pending) if c.durable.done())
+        newest = self._pending[k]
+        await asyncio.to_thread(save, self.path, newest.snap, newest.sequences,
+                                self.core.clock.now_ms())
+        covered = [self._pending.popleft() for _ in range(k + 1)]
+        self._saved_version = newest.version
         self.saves += 1
-        if acks is not None:
-            acks.buffer.ack(tokens)
+        if self.acks is not None:
+            self.acks.buffer.ack([t for c in covered for t in c.tokens])
+
+    async def save(self) -> None:
+        """Capture now and write everything captured (the stop's last word; tests)."""
+        await self.capture()
+        while self._pending:
+            await self.write_step()
