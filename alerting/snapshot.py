@@ -13,6 +13,7 @@ The format is versioned (``VERSION``); a snapshot of another version is refused 
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import numpy as np
@@ -38,22 +39,40 @@ def _rule_fields() -> list[str]:
     return [k for k in RuleState.__dataclass_fields__ if k not in ("origin_ts", "tr_epoch")]
 
 
-def capture(engine: Engine) -> Snapshot:
-    """A copy of the engine's state (taken on the loop that owns the engine: a few ms at
-    100 000 points); safe to write out from another thread afterwards."""
+_NAMES: weakref.WeakKeyDictionary[Engine, tuple[npt.NDArray[Any], npt.NDArray[Any]]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _copy(src: npt.NDArray[Any], into: Snapshot | None, key: str) -> npt.NDArray[Any]:
+    old = into.get(key) if into is not None else None
+    if isinstance(old, np.ndarray) and old.shape == src.shape and old.dtype == src.dtype:
+        np.copyto(old, src)
+        return old
+    return np.array(src, copy=True)
+
+
+def capture(engine: Engine, into: Snapshot | None = None) -> Snapshot:
+    """A copy of the engine's state (taken on the loop that owns the engine); safe to write
+    out from another thread afterwards. ``into``, a snapshot no longer needed, lends its
+    arrays: at 100 000 points the state is ~50 MB, and copying into fresh memory (page
+    faults and zeroing on every page) took 80–110 ms against ~10 ms into memory reused."""
     st, lc = engine.state, engine.lifecycle
+    names = _NAMES.get(engine)
+    if names is None:       # an engine's names never change: shared by its snapshots
+        names = _NAMES[engine] = (
+            np.asarray(engine.table.names, dtype=object),
+            np.asarray([v.name for v in engine.table.votes], dtype=object))
     snap: Snapshot = {
         "version": VERSION,
-        "points": np.asarray(engine.table.names, dtype=object),
-        "votes": np.asarray([v.name for v in engine.table.votes], dtype=object),
+        "points": names[0], "votes": names[1],
         "origin_ts": st.origin_ts, "tr_epoch": st.tr_epoch,
-        "suppressed": engine._suppressed.copy(),
+        "suppressed": _copy(engine._suppressed, into, "suppressed"),
         "shelved_until": dict(lc.shelved_until), "chattering": dict(lc.chattering),
     }
     for k in _rule_fields():
-        snap[f"rule.{k}"] = np.array(getattr(st, k), copy=True)
+        snap[f"rule.{k}"] = _copy(getattr(st, k), into, f"rule.{k}")
     for k in _SLOT_FIELDS:
-        snap[f"life.{k}"] = np.array(getattr(lc, k), copy=True)
+        snap[f"life.{k}"] = _copy(getattr(lc, k), into, f"life.{k}")
     return snap
 
 
