@@ -141,7 +141,7 @@ def mosquitto(workdir: Path, extra_conf: str = "") -> Iterator[Server]:
         f"user {getpass.getuser()}\n"
         f"persistence true\npersistence_location {workdir}/\n"
         "autosave_interval 1\n"
-        "max_queued_messages 1000000\nmax_queued_bytes 0\nmax_inflight_messages 1000\n"
+        "max_queued_messages 1000000\nmax_queued_bytes 0\nmax_inflight_messages 10000\n"
         "sys_interval 1\n"
         f"log_dest file {workdir}/mosquitto-broker.log\n"
         f"listener {port} 127.0.0.1\nallow_anonymous true\n{extra_conf}")
