@@ -27,7 +27,7 @@ import numpy as np
 from alerting.batch import ReadingBatch
 from alerting.engine import Engine
 from alerting.table import compile_rules
-from bench import polling
+from bench import polling, sensors
 from bench.workload import messages, synthetic_site, values
 from edge.mqtt import MqttSettings
 from gateway.app import gateway_session
@@ -216,6 +216,11 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
         say("raw pymodbus clients against the same devices",
             pf["polling_raw_pymodbus_reads_per_s"], "reads/s")
         say("  edge pushed / raw pymodbus", pf["polling_pushed_vs_raw"], "")
+        sf = await asyncio.to_thread(sensors.figures, a.sensor_messages)
+        f.update(sf)
+        say("edge CPU per one-reading MQTT sensor message (private broker)",
+            sf["sensor_cpu_us_per_message"], "µs")
+        say("  sensor messages taken", sf["sensor_messages_per_s"], "messages/s")
         # Each maximum run gets an InfluxDB of its own, started empty, so that none pays for
         # what an earlier one left (series in the index, files to compact); each is run
         # ``repeats`` times and the best kept, raw and end to end alike, as single runs of
@@ -311,6 +316,7 @@ def main() -> int:
     p.add_argument("--poll-devices", type=int, default=100)
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
+    p.add_argument("--sensor-messages", type=int, default=20_000)
     p.add_argument("--state-every-s", type=float, default=StateSettings().every_s,
                    help="the core's state saves (0: none, messages acknowledged once "
                         "written, as before state files)")

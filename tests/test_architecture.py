@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 # lower first; a room may import the rooms before it
 LAYERS: list[set[str]] = [
-    {"settings", "site"},
+    {"settings", "site", "importers"},
     {"influx"},
     {"store"},
     {"stream"},
