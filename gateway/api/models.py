@@ -126,7 +126,8 @@ class ReportPoints(BaseModel):
 class ReportAlarms(BaseModel):
     count: int
     handled: int
-    handling_rate: float
+    handling_rate: float | None = Field(description="handled / count; null when there were "
+                                                    "no alarms (nothing to rate)")
     escalated: int
 
 

@@ -6,7 +6,7 @@ JSON (``report``) and CSV (``report_csv``: one ``metric,value`` row per figure, 
     {"enterprise": "91320582MA1W3K4X5R", "day": "2026-11-23",
      "points": {"total": 16, "online": 16, "online_rate": 1.0},          # online: any good
      "alarms": {"count": 3, "handled": 2, "handling_rate": 0.667,        #   reading that day
-                "escalated": 1},
+                "escalated": 1},                        # rates: null when nothing to rate
      "hazards": {"open": 2, "overdue": 1, "major_open": 1, "supervised": 1, "closed": 0}}
 """
 
@@ -66,7 +66,9 @@ def report(db: Database, enterprise: str, total_points: int, day: date,
                    "online_rate": round(online / total_points, 4)
                    if online is not None and total_points else None},
         "alarms": {"count": count, "handled": handled,
-                   "handling_rate": round(handled / count, 4) if count else 1.0,
+                   # nothing to rate is no rate: 1.0 on a day without alarms read as
+                   # "every alarm handled" on a report that had seen none
+                   "handling_rate": round(handled / count, 4) if count else None,
                    "escalated": escalated},
         "hazards": {"open": len(open_entries),
                     "overdue": len([e for e in reg.overdue(end) if e.created_ms < end]),

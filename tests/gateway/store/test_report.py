@@ -81,9 +81,11 @@ def test_cli_prints_json_and_csv(tmp_path: Path, demo_config_path: Path,
     assert main(["report", "--config", str(demo_config_path), "--day", "2026-11-23"]) == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["day"] == "2026-11-23" and rep["points"]["online"] is None
-    assert rep["alarms"] == {"count": 0, "handled": 0, "handling_rate": 1.0, "escalated": 0}
+    # nothing to rate: no rate (it read 1.0, "every alarm handled", on a day with none)
+    assert rep["alarms"] == {"count": 0, "handled": 0, "handling_rate": None, "escalated": 0}
     assert main(["report", "--config", str(demo_config_path), "--format", "csv",
                  "--day", "2026-11-23"]) == 0
-    assert capsys.readouterr().out.startswith("metric,value\n")
+    out = capsys.readouterr().out
+    assert out.startswith("metric,value\n") and "alarms.handling_rate,\n" in out
     assert main(["report", "--config", str(demo_config_path), "--day", "23/11"]) == 2
     assert "not a date" in capsys.readouterr().err
