@@ -25,9 +25,15 @@ def collect(s: MqttSettings, enterprise: str, edge: str | None, wait_s: float,
     def on_message(msg: mqtt.MQTTMessage) -> None:
         name = msg.topic.split("/")[-2]
         try:
-            got[name] = orjson.loads(msg.payload)
+            doc = orjson.loads(msg.payload)
         except orjson.JSONDecodeError:
-            got[name] = {"unreadable": bytes(msg.payload[:200]).decode(errors="replace")}
+            doc = None
+        # anyone may publish there: what is not an edge's document is shown as such
+        ok = isinstance(doc, dict) and isinstance(doc.get("sensors", {}), dict) and all(
+            isinstance(kept, list) and all(isinstance(d, dict) for d in kept)
+            for kept in doc.get("sensors", {}).values())
+        got[name] = doc if ok else {
+            "unreadable": bytes(msg.payload[:200]).decode(errors="replace")}
         if edge is not None and name == edge:
             done.set()
 
@@ -45,10 +51,14 @@ def collect(s: MqttSettings, enterprise: str, edge: str | None, wait_s: float,
 
 def format_doc(edge: str, doc: dict[str, Any]) -> list[str]:
     """Readable lines of one edge's dead letters."""
+    if "unreadable" in doc:
+        return [f"edge {edge}: not a dead-letter document: {doc['unreadable']!r}"]
     out = [f"edge {edge}: {doc.get('malformed', '?')} payload(s) dead-lettered so far"]
     for sensor, kept in (doc.get("sensors") or {}).items():
         for d in kept:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(d.get("ts_ms", 0) / 1000))
+            ts = d.get("ts_ms")
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts / 1000)) \
+                if isinstance(ts, int) and 0 <= ts < 2**53 else "?"
             out.append(f"  {sensor} {when} on {d.get('topic')}: {d.get('reason')}")
-            out.append(f"      {d.get('sample', '')[:160]!r}")
+            out.append(f"      {str(d.get('sample', ''))[:160]!r}")
     return out

@@ -272,7 +272,8 @@ class DevicePoller:
                 # afresh, on a shared line too, before anyone's next request.
                 self.line.close()
                 self._emit(ts, vals, quals)
-                self._say_refused(refused)
+                # the blocks after this one were not asked: nothing to say of them
+                self._say_refused({**self._refused, **refused})
                 return f"{type(exc).__name__}: {exc}"
             vals.append(values)
             quals.append(quality)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TypeVar
@@ -103,6 +104,11 @@ def describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {first}"[:300]
 
 
+def _backoff(h: LoopHealth, base_s: float, max_s: float) -> float:
+    """The wait before the next attempt: ``base_s`` doubled with each failure in a row."""
+    return min(max_s, base_s * 2.0 ** min(h.streak, 16))
+
+
 async def supervised(loops: Loops, name: str, step: Callable[[], Awaitable[object]],
                      stop: asyncio.Event, every_s: float | Callable[[], float],
                      final_step: bool = False, backoff_max_s: float = BACKOFF_MAX_S) -> None:
@@ -121,7 +127,7 @@ async def supervised(loops: Loops, name: str, step: Callable[[], Awaitable[objec
         try:
             await step()
         except Exception as exc:    # every failure is reported and retried, never fatal
-            wait = min(backoff_max_s, max(period, 0.1) * 2 ** min(h.streak, 16))
+            wait = _backoff(h, max(period, 0.1), backoff_max_s)
             loops.failed(h, exc, wait)
         else:
             loops.ok(h)
@@ -141,7 +147,7 @@ async def until_done(loops: Loops, h: LoopHealth, work: Callable[[], Awaitable[T
         try:
             result = await work()
         except Exception as exc:
-            wait = min(BACKOFF_MAX_S, 0.1 * 2 ** min(h.streak, 16))
+            wait = _backoff(h, 0.1, BACKOFF_MAX_S)
             loops.failed(h, exc, wait)
             await asyncio.sleep(wait)
             continue
@@ -157,14 +163,16 @@ async def keep_running(loops: Loops, name: str, run: Callable[[], Awaitable[obje
     h = loops.add(name)
     while True:
         h.state = "running"
+        started = time.monotonic()
         try:
             await run()
-        except Exception as exc:
-            wait = min(backoff_max_s, 0.5 * 2 ** min(h.streak, 16))
-            loops.failed(h, exc, wait)
-        else:
-            wait = min(backoff_max_s, 0.5 * 2 ** min(h.streak, 16))
-            loops.failed(h, RuntimeError("ended by itself"), wait)
+            exc: Exception = RuntimeError("ended by itself")
+        except Exception as e:
+            exc = e
+        if h.streak and time.monotonic() - started > backoff_max_s:
+            loops.ok(h)         # it ran well for a while: this failure starts a new streak
+        wait = _backoff(h, 0.5, backoff_max_s)
+        loops.failed(h, exc, wait)
         await asyncio.sleep(wait)
 
 

@@ -41,7 +41,11 @@ def read(path: Path) -> Imported:
         raise ConfigImportError(f"{path}: no [[inputs.modbus]] section")
     out = Imported(f"Telegraf inputs.modbus {path.name}")
     for i, p in enumerate(plugins):
-        _plugin(out, p, f"inputs.modbus[{i}]")
+        try:
+            _plugin(out, p, f"inputs.modbus[{i}]")
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ConfigImportError(f"{path}: inputs.modbus[{i}]: a value of the wrong kind "
+                                    f"({type(exc).__name__}: {exc})") from None
     return out
 
 
@@ -61,11 +65,11 @@ def _connection(out: Imported, p: dict[str, Any], where: str) -> dict[str, Any]:
     if "ASCII" in mode:
         out.notes.append(f"{where}: Modbus ASCII is not supported: set as RTU, check it")
     timeout = str(p.get("timeout", "1s"))
-    if timeout.endswith("ms"):
-        dev["timeout_s"] = float(timeout[:-2]) / 1000
-    elif timeout.endswith("s"):
-        dev["timeout_s"] = float(timeout[:-1])
-    return dev
+    for unit, factor in (("ms", 0.001), ("s", 1.0), ("m", 60.0)):
+        if timeout.endswith(unit):
+            dev["timeout_s"] = float(timeout[:-len(unit)]) * factor
+            return dev
+    raise ValueError(f"timeout {timeout!r} is not a duration (like \"500ms\" or \"1s\")")
 
 
 def _plugin(out: Imported, p: dict[str, Any], where: str) -> None:

@@ -27,7 +27,11 @@ def read(path: Path) -> Imported:
                            "config has one)")
     out = Imported(f"ThingsBoard IoT Gateway Modbus connector {path.name}")
     for i, slave in enumerate(slaves):
-        _slave(out, slave, f"master.slaves[{i}]")
+        try:
+            _slave(out, slave, f"master.slaves[{i}]")
+        except (TypeError, ValueError, AttributeError, ZeroDivisionError) as exc:
+            raise ConfigImportError(f"{path}: master.slaves[{i}]: a value of the wrong kind "
+                                    f"({type(exc).__name__}: {exc})") from None
     return out
 
 

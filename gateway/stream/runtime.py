@@ -66,8 +66,9 @@ class Acknowledgements:
     """When processed messages are acknowledged to the broker.
 
     Without a state file, once what their step produced is written or spooled. With one
-    (``gated``), once moreover a saved state covers their step: ``StateKeeper.save`` takes
-    them with its snapshot and acknowledges them after the file is on disk. After a crash
+    (``gated``), once moreover a saved state covers their step: ``StateKeeper.capture``
+    takes them with its snapshot, and they are acknowledged once that snapshot (or a newer
+    one) is on disk. After a crash
     the restored alarm state and what the broker delivers again then meet exactly: every
     message the state has seen was acknowledged or is dropped as a duplicate (its readings
     and events are durable), and every one it has not seen comes again and is evaluated
@@ -94,10 +95,6 @@ class Acknowledgements:
         """What a snapshot taken now covers (under the step lock)."""
         tokens, self.waiting = self.waiting, []
         return tokens
-
-    def give_back(self, tokens: list[int]) -> None:
-        """A snapshot that was not saved: its tokens wait for the next one, in order."""
-        self.waiting[:0] = tokens
 
 
 async def consume(core: Core, buffer: MessageBuffer, stop: asyncio.Event,

@@ -143,7 +143,6 @@ class StateKeeper:
         self.path = path
         self.core = core
         self.acks = acks
-        self._saved_version = -1
         self._captured_version = -1
         self._pending: deque[_Capture] = deque()
         self._free: list[Snapshot] = []
@@ -163,7 +162,7 @@ class StateKeeper:
             log.error("state: %s cannot be used (%s): starting without it", self.path, exc)
             return False
         core.sequences = SequenceTracker.from_state(sequences)
-        self._saved_version = self._captured_version = core.version
+        self._captured_version = core.version
         standing = len(core.standing())
         log.info("state: restored %d points' alarm state (%d alarms standing) and %d edges' "
                  "sequence numbers, saved %.0f s before (%s)", points, standing,
@@ -212,7 +211,6 @@ class StateKeeper:
                                 self.core.clock.now_ms())
         covered = [self._pending.popleft() for _ in range(k + 1)]
         self._free = [c.snap for c in covered][-MAX_PENDING:]      # their memory, reused
-        self._saved_version = newest.version
         self.saves += 1
         if self.acks is not None:
             self.acks.buffer.ack([t for c in covered for t in c.tokens])

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -69,3 +71,29 @@ def test_no_dead_letters_is_one_line_and_status_1(
     assert cli.main(["dead-letters", "--config", str(demo_config_path), "--wait", "0.5"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("no dead letters from any edge")
+
+
+@pytest.mark.parametrize("payload", [b"not json", b"[1, 2]", b'{"sensors": {"a": "x"}}',
+                                     b'{"sensors": {"a": [{"ts_ms": "soon", "sample": 5}]}}'])
+def test_a_foreign_document_on_the_topic_is_shown_not_fatal(
+        mosquitto_server: Server, payload: bytes) -> None:
+    """Anyone may publish on the dead-letter topic: the reader shows what it got."""
+    pub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dl-foreign")
+    pub.connect("127.0.0.1", mosquitto_server.port)
+    pub.loop_start()
+    try:
+        def publish_soon() -> None:
+            for _ in range(20):                   # until the reader has subscribed
+                pub.publish(f"mhs/v1/{ENTERPRISE}/edge-x/dead-letters", payload, qos=1)
+                time.sleep(0.1)
+
+        t = threading.Thread(target=publish_soon)
+        t.start()
+        got = collect(MqttSettings(port=mosquitto_server.port, client_id="dl-reader"),
+                      ENTERPRISE, "edge-x", 10)
+        t.join()
+    finally:
+        pub.disconnect()
+        pub.loop_stop()
+    lines = format_doc("edge-x", got["edge-x"])
+    assert lines and lines[0].startswith("edge edge-x:")

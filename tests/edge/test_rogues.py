@@ -164,3 +164,18 @@ async def test_six_failing_devices_log_one_line_per_state_change(
     for d, p in pollers.items():
         lines = [r.getMessage() for r in caplog.records if f"device {d} " in r.getMessage()]
         assert len(lines) == p.offline_events and p.offline_events == 1, (d, lines)
+
+
+async def test_a_transport_failure_after_a_refused_block_does_not_say_it_answers_again(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Polls that stop at a silent request have not asked the later blocks: the log says the
+    refused block once, and never that it answers again."""
+    unit = Behaviour(every=4, silent=True, exception_at=frozenset({200}))
+    async with Rogue({1: unit}) as rogue:
+        devices = {"dev": device(rogue.port, 1, {"a": ("holding", 0), "b": ("holding", 200),
+                                                 "c": ("input", 5)}, retries=0)}
+        with caplog.at_level(logging.INFO, logger="edge.poller"):
+            await poll(devices)
+    said = [r.getMessage() for r in caplog.records if "answers holding 200" in r.getMessage()]
+    assert devices["dev"][1].wrong == []
+    assert len(said) == 1 and "with exception code 2" in said[0]

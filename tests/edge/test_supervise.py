@@ -101,3 +101,28 @@ async def test_a_long_running_task_that_ends_is_started_again_and_said(
     h = loops.by_name["poll-plc"]
     assert (h.failures, h.streak, h.last_error) == (2, 2, "RuntimeError: ended by itself")
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["poll-plc: failed"]
+
+
+async def test_a_task_that_ran_well_for_a_while_starts_a_new_failure_streak() -> None:
+    """Its backoff does not keep growing over failures hours apart."""
+    loops, runs = Loops(), list[int]()
+    forever = asyncio.Event()
+
+    async def run() -> None:
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise ValueError("first")
+        if len(runs) == 2:
+            await asyncio.sleep(0.1)            # longer than the backoff's cap: ran well
+            raise ValueError("much later")
+        await forever.wait()
+
+    task = asyncio.create_task(keep_running(loops, "poll-plc", run, backoff_max_s=0.02))
+    async with asyncio.timeout(10):
+        while len(runs) < 3:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    h = loops.by_name["poll-plc"]
+    assert (h.failures, h.streak, h.last_error) == (2, 1, "ValueError: much later")

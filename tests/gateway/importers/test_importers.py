@@ -108,7 +108,17 @@ def test_check_config_names_each_missing_item_of_the_skeleton_by_path(
     ("thingsboard", "{not json", "not a readable JSON file"),
     ("thingsboard", '{"master": {}}', "no master.slaves list"),
     ("telegraf", "[[inputs.cpu]]\n", "no [[inputs.modbus]] section"),
-    ("telegraf", "[[inputs.modbus\n", "not a readable TOML file")])
+    ("telegraf", "[[inputs.modbus\n", "not a readable TOML file"),
+    # values of the wrong kind name the section (they raised a traceback)
+    ("thingsboard", '{"master": {"slaves": ["x"]}}', "master.slaves[0]: a value of the wrong"),
+    ("thingsboard", '{"master": {"slaves": [{"timeseries": [{"address": "forty"}]}]}}',
+     "master.slaves[0]: a value of the wrong kind"),
+    ("thingsboard", '{"master": {"slaves": [{"timeseries": [{"tag": "t", "type": "16int", '
+     '"divider": 0}]}]}}', "master.slaves[0]: a value of the wrong kind"),
+    ("telegraf", '[[inputs.modbus]]\nholding_registers = [{name = "a", address = ["x"]}]\n',
+     "inputs.modbus[0]: a value of the wrong kind"),
+    ("telegraf", '[[inputs.modbus]]\ntimeout = "soon"\n',
+     "inputs.modbus[0]: a value of the wrong kind")])
 def test_a_file_that_cannot_be_imported_says_why(tmp_path: Path, fmt: str, content: str,
                                                  message: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
