@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 from collections import deque
 from typing import Any
 
@@ -65,14 +66,15 @@ def _timestamp(x: Any, what: str, unit: str, now_ms: int) -> int:
     t = _number(x, what)
     if not math.isfinite(t):
         raise PayloadError(f"{what} is not a usable time: {str(x)[:40]!r}")
-    # an integer in us or ns is beyond a float's 53 bits: divided exactly
-    ms = x * 1000 if unit == "s" and type(x) is int else \
-        x // _PER_MS[unit] if type(x) is int and unit in _PER_MS else t * _TO_MS[unit]
+    if type(x) is int:      # exactly: an integer in us or ns is beyond a float's 53 bits
+        ms = x * 1000 if unit == "s" else x // _PER_MS[unit]
+    else:
+        ms = round(t * _TO_MS[unit])
     if not now_ms - TS_PAST_S * 1000 <= ms <= now_ms + TS_FUTURE_S * 1000:
         raise PayloadError(f"{what} {str(x)[:40]} ({unit}) is not within 7 days back and 5 "
                            f"minutes ahead of the edge's clock (wrong unit? ts_unit is "
                            f"{unit!r})")
-    return ms if isinstance(ms, int) else round(ms)
+    return ms
 
 
 def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
@@ -139,7 +141,7 @@ class MqttSensorSource:
         self.missing_fields = 0          # fields absent or unusable in delivered payloads
         # the last dead letters of each mapping (published by the agent, see dead_letter_doc)
         self.dead_letters: dict[str, deque[dict[str, Any]]] = {}
-        self.dead_letters_changed = False
+        self._dead_lock = threading.Lock()      # paho's thread adds, the loop publishes
 
     def start(self) -> None:
         """Connect in the background (paho reconnects by itself)."""
@@ -163,10 +165,10 @@ class MqttSensorSource:
 
     def _refuse(self, sensor: str, topic: str, payload: bytes, reason: str) -> None:
         self.malformed += 1
-        kept = self.dead_letters.setdefault(sensor, deque(maxlen=DEAD_LETTERS_KEPT))
-        kept.append({"topic": topic, "reason": reason, "ts_ms": self._clock.now_ms(),
-                     "sample": payload[:256].decode(errors="replace")})
-        self.dead_letters_changed = True
+        with self._dead_lock:
+            kept = self.dead_letters.setdefault(sensor, deque(maxlen=DEAD_LETTERS_KEPT))
+            kept.append({"topic": topic, "reason": reason, "ts_ms": self._clock.now_ms(),
+                         "sample": payload[:256].decode(errors="replace")})
         if self.malformed in (1, 10, 100, 1000, 10000):
             log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
                         topic[:200], self.malformed, reason)
@@ -193,8 +195,8 @@ class MqttSensorSource:
                 np.full(n, Quality.GOOD, np.uint8))
 
     def dead_letter_doc(self) -> bytes:
-        """The last dead letters of every mapping, as published on the edge's dead-letter
-        topic (retained, so that ``hazgw dead-letters`` shows them at any time)."""
-        self.dead_letters_changed = False
-        return orjson.dumps({"malformed": self.malformed, "sensors": {
-            name: list(kept) for name, kept in self.dead_letters.items()}})
+        """The last dead letters of every mapping, as the agent publishes them on the edge's
+        dead-letter topic with its stats (``hazgw dead-letters`` reads them)."""
+        with self._dead_lock:
+            sensors = {name: list(kept) for name, kept in self.dead_letters.items()}
+        return orjson.dumps({"malformed": self.malformed, "sensors": sensors})
