@@ -56,9 +56,9 @@ class AlarmEvent:
     event: str
     state: str
     prev_state: str
-    level: int
+    level: int            # as shown: a latching alarm's highest level until reset
     level_name: str
-    prev_level: int
+    prev_level: int       # the condition's level before this event
     gb50493_level: int | None
     priority: int
     value: float | None
@@ -68,6 +68,7 @@ class AlarmEvent:
     reason: str | None
     annunciated: bool
     toxic: bool
+    current_level: int = 0   # the condition's level now (beside the latched ``level``)
 
     @property
     def sort_key(self) -> tuple[int, int, int, int]:
@@ -198,7 +199,7 @@ class Engine:
         rows = [self._event(Transition(s, int(lc.since[s]), "standing", AlarmState(lc.state[s]),
                                        AlarmState(lc.state[s]), int(lc.condition[s]),
                                        int(lc.condition[s]), float(lc.value[s]), np.nan,
-                                       np.nan)) for s in slots]
+                                       np.nan, shown=lc.shown(s))) for s in slots]
         return sorted(rows, key=lambda e: e.sort_key)
 
     def recent(self, point: str) -> list[tuple[int, float]]:
@@ -253,7 +254,7 @@ class Engine:
             point, source, equipment = self._ids[p], tb.sources[p], tb.equipments[p]
             console, kind = tb.consoles[p], tb.kinds[p]
             toxic, gas = self._toxic[p], self._gas[p]
-        level = t.level
+        level = t.level if t.shown is None else t.shown
         if atype == PROCESS:
             name = PROCESS_LEVELS[level]
         elif atype in TYPE_LEVELS:
@@ -269,7 +270,7 @@ class Engine:
             priority=_priority(atype, max(abs(level), abs(t.prev_level)), gas),
             value=_f(t.value), limit=_f(t.limit),
             forecast_s=_f(t.info) if atype == PREDICTIVE else None, user=t.user,
-            reason=t.reason, annunciated=t.annunciated, toxic=toxic)
+            reason=t.reason, annunciated=t.annunciated, toxic=toxic, current_level=t.level)
 
     def _flood_event(self, f: FloodChange) -> AlarmEvent:
         return AlarmEvent(

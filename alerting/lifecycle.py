@@ -3,25 +3,36 @@
 States: NORMAL, UNACK (active, unacknowledged), ACK (active, acknowledged), RTN_UNACK
 (returned to normal, unacknowledged), SHELVED, SUPPRESSED (by design), OUT_OF_SERVICE.
 
+Multi-level alarms (GB/T 50493 L1/L2, ISA-18.2 H/HH): an alarm remembers the highest level
+it reached since it was last NORMAL (``peak``, signed: the side) and the level a person
+acknowledged (``acked``). An acknowledgement holds for the level acknowledged and below: only
+a rise above it (or to the other side: a new condition) annunciates again, so a reading that
+swings L2 → L1 → L2 after an acknowledgement at L2 is recorded, not annunciated. Downward
+steps need the higher limit's deadband and off-delay (``alerting.conditions``). A latching
+alarm shows ``peak`` (the highest level reached) until it is acknowledged and its condition
+has returned to normal; ``condition`` is the current level beside it.
+
 Condition changes (``tests/alerting/test_lifecycle.py::CONDITION_TABLE`` checks each row).
-"More severe" is a higher level or the other side (low after high is a new condition):
+"Above" means beyond ``peak`` in UNACK, beyond ``acked`` in ACK, or on the other side:
 
 ==============  ===========================  ==============================================
 state           condition change             event → next state
 ==============  ===========================  ==============================================
 NORMAL          becomes active               activate → UNACK
-UNACK           more severe                  raise → UNACK
-UNACK           less severe, still active    change → UNACK
+UNACK           above the peak               raise → UNACK
+UNACK           not above, still active      change → UNACK (recorded, not annunciated)
 UNACK           clears                       clear → RTN_UNACK if latched, else NORMAL
-ACK             more severe (or other side)  raise → UNACK
-ACK             less severe, still active    change → ACK
+ACK             above the acknowledged level raise → UNACK
+ACK             not above, still active      change → ACK (recorded, not annunciated)
 ACK             clears (latched or not)      clear → NORMAL (already acknowledged)
-RTN_UNACK       becomes active               activate → UNACK
+RTN_UNACK       becomes active, above peak   raise → UNACK
+RTN_UNACK       becomes active, not above    activate → UNACK (not annunciated: the
+                                             latched alarm is already standing)
 SHELVED,        any change                   condition → unchanged (recorded, not
 SUPPRESSED,                                  annunciated)
 OUT_OF_SERVICE
-any             third activation in 60 s     chattering → UNACK from NORMAL / RTN_UNACK,
-                                             else unchanged; later changes are "condition"
+any             third annunciation in 60 s   chattering → UNACK from NORMAL / RTN_UNACK,
+                (activate, raise, re-alarm)  else unchanged; later changes are "condition"
                                              until 60 s quiet (chatter_end)
 ==============  ===========================  ==============================================
 
@@ -50,8 +61,8 @@ re-alarm        ACK still active after re_alarm_s  re-alarm → UNACK
 ==============  =================================  =========================================
 
 Shelved, suppressed and out-of-service alarms stay fully evaluated (OPC UA Part 9): their
-condition changes are recorded, only not annunciated. Chattering (≥ 3 activations within
-60 s, domain.md §6.3) is announced once; the alarm's further changes are then recorded
+condition changes are recorded, only not annunciated. Chattering (≥ 3 annunciations within
+60 s, domain.md §6.3, EEMUA 191) is announced once; the alarm's further changes are then recorded
 without being annunciated until it has been quiet for 60 s. Every transition carries who,
 when and why; refused operator actions raise ``InvalidTransitionError`` and change nothing.
 """
@@ -111,6 +122,7 @@ class Transition:
     user: str | None = None
     reason: str | None = None
     annunciated: bool = True
+    shown: int | None = None     # the level displayed (latched peak); None: ``level``
 
 
 class Lifecycle:
@@ -124,6 +136,8 @@ class Lifecycle:
         self.condition = np.zeros(n, np.int8)
         self.since = np.full(n, -1, np.int64)     # when the current state was entered
         self.value = np.full(n, np.nan)
+        self.peak = np.zeros(n, np.int8)         # highest level since last NORMAL (signed)
+        self.acked = np.zeros(n, np.int8)        # level acknowledged in this occurrence (abs)
         self.shelved_until: dict[int, int] = {}
         self._activations: dict[int, deque[int]] = {}
         self.chattering: dict[int, int] = {}      # slot → last activation while chattering
@@ -139,8 +153,17 @@ class Lifecycle:
         if to != frm:
             self.since[slot] = ts
         self.state[slot] = to
+        if to == S.NORMAL:
+            self.peak[slot] = self.acked[slot] = 0
         return Transition(slot, ts, event, frm, to, level, prev, value, limit, info, user,
-                          reason, annunciated)
+                          reason, annunciated, self.shown(slot))
+
+    def shown(self, slot: int) -> int:
+        """The level an alarm displays: its peak while a latching alarm stands (until it is
+        acknowledged and normal again), else its current condition."""
+        if self.latched[slot] and self.peak[slot] != 0:
+            return int(self.peak[slot])
+        return int(self.condition[slot])
 
     def apply(self, changes: Changes) -> list[Transition]:
         """Turn condition changes (time-ordered) into transitions."""
@@ -163,25 +186,36 @@ class Lifecycle:
         self.condition[slot] = lvl
         self.value[slot] = val
         state = STATES[self.state[slot]]
-        activation = prev == 0 and lvl != 0
-        if activation and self._chatters(slot, ts):
-            to: AlarmState = S.UNACK if state in (S.NORMAL, S.RTN_UNACK) else state
-            return self._t(slot, ts, "chattering", to, lvl, prev, val, lim, info)
         if slot in self.chattering or state in HIDDEN_STATES:
+            if slot in self.chattering and prev == 0 and lvl != 0:
+                self.chattering[slot] = ts        # still chattering: the quiet restarts
             return Transition(slot, ts, "condition", state, state, lvl, prev, val, lim, info,
-                              annunciated=False)
-        more_severe = abs(lvl) > abs(prev) or (prev != 0 and (lvl > 0) != (prev > 0))
+                              annunciated=False, shown=self.shown(slot))
         if lvl == 0:
             return self._t(slot, ts, "clear", self._after_clear(slot, state), lvl, prev, val,
                            lim, info)
-        if state in (S.NORMAL, S.RTN_UNACK):
-            return self._t(slot, ts, "activate", S.UNACK, lvl, prev, val, lim, info)
-        if more_severe:
-            return self._t(slot, ts, "raise", S.UNACK, lvl, prev, val, lim, info)
-        return self._t(slot, ts, "change", state, lvl, prev, val, lim, info)
+        peak = int(self.peak[slot])
+        other_side = peak != 0 and (lvl > 0) != (peak > 0)
+        if state == S.ACK:
+            above = other_side or abs(lvl) > self.acked[slot]
+        else:
+            above = peak == 0 or other_side or abs(lvl) > abs(peak)
+        if other_side or abs(lvl) > abs(peak):
+            self.peak[slot] = lvl
+        if other_side:
+            self.acked[slot] = 0
+        if not above:
+            # within what was annunciated (or acknowledged): recorded, the row updates
+            event = "activate" if state == S.RTN_UNACK else "change"
+            to = S.UNACK if state == S.RTN_UNACK else state
+            return self._t(slot, ts, event, to, lvl, prev, val, lim, info, annunciated=False)
+        event = "activate" if state == S.NORMAL else "raise"
+        if self._chatters(slot, ts):
+            event = "chattering"
+        return self._t(slot, ts, event, S.UNACK, lvl, prev, val, lim, info)
 
     def _chatters(self, slot: int, ts: int) -> bool:
-        """Record an activation; True when it makes the alarm chatter (announced once)."""
+        """Record an annunciation; True when it makes the alarm chatter (announced once)."""
         if slot in self.chattering:
             self.chattering[slot] = ts
             return False
@@ -194,7 +228,9 @@ class Lifecycle:
         return False
 
     def _resolved(self, slot: int) -> AlarmState:
-        """The state an alarm returns to from shelving, suppression or out of service."""
+        """The state an alarm returns to from shelving, suppression or out of service: a new
+        occurrence, at the level it has now."""
+        self.peak[slot], self.acked[slot] = self.condition[slot], 0
         return S.UNACK if self.condition[slot] != 0 else S.NORMAL
 
     def acknowledge(self, slot: int, user: str, ts: int, comment: str | None = None,
@@ -202,6 +238,7 @@ class Lifecycle:
         """Operator acknowledgement of an unacknowledged alarm."""
         state = AlarmState(int(self.state[slot]))
         lvl = int(self.condition[slot])
+        self.acked[slot] = max(abs(int(self.peak[slot])), abs(lvl))
         if state == S.UNACK:
             return self._t(slot, ts, "ack", S.ACK, lvl, lvl, user=user, reason=comment)
         if state == S.RTN_UNACK:
@@ -269,9 +306,10 @@ class Lifecycle:
         due = np.flatnonzero((self.state == S.ACK) & (self.re_alarm_ms > 0)
                              & (now_ms - self.since >= self.re_alarm_ms))
         for s in due.tolist():
-            lvl = int(self.condition[s])
-            out.append(self._t(s, int(self.since[s] + self.re_alarm_ms[s]), "re-alarm", S.UNACK,
-                               lvl, lvl, float(self.value[s])))
+            lvl, at = int(self.condition[s]), int(self.since[s] + self.re_alarm_ms[s])
+            self.acked[s] = 0
+            self._chatters(s, at)        # an annunciation like any other (EEMUA 191)
+            out.append(self._t(s, at, "re-alarm", S.UNACK, lvl, lvl, float(self.value[s])))
         for s, last in sorted(self.chattering.items()):
             if now_ms - last >= CHATTER_WINDOW_MS:
                 del self.chattering[s]
@@ -281,6 +319,8 @@ class Lifecycle:
     def _end_chatter(self, slot: int, ts: int) -> Transition:
         state = AlarmState(int(self.state[slot]))
         lvl = int(self.condition[slot])
+        if lvl != 0 and abs(lvl) > abs(int(self.peak[slot])):
+            self.peak[slot] = lvl       # reached while chattering: the peak still counts
         if state in HIDDEN_STATES:
             to = state
         elif lvl != 0:

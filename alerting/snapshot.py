@@ -23,11 +23,12 @@ from alerting.engine import Engine
 from alerting.state import RuleState
 from alerting.table import POINT_TYPES
 
-VERSION = 1
+VERSION = 2
+READS = (1, 2)     # version 1 had no peak / acknowledged levels: derived on restore
 Snapshot = dict[str, Any]
 
 _VOTE_FIELDS = ("vote_count", "vote_level")
-_SLOT_FIELDS = ("state", "condition", "since", "value")
+_SLOT_FIELDS = ("state", "condition", "since", "value", "peak", "acked")
 
 
 class SnapshotError(ValueError):
@@ -91,9 +92,15 @@ def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
     """Put a captured state back; returns how many points were restored. With ``now_ms``,
     points that had reported are treated as heard from at the restart: the time the gateway
     was down does not make them stale (their edges' backlog is on its way)."""
-    if snap.get("version") != VERSION:
+    if snap.get("version") not in READS:
         raise SnapshotError(f"snapshot version {snap.get('version')!r}, this engine reads "
-                            f"{VERSION}")
+                            f"{', '.join(map(str, READS))}")
+    if snap["version"] == 1:
+        # an alarm standing at its condition's level; acknowledged at it when ACK
+        snap = dict(snap, **{"life.peak": snap["life.condition"].copy(),
+                             "life.acked": np.where(snap["life.state"] == 2,
+                                                    np.abs(snap["life.condition"]),
+                                                    0).astype(np.int8)})
     tb, st, lc = engine.table, engine.state, engine.lifecycle
     n_new = len(tb)
     old_p, new_p = _positions(snap["points"], list(tb.names))

@@ -83,10 +83,15 @@ class Escalator:
                                     level_name=e.level_name, value=e.value, limit=e.limit,
                                     state=e.state))
                     elif row is not None:
-                        # more severe or back to normal but latched: the same occurrence
+                        # more severe, or within the level annunciated, or back to normal
+                        # but latched: the same occurrence (one per activation). A raise
+                        # moves its level, value and limit together: a notification tells
+                        # one moment, never the L2 level with the L1 crossing's value.
                         row.state = e.state
-                        row.priority = min(row.priority, e.priority)
-                        row.level_name = e.level_name if e.level else row.level_name
+                        if e.annunciated and e.event in ANNUNCIATING and e.level:
+                            row.priority = min(row.priority, e.priority)
+                            row.level_name = e.level_name
+                            row.value, row.limit = _finite(e.value), _finite(e.limit)
                 elif row is not None:
                     row.state = e.state
                     row.handled_ms = e.ts

@@ -38,9 +38,11 @@ class AlarmMessage(BaseModel):
                                    "flood_end; standing: a row of the standing list")
     state: str
     prev_state: str
-    level: int
+    level: int = Field(description="the level shown: a latching alarm's (gas, GB/T 50493) "
+                                   "highest level reached, until acknowledged and normal")
     level_name: str
-    prev_level: int
+    current_level: int = Field(description="the condition's level now (beside level)")
+    prev_level: int = Field(description="the condition's level before this event")
     gb50493_level: int | None = Field(description="1 / 2 for gas process alarms, else null")
     priority: int = Field(description="1 emergency … 4 low")
     priority_name: str
@@ -51,8 +53,10 @@ class AlarmMessage(BaseModel):
                                          "alarm")
     user: str | None
     reason: str | None
-    annunciated: bool = Field(description="false: recorded while shelved, suppressed or out "
-                                          "of service")
+    annunciated: bool = Field(description="false: recorded, not annunciated: shelved, "
+                                          "suppressed, out of service, chattering, or not "
+                                          "above the level already annunciated or "
+                                          "acknowledged")
     toxic: bool
 
     @classmethod
@@ -65,7 +69,8 @@ class AlarmMessage(BaseModel):
             v=1, enterprise=enterprise, alarm_id=e.alarm_id, alarm_type=e.alarm_type,
             point=e.point, source=e.source, equipment=e.equipment, console=e.console,
             kind=e.kind, ts=e.ts, event=e.event, state=e.state, prev_state=e.prev_state,
-            level=e.level, level_name=e.level_name, prev_level=e.prev_level,
+            level=e.level, level_name=e.level_name, current_level=e.current_level,
+            prev_level=e.prev_level,
             gb50493_level=e.gb50493_level, priority=e.priority,
             priority_name=PRIORITY_NAMES[e.priority], value=e.value,
             limit=e.limit if e.limit is not None else limit, forecast_s=e.forecast_s,

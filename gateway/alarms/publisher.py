@@ -12,13 +12,17 @@ Message (orjson, v1)::
                                      # re-alarm, chattering, chatter_end, condition,
                                      # flood_start, flood_end
      "state": "unack", "prev_state": "normal",
-     "level": 1, "level_name": "H", "prev_level": 0,
+     "level": 1, "level_name": "H",  # as shown: a latching alarm's highest level until reset
+     "current_level": 1,             # the condition's level now; "prev_level" before
+     "prev_level": 0,
      "gb50493_level": 1,             # 1 / 2 for gas process alarms, else null
      "priority": 2, "priority_name": "high",
      "value": 26.4, "limit": 25.0, "forecast_s": null,
      "predictive": false,            # true only for trend warnings: never a GB/T 50493 alarm
      "user": null, "reason": null,
-     "annunciated": true,            # false: recorded while shelved/suppressed/out of service
+     "annunciated": true,            # false: recorded, not annunciated (shelved, suppressed,
+                                     # out of service, chattering, or not above the level
+                                     # already annunciated or acknowledged)
      "toxic": false}
 
 The model (field descriptions, JSON Schema) is ``gateway.alarms.model.AlarmMessage``.

@@ -9,8 +9,10 @@ query against it).
                    time (ms precision).
 ``alarm_event``    one row per alarm lifecycle event (``alerting.engine.AlarmEvent``): tags
                    ``enterprise, source, equipment, point, kind, alarm_type, console``; fields
-                   ``event``, ``state``, ``level`` (string), ``priority``, ``level_code``,
-                   ``prev_level`` (integer), ``annunciated`` (boolean), ``value``, ``limit``,
+                   ``event``, ``state``, ``level`` (string: as shown, a latching alarm's
+                   highest level until reset), ``priority``, ``level_code``, ``prev_level``,
+                   ``current_level`` (integer: the condition now), ``annunciated``
+                   (boolean), ``value``, ``limit``,
                    ``forecast_s`` (float, when known), ``user``, ``reason`` (string, when
                    given); time = when it happened.
 ``alarm_health``   per console: alarm rates, flood state and lifecycle counts (integers).
@@ -74,7 +76,8 @@ _POINT_TAGS = ("enterprise", "source", "equipment", "point", "kind")
 READING = Measurement("reading", _POINT_TAGS, ("value", "quality"))
 ALARM_EVENT = Measurement(
     "alarm_event", (*_POINT_TAGS, "alarm_type", "console"),
-    ("event", "state", "level", "priority", "level_code", "prev_level", "annunciated",
+    ("event", "state", "level", "priority", "level_code", "prev_level", "current_level",
+     "annunciated",
      "value", "limit", "forecast_s", "user", "reason"))
 ALARM_HEALTH = Measurement("alarm_health", ("enterprise", "console"))
 SOURCE_STATUS = Measurement("source_status", ("enterprise", "source"),
@@ -238,7 +241,8 @@ class LineBuilder:
         }, {
             "event": e.event, "state": e.state, "level": e.level_name,
             "priority": int(e.priority), "level_code": int(e.level),
-            "prev_level": int(e.prev_level), "annunciated": bool(e.annunciated),
+            "prev_level": int(e.prev_level), "current_level": int(e.current_level),
+            "annunciated": bool(e.annunciated),
             "value": _float(e.value), "limit": _float(e.limit),
             "forecast_s": _float(e.forecast_s), "user": e.user or None,
             "reason": e.reason or None,

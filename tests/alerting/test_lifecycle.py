@@ -29,42 +29,54 @@ def cond(life: Lifecycle, level: int, ts: int) -> list[Transition]:
                               np.array([np.nan])))
 
 
-def put(life: Lifecycle, state: AlarmState, level: int = 0) -> Lifecycle:
-    """Force a starting state (the table tests start from every state)."""
+def put(life: Lifecycle, state: AlarmState, level: int = 0, peak: int | None = None,
+        acked: int | None = None) -> Lifecycle:
+    """Force a starting state (the table tests start from every state); by default the alarm
+    peaked at its current level and, when acknowledged, was acknowledged at it."""
     life.state[0] = state
     life.condition[0] = level
+    life.peak[0] = level if peak is None else peak
+    life.acked[0] = (abs(level) if state == S.ACK else 0) if acked is None else acked
     if state == S.SHELVED:
         life.shelved_until[0] = 10_000
     return life
 
 
-# (start state, condition level before, latched, new condition level, event, end state)
+HIDDEN = (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE)
+# (start state, condition before, peak before (None: = before), acknowledged level (None:
+#  = before if ACK), latched, new condition level, event, end state, annunciated)
 CONDITION_TABLE = [
-    (S.NORMAL, 0, False, 1, "activate", S.UNACK),
-    (S.UNACK, 1, False, 2, "raise", S.UNACK),
-    (S.UNACK, 2, False, 1, "change", S.UNACK),
-    (S.UNACK, 1, False, 0, "clear", S.NORMAL),
-    (S.UNACK, 1, True, 0, "clear", S.RTN_UNACK),
-    (S.ACK, 1, False, 2, "raise", S.UNACK),
-    (S.ACK, 1, False, -1, "raise", S.UNACK),       # the other side is a new alarm condition
-    (S.ACK, 2, False, 1, "change", S.ACK),
-    (S.ACK, 1, True, 0, "clear", S.NORMAL),
-    (S.RTN_UNACK, 0, True, 1, "activate", S.UNACK),
-    (S.SHELVED, 0, False, 1, "condition", S.SHELVED),
-    (S.SHELVED, 1, False, 0, "condition", S.SHELVED),
-    (S.SUPPRESSED, 0, False, 2, "condition", S.SUPPRESSED),
-    (S.OUT_OF_SERVICE, 0, False, 1, "condition", S.OUT_OF_SERVICE),
+    (S.NORMAL, 0, None, None, False, 1, "activate", S.UNACK, True),
+    (S.UNACK, 1, None, None, False, 2, "raise", S.UNACK, True),
+    (S.UNACK, 2, None, None, False, 1, "change", S.UNACK, False),
+    (S.UNACK, 1, 2, None, False, 2, "change", S.UNACK, False),    # L2 → L1 → L2 unacked
+    (S.UNACK, 1, None, None, False, 0, "clear", S.NORMAL, True),
+    (S.UNACK, 1, None, None, True, 0, "clear", S.RTN_UNACK, True),
+    (S.ACK, 1, None, None, False, 2, "raise", S.UNACK, True),
+    (S.ACK, 1, None, None, False, -1, "raise", S.UNACK, True),    # the other side: new
+    (S.ACK, 2, None, None, False, 1, "change", S.ACK, False),
+    (S.ACK, 1, 2, 2, False, 2, "change", S.ACK, False),           # acked at L2: holds
+    (S.ACK, 1, 2, 2, True, 2, "change", S.ACK, False),
+    (S.ACK, 2, 2, 1, False, 2, "raise", S.UNACK, True),           # never acked at L2... yet
+    (S.ACK, 1, None, None, True, 0, "clear", S.NORMAL, True),
+    (S.RTN_UNACK, 0, 1, None, True, 1, "activate", S.UNACK, False),  # already standing
+    (S.RTN_UNACK, 0, 1, None, True, 2, "raise", S.UNACK, True),
+    (S.SHELVED, 0, None, None, False, 1, "condition", S.SHELVED, False),
+    (S.SHELVED, 1, None, None, False, 0, "condition", S.SHELVED, False),
+    (S.SUPPRESSED, 0, None, None, False, 2, "condition", S.SUPPRESSED, False),
+    (S.OUT_OF_SERVICE, 0, None, None, False, 1, "condition", S.OUT_OF_SERVICE, False),
 ]
 
 
-@pytest.mark.parametrize(("start", "before", "latched", "level", "event", "end"),
-                         CONDITION_TABLE)
-def test_condition_changes(start: AlarmState, before: int, latched: bool, level: int,
-                           event: str, end: AlarmState) -> None:
-    life = put(lc(latched), start, before)
+@pytest.mark.parametrize(("start", "before", "peak", "acked", "latched", "level", "event",
+                          "end", "annunciated"), CONDITION_TABLE)
+def test_condition_changes(start: AlarmState, before: int, peak: int | None,
+                           acked: int | None, latched: bool, level: int, event: str,
+                           end: AlarmState, annunciated: bool) -> None:
+    life = put(lc(latched), start, before, peak, acked)
     [t] = cond(life, level, 100)
-    assert (t.event, t.from_state, t.to_state) == (event, start, end)
-    assert t.annunciated == (start not in (S.SHELVED, S.SUPPRESSED, S.OUT_OF_SERVICE))
+    assert (t.event, t.from_state, t.to_state, t.annunciated) == (event, start, end,
+                                                                   annunciated)
     assert life.state[0] == end
 
 
@@ -153,6 +165,47 @@ def test_acknowledged_alarm_still_active_re_alarms() -> None:
     assert life.tick(61_999) == []
     [t] = life.tick(70_000)
     assert (t.event, t.from_state, t.to_state, t.ts) == ("re-alarm", S.ACK, S.UNACK, 62_000)
+
+
+def test_acknowledgement_at_l2_holds_through_l2_l1_l2_swings() -> None:
+    """GB/T 50493 gas alarm flapping around its second limit: one annunciation per level
+    reached, none after the acknowledgement at L2, and the latched level stays L2."""
+    life = lc(latched=True)
+    seen = cond(life, 1, 0) + cond(life, 2, 1_000) + cond(life, 1, 2_000)
+    assert life.shown(0) == 2
+    seen += [life.acknowledge(0, "op", 2_500)]
+    for k in range(20):
+        seen += cond(life, 2 if k % 2 == 0 else 1, 3_000 + k * 1_000)
+    announced = [(t.event, t.level) for t in seen if t.annunciated]
+    assert announced == [("activate", 1), ("raise", 2), ("ack", 1)]
+    assert (life.state[0], life.shown(0)) == (S.ACK, 2)
+    [clear] = cond(life, 0, 60_000)
+    assert (clear.event, clear.to_state, clear.shown) == ("clear", S.NORMAL, 0)
+    [again] = cond(life, 1, 61_000)            # after reset: a new occurrence
+    assert (again.event, again.annunciated, again.shown) == ("activate", True, 1)
+
+
+def test_latched_unacknowledged_alarm_shows_its_peak_until_reset() -> None:
+    life = lc(latched=True)
+    cond(life, 1, 0)
+    cond(life, 2, 1_000)
+    [down] = cond(life, 1, 2_000)
+    assert (down.level, down.shown, down.to_state) == (1, 2, S.UNACK)
+    [gone] = cond(life, 0, 3_000)
+    assert (gone.shown, gone.to_state) == (2, S.RTN_UNACK)
+    ack = life.acknowledge(0, "op", 4_000)
+    assert (ack.to_state, ack.shown) == (S.NORMAL, 0)
+
+
+def test_chattering_counts_raises_and_re_alarms_not_only_activations() -> None:
+    """EEMUA 191: what chatters is what the operator hears; raise after raise counts."""
+    life = lc()
+    cond(life, 1, 0)
+    cond(life, 2, 1_000)
+    life.acknowledge(0, "op", 1_500)
+    cond(life, 1, 2_000)
+    cond(life, -1, 3_000)                       # to the other side: a third annunciation
+    assert 0 in life.chattering
 
 
 def test_chattering_is_announced_once_then_recorded_silently_until_quiet() -> None:

@@ -63,3 +63,21 @@ def test_another_version_is_refused() -> None:
     snap["version"] = 99
     with pytest.raises(SnapshotError, match="version 99"):
         restore(engine(), snap)
+
+
+def test_a_version_1_snapshot_is_read_with_its_levels_derived() -> None:
+    """Before multi-level acknowledgement the snapshot had no peak or acknowledged level: an
+    upgrade keeps the alarm state, each alarm standing at its level (acknowledged at it when
+    acknowledged), so the acknowledgement still holds."""
+    a = engine()
+    feed(a, T0, G1=62.0, L1=11.0)
+    a.acknowledge("L1:process", "op", T0 + 1000)
+    snap = capture(a)
+    snap["version"] = 1
+    del snap["life.peak"], snap["life.acked"]
+    b = engine()
+    assert restore(b, snap) == 3
+    l1 = b.slot("L1:process")
+    assert (b.lifecycle.peak[l1], b.lifecycle.acked[l1]) == (a.lifecycle.peak[l1],
+                                                             a.lifecycle.acked[l1])
+    assert feed(b, T0 + 2000, L1=11.0) == feed(a, T0 + 2000, L1=11.0)

@@ -66,12 +66,32 @@ def chattering_level_switch() -> list[tuple[int, str, float]]:
     return [(i * 2000, "LS101", float(i % 2 == 1) if i < 30 else 0.0) for i in range(0, 60)]
 
 
+def gas_flapping_l2() -> list[tuple[int, str, float]]:
+    """Combustible gas at a leak: L1 at 10 s, L2 at 20 s, then swinging L2 ↔ L1 every second
+    (one reading inside the HH deadband first), back to normal at 60 s, L1 again at 75 s
+    (beyond the 60 s chatter window)."""
+    def v(t: int) -> float:
+        if t < 10:
+            return 5.0
+        if t < 20:
+            return 30.0
+        if t == 20:
+            return 55.0
+        if t == 21:
+            return 49.0                     # below HH (50) but inside its deadband (2)
+        if t < 60:
+            return 44.0 if t % 2 == 0 else 55.0
+        return 10.0 if t < 75 else 30.0
+    return [(t * 1000, "GT101", v(t)) for t in range(0, 86)]
+
+
 if __name__ == "__main__":
     for name, make in [("lpg_tank_overfill", lpg_tank_overfill),
                        ("chlorine_leak", chlorine_leak),
                        ("dust_collector_clog", dust_collector_clog),
                        ("stuck_gas_detector", stuck_gas_detector),
                        ("detector_unplugged", detector_unplugged),
-                       ("chattering_level_switch", chattering_level_switch)]:
+                       ("chattering_level_switch", chattering_level_switch),
+                       ("gas_flapping_l2", gas_flapping_l2)]:
         (HERE / name).mkdir(exist_ok=True)
         write(name, make())

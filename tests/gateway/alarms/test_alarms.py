@@ -57,8 +57,9 @@ async def test_gas_alarm_is_published_as_json_and_written(
         ("GT101:process", "activate", "unack", "H", 1),
         ("GT101:process", "raise", "unack", "HH", 2),
         ("AT201:process", "activate", "unack", "HH", 2),
-        ("GT101:process", "clear", "rtn_unack", "normal", None),     # gas alarms latch
-        ("AT201:process", "clear", "rtn_unack", "normal", None),
+        # gas alarms latch, showing the highest level reached until acknowledged
+        ("GT101:process", "clear", "rtn_unack", "HH", 2),
+        ("AT201:process", "clear", "rtn_unack", "HH", 2),
     ]
     ack = got[5]
     assert (ack["event"], ack["state"], ack["user"]) == ("ack", "normal", "operator-7")
