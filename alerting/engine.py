@@ -194,13 +194,17 @@ class Engine:
 
     def standing(self) -> list[AlarmEvent]:
         """Alarms not in NORMAL, in display order (priority, toxic first, severity, age)."""
+        slots = np.flatnonzero(self.lifecycle.state != AlarmState.NORMAL).tolist()
+        return sorted(map(self.describe, slots), key=lambda e: e.sort_key)
+
+    def describe(self, slot: int) -> AlarmEvent:
+        """An alarm as it stands now (event ``standing``): state, levels, priority."""
         lc = self.lifecycle
-        slots = np.flatnonzero(lc.state != AlarmState.NORMAL).tolist()
-        rows = [self._event(Transition(s, int(lc.since[s]), "standing", AlarmState(lc.state[s]),
-                                       AlarmState(lc.state[s]), int(lc.condition[s]),
-                                       int(lc.condition[s]), float(lc.value[s]), np.nan,
-                                       np.nan, shown=lc.shown(s))) for s in slots]
-        return sorted(rows, key=lambda e: e.sort_key)
+        state = AlarmState(lc.state[slot])
+        return self._event(Transition(slot, int(lc.since[slot]), "standing", state, state,
+                                      int(lc.condition[slot]), int(lc.condition[slot]),
+                                      float(lc.value[slot]), np.nan, np.nan,
+                                      shown=lc.shown(slot)))
 
     def recent(self, point: str) -> list[tuple[int, float]]:
         """The point's last valid samples the windowed rules keep (oldest first; empty for a

@@ -28,7 +28,9 @@ ACK             clears (latched or not)      clear → NORMAL (already acknowled
 RTN_UNACK       becomes active, above peak   raise → UNACK
 RTN_UNACK       becomes active, not above    activate → UNACK (not annunciated: the
                                              latched alarm is already standing)
-SHELVED,        any change                   condition → unchanged (recorded, not
+SHELVED         above the peak               raise → UNACK (shelving ends: it worsened
+                                             beyond what the person shelved)
+SHELVED,        any other change             condition → unchanged (recorded, not
 SUPPRESSED,                                  annunciated)
 OUT_OF_SERVICE
 any             third annunciation in 60 s   chattering → UNACK from NORMAL / RTN_UNACK,
@@ -46,9 +48,11 @@ acknowledge     UNACK                              ack → ACK
 acknowledge     RTN_UNACK                          ack → NORMAL
 acknowledge     NORMAL, ACK, SHELVED, SUPPRESSED,  refused
                 OUT_OF_SERVICE
-shelve          NORMAL, UNACK, ACK, RTN_UNACK      shelve → SHELVED (until a time in the
-                                                   future; person and reason required)
-shelve          SHELVED, SUPPRESSED,               refused
+shelve          UNACK, ACK, RTN_UNACK              shelve → SHELVED (until a time in the
+                (annunciated alarms only)          future; person and reason required; who
+                                                   may, how long and how often:
+                                                   ``alerting.shelving``)
+shelve          NORMAL, SHELVED, SUPPRESSED,       refused
                 OUT_OF_SERVICE
 unshelve,       SHELVED                            unshelve / shelve_expired → UNACK if the
 expiry                                             condition is active, else NORMAL
@@ -125,6 +129,21 @@ class Transition:
     shown: int | None = None     # the level displayed (latched peak); None: ``level``
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """One slot's lifecycle memory (``Lifecycle.keep``)."""
+
+    state: int
+    condition: int
+    since: int
+    value: float
+    peak: int
+    acked: int
+    shelved_until: int | None
+    chattering: int | None
+    activations: list[int] | None
+
+
 class Lifecycle:
     """States of all alarm slots; condition changes and operator actions in, transitions out."""
 
@@ -144,6 +163,28 @@ class Lifecycle:
 
     def __len__(self) -> int:
         return len(self.state)
+
+    def keep(self, slot: int) -> Kept:
+        """Everything an operator action may change in one slot, for ``put_back``."""
+        window = self._activations.get(slot)
+        return Kept(int(self.state[slot]), int(self.condition[slot]), int(self.since[slot]),
+                    float(self.value[slot]), int(self.peak[slot]), int(self.acked[slot]),
+                    self.shelved_until.get(slot), self.chattering.get(slot),
+                    None if window is None else list(window))
+
+    def put_back(self, slot: int, k: Kept) -> None:
+        """Undo an operator action whose record could not be written (``keep`` before it)."""
+        self.state[slot], self.condition[slot], self.since[slot] = k.state, k.condition, k.since
+        self.value[slot], self.peak[slot], self.acked[slot] = k.value, k.peak, k.acked
+        for d, v in ((self.shelved_until, k.shelved_until), (self.chattering, k.chattering)):
+            if v is None:
+                d.pop(slot, None)
+            else:
+                d[slot] = v
+        if k.activations is None:
+            self._activations.pop(slot, None)
+        else:
+            self._activations[slot] = deque(k.activations, maxlen=CHATTER_COUNT)
 
     def _t(self, slot: int, ts: int, event: str, to: AlarmState, level: int, prev: int,
            value: float = np.nan, limit: float = np.nan, info: float = np.nan,
@@ -186,6 +227,13 @@ class Lifecycle:
         self.condition[slot] = lvl
         self.value[slot] = val
         state = STATES[self.state[slot]]
+        if state == S.SHELVED and lvl != 0 and self._beyond_peak(slot, lvl):
+            # worse than when it was shelved: shelving ends, the operator hears it
+            self.shelved_until.pop(slot, None)
+            self.peak[slot], self.acked[slot] = lvl, 0
+            self.chattering.pop(slot, None)
+            return self._t(slot, ts, "raise", S.UNACK, lvl, prev, val, lim, info,
+                           reason="worsened while shelved")
         if slot in self.chattering or state in HIDDEN_STATES:
             if slot in self.chattering and prev == 0 and lvl != 0:
                 self.chattering[slot] = ts        # still chattering: the quiet restarts
@@ -213,6 +261,10 @@ class Lifecycle:
         if self._chatters(slot, ts):
             event = "chattering"
         return self._t(slot, ts, event, S.UNACK, lvl, prev, val, lim, info)
+
+    def _beyond_peak(self, slot: int, lvl: int) -> bool:
+        peak = int(self.peak[slot])
+        return abs(lvl) > abs(peak) or (peak != 0 and (lvl > 0) != (peak > 0))
 
     def _chatters(self, slot: int, ts: int) -> bool:
         """Record an annunciation; True when it makes the alarm chatter (announced once)."""
@@ -248,8 +300,10 @@ class Lifecycle:
     def shelve(self, slot: int, user: str, reason: str, until_ts: int, ts: int) -> Transition:
         """Shelve until ``until_ts``; the alarm keeps being evaluated and recorded."""
         state = AlarmState(int(self.state[slot]))
-        if state in HIDDEN_STATES:
-            raise InvalidTransitionError(f"alarm {slot} is {state.name}: cannot be shelved")
+        if state in HIDDEN_STATES or state == S.NORMAL:
+            why = "not annunciated: nothing to shelve" if state == S.NORMAL else \
+                "cannot be shelved"
+            raise InvalidTransitionError(f"alarm {slot} is {state.name}: {why}")
         if until_ts <= ts:
             raise InvalidTransitionError("shelving must end in the future")
         _require(user, reason, "shelving")

@@ -23,6 +23,7 @@ from pydantic import (
 from alerting.escalation import Contacts, EscalationConfig
 from alerting.plant import Enterprise, problems_of, rule_problems
 from alerting.register import RegisterRules
+from alerting.shelving import ShelvingPolicy
 from edge.config import EdgeConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
@@ -40,6 +41,9 @@ class SiteConfig(BaseModel):
         description="who is told about an unacknowledged alarm, and when (none: no escalation)")
     contacts: Contacts = Field(default_factory=Contacts,
                                description="where each role is reached, by channel")
+    shelving: ShelvingPolicy = Field(
+        default_factory=ShelvingPolicy,
+        description="who may shelve which alarm, for how long, how often")
     register_rules: RegisterRules = Field(
         default_factory=RegisterRules,
         description="alarms that become hazard register entries (with escalation configured)")

@@ -45,6 +45,51 @@ class Fired:
     fired_ms: int
 
 
+def record_events(s: Session, events: list[AlarmEvent]) -> None:
+    """Record events in the caller's transaction: a history row each (who, when, why), and
+    the occurrence they open, update or close (an operator action lands with its audit
+    record in one transaction: ``gateway.api.alarms``). An event recorded before (the same
+    alarm, time and event) is skipped whole."""
+    for e in events:
+        if e.point is None and e.alarm_type != "vote":
+            continue                  # flood events are about the system, not a point
+        if s.execute(select(AlarmHistory.id).where(
+                AlarmHistory.alarm_id == e.alarm_id, AlarmHistory.ts_ms == e.ts,
+                AlarmHistory.event == e.event).limit(1)).first() is not None:
+            # the same event again: messages redelivered after a crash are evaluated
+            # again from the state saved before them, and make the same events
+            continue
+        s.add(AlarmHistory(alarm_id=e.alarm_id, ts_ms=e.ts, event=e.event,
+                           from_state=e.prev_state, to_state=e.state,
+                           level_name=e.level_name, priority=e.priority,
+                           value=_finite(e.value), limit=_finite(e.limit),
+                           user=e.user, reason=e.reason))
+        row = s.execute(select(Alarm).where(Alarm.alarm_id == e.alarm_id,
+                                            Alarm.handled_ms.is_(None))
+                        ).scalar_one_or_none()
+        if e.state in UNHANDLED_STATES:
+            if row is None and e.annunciated and e.event in ANNUNCIATING:
+                s.add(Alarm(alarm_id=e.alarm_id, annunciated_ms=e.ts, source=e.source,
+                            point=e.point, priority=e.priority,
+                            level_name=e.level_name, value=e.value, limit=e.limit,
+                            state=e.state))
+            elif row is not None:
+                # more severe, or within the level annunciated, or back to normal
+                # but latched: the same occurrence (one per activation). A raise
+                # moves its level, value and limit together: a notification tells
+                # one moment, never the L2 level with the L1 crossing's value.
+                row.state = e.state
+                if e.annunciated and e.event in ANNUNCIATING and e.level:
+                    row.priority = min(row.priority, e.priority)
+                    row.level_name = e.level_name
+                    row.value, row.limit = _finite(e.value), _finite(e.limit)
+        elif row is not None:
+            row.state = e.state
+            row.handled_ms = e.ts
+            row.handled_by = e.user or e.event
+            row.handled_event = e.event
+
+
 class Escalator:
     """Follows alarm occurrences and fires their escalation steps."""
 
@@ -59,43 +104,7 @@ class Escalator:
     def record(self, events: list[AlarmEvent]) -> None:
         """Open an occurrence when an alarm is annunciated, close it when it is handled."""
         with self.db.session.begin() as s:
-            for e in events:
-                if e.point is None and e.alarm_type != "vote":
-                    continue                  # flood events are about the system, not a point
-                if s.execute(select(AlarmHistory.id).where(
-                        AlarmHistory.alarm_id == e.alarm_id, AlarmHistory.ts_ms == e.ts,
-                        AlarmHistory.event == e.event).limit(1)).first() is not None:
-                    # the same event again: messages redelivered after a crash are evaluated
-                    # again from the state saved before them, and make the same events
-                    continue
-                s.add(AlarmHistory(alarm_id=e.alarm_id, ts_ms=e.ts, event=e.event,
-                                   from_state=e.prev_state, to_state=e.state,
-                                   level_name=e.level_name, priority=e.priority,
-                                   value=_finite(e.value), limit=_finite(e.limit),
-                                   user=e.user, reason=e.reason))
-                row = s.execute(select(Alarm).where(Alarm.alarm_id == e.alarm_id,
-                                                    Alarm.handled_ms.is_(None))
-                                ).scalar_one_or_none()
-                if e.state in UNHANDLED_STATES:
-                    if row is None and e.annunciated and e.event in ANNUNCIATING:
-                        s.add(Alarm(alarm_id=e.alarm_id, annunciated_ms=e.ts, source=e.source,
-                                    point=e.point, priority=e.priority,
-                                    level_name=e.level_name, value=e.value, limit=e.limit,
-                                    state=e.state))
-                    elif row is not None:
-                        # more severe, or within the level annunciated, or back to normal
-                        # but latched: the same occurrence (one per activation). A raise
-                        # moves its level, value and limit together: a notification tells
-                        # one moment, never the L2 level with the L1 crossing's value.
-                        row.state = e.state
-                        if e.annunciated and e.event in ANNUNCIATING and e.level:
-                            row.priority = min(row.priority, e.priority)
-                            row.level_name = e.level_name
-                            row.value, row.limit = _finite(e.value), _finite(e.limit)
-                elif row is not None:
-                    row.state = e.state
-                    row.handled_ms = e.ts
-                    row.handled_by = e.user or e.event
+            record_events(s, events)
 
     def tick(self, now_ms: int) -> list[Fired]:
         """Fire every step that is due; returns them (for the notifiers)."""

@@ -1,7 +1,8 @@
 """``/alarms`` and ``/escalations``: the standing alarms, operator actions, history.
 
-Actions go through the core's own methods (the engine's only owner, on the loop); the audit
-record is then appended off the loop, so a slow database never stalls ingest.
+Actions go through the core's own methods (the engine's only owner, on the loop), each with
+its audit record and history row written in one transaction under the core's step lock: the
+action happens with its records or not at all (ingest waits for that one small transaction).
 """
 
 from __future__ import annotations
@@ -11,38 +12,57 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field
-from sqlalchemy import select
+from pydantic import AfterValidator, BaseModel, Field
+from sqlalchemy import func, select
 
 from alerting.engine import AlarmEvent
 from alerting.lifecycle import InvalidTransitionError
-from gateway.alarms.escalation import escalation_state
+from alerting.shelving import beijing_day_start
+from gateway.alarms.escalation import escalation_state, record_events
 from gateway.alarms.model import AlarmMessage
 from gateway.api.auth import ApiContext, Ctx, errors, may
 from gateway.api.models import CommentOut, HistoryRow, Occurrence
 from gateway.settings import ApiUser
 from gateway.store import audit
-from gateway.store.models import AlarmHistory
+from gateway.store.models import AlarmHistory, AuditRecord
+from gateway.stream.core import Record
 
 router = APIRouter(tags=["alarms"])
 LIMIT_OF = {"HH": "hihi", "H": "hi", "L": "lo", "LL": "lolo"}
 
 
+def _plain(v: str) -> str:
+    """Text a person typed: no control characters (a NUL byte broke PostgreSQL after the
+    alarm had been shelved), not only blanks."""
+    bad = next((c for c in v if (ord(c) < 32 and c not in "\t\n") or 127 <= ord(c) < 160),
+               None)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad):04X} is not allowed")
+    if not v.strip():
+        raise ValueError("must not be blank")
+    return v
+
+
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_plain)]
+
+
 class Shelve(BaseModel):
-    minutes: float = Field(gt=0, le=24 * 60)
-    reason: str = Field(min_length=1)
+    minutes: float = Field(gt=0, le=7 * 24 * 60, allow_inf_nan=False,
+                           description="how long; the site's shelving policy caps it "
+                                       "(default 8 h, one shift for emergency and L2 alarms)")
+    reason: Reason
 
 
 class OutOfService(BaseModel):
-    reason: str = Field(min_length=1)
+    reason: Reason
 
 
 class Ack(BaseModel):
-    comment: str | None = None
+    comment: Annotated[str, Field(max_length=500), AfterValidator(_plain)] | None = None
 
 
 class Comment(BaseModel):
-    text: str = Field(min_length=1, max_length=2000)
+    text: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
 
 
 def standing_limit(ctx: ApiContext, e: AlarmEvent) -> float | None:
@@ -62,16 +82,26 @@ def _audit(ctx: ApiContext, actor: str, action: str, subject: str, detail: dict[
         return audit.append(s, actor, action, subject, detail, ts_ms).ts_ms
 
 
+class PolicyRefusalError(InvalidTransitionError):
+    """Not allowed by the site's policy (403)."""
+
+
 async def _act(ctx: ApiContext, u: ApiUser, alarm_id: str, action: str,
-               detail: dict[str, Any], do: Callable[[], Awaitable[AlarmEvent]],
+               detail: dict[str, Any], do: Callable[[Record], Awaitable[AlarmEvent]],
                ) -> AlarmMessage:
+    """Run an action with its audit record and history row in one transaction: it happens
+    with them or not at all (a failed write undoes the change and answers 500)."""
+    def record(event: AlarmEvent) -> None:
+        with ctx.register.db.session.begin() as s:
+            audit.append(s, u.name, f"alarm.{action}", f"alarm/{alarm_id}", detail, event.ts)
+            record_events(s, [event])
     try:
-        event = await do()
+        event = await do(record)
+    except PolicyRefusalError as exc:
+        raise HTTPException(403, str(exc)) from None
     except InvalidTransitionError as exc:
         status = 404 if str(exc).startswith("unknown alarm") else 409
         raise HTTPException(status, str(exc)) from None
-    await asyncio.to_thread(_audit, ctx, u.name, f"alarm.{action}", f"alarm/{alarm_id}",
-                            detail, event.ts)
     return AlarmMessage.of(ctx.core.enterprise, event)
 
 
@@ -87,18 +117,45 @@ async def alarms(ctx: Ctx, _: Annotated[ApiUser, may("read")], source: str | Non
 @router.post("/alarms/{alarm_id}/acknowledge", responses=errors(404, 409))
 async def acknowledge(ctx: Ctx, alarm_id: str, body: Ack,
                       u: Annotated[ApiUser, may("acknowledge")]) -> AlarmMessage:
-    """Acknowledge an unacknowledged alarm."""
+    """Acknowledge an unacknowledged alarm (it holds for the level acknowledged and below)."""
     return await _act(ctx, u, alarm_id, "acknowledge", {"comment": body.comment},
-                      lambda: ctx.core.acknowledge(alarm_id, u.name, body.comment))
+                      lambda rec: ctx.core.acknowledge(alarm_id, u.name, body.comment,
+                                                       record=rec))
 
 
-@router.post("/alarms/{alarm_id}/shelve", responses=errors(404, 409))
+def _shelved_today(ctx: ApiContext, alarm_id: str, now_ms: int) -> int:
+    with ctx.register.db.session() as s:
+        return int(s.execute(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.action == "alarm.shelve", AuditRecord.subject == f"alarm/{alarm_id}",
+            AuditRecord.ts_ms >= beijing_day_start(now_ms))).scalar_one())
+
+
+@router.post("/alarms/{alarm_id}/shelve", responses=errors(403, 404, 409))
 async def shelve(ctx: Ctx, alarm_id: str, body: Shelve,
                  u: Annotated[ApiUser, may("shelve")]) -> AlarmMessage:
-    """Shelve for a while (at most 24 h); still evaluated and recorded."""
-    until = ctx.now_ms() + int(body.minutes * 60_000)
+    """Shelve an annunciated alarm for a while; still evaluated and recorded, and annunciated
+    again if it worsens. The site's shelving policy decides who may shelve which priority,
+    for how long and how often a day (403 with the rule that refused)."""
+    now = ctx.now_ms()
+    until = now + int(body.minutes * 60_000)
+    today = await asyncio.to_thread(_shelved_today, ctx, alarm_id, now)
+
+    def check(e: AlarmEvent) -> None:
+        why = ctx.core.shelving.refusal(u.role, e.priority, e.gb50493_level, body.minutes,
+                                        today)
+        if why is not None:
+            raise PolicyRefusalError(f"{alarm_id}: {why}")
     return await _act(ctx, u, alarm_id, "shelve", {"reason": body.reason, "until_ms": until},
-                      lambda: ctx.core.shelve(alarm_id, u.name, body.reason, body.minutes))
+                      lambda rec: ctx.core.shelve(alarm_id, u.name, body.reason,
+                                                  body.minutes, check=check, record=rec))
+
+
+@router.post("/alarms/{alarm_id}/unshelve", responses=errors(404, 409))
+async def unshelve(ctx: Ctx, alarm_id: str,
+                   u: Annotated[ApiUser, may("shelve")]) -> AlarmMessage:
+    """End shelving now: the alarm is annunciated again if its condition is active."""
+    return await _act(ctx, u, alarm_id, "unshelve", {},
+                      lambda rec: ctx.core.unshelve(alarm_id, u.name, record=rec))
 
 
 @router.post("/alarms/{alarm_id}/out-of-service", responses=errors(404, 409))
@@ -106,7 +163,16 @@ async def out_of_service(ctx: Ctx, alarm_id: str, body: OutOfService,
                          u: Annotated[ApiUser, may("out_of_service")]) -> AlarmMessage:
     """Take an alarm out of service (person and reason recorded)."""
     return await _act(ctx, u, alarm_id, "out_of_service", {"reason": body.reason},
-                      lambda: ctx.core.remove_from_service(alarm_id, u.name, body.reason))
+                      lambda rec: ctx.core.remove_from_service(alarm_id, u.name, body.reason,
+                                                               record=rec))
+
+
+@router.post("/alarms/{alarm_id}/return-to-service", responses=errors(404, 409))
+async def return_to_service(ctx: Ctx, alarm_id: str,
+                            u: Annotated[ApiUser, may("out_of_service")]) -> AlarmMessage:
+    """Put an alarm back in service (annunciated again if its condition is active)."""
+    return await _act(ctx, u, alarm_id, "return_to_service", {},
+                      lambda rec: ctx.core.return_to_service(alarm_id, u.name, record=rec))
 
 
 @router.post("/alarms/{alarm_id}/comment", status_code=201, responses=errors(404))

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
 from gateway.api import alarms, console, register, reports
 from gateway.api.auth import MAY, ApiContext, Trend
@@ -46,8 +48,17 @@ def create_app(core: Core, register_: Register, tokens: dict[str, ApiUser],
     (``gateway.api.console``), with ``trend`` for point trends."""
     app = FastAPI(title="hazgw", description=__doc__)
     app.state.ctx = ApiContext(core, register_, tokens, online, feed, trend)
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     for r in (reports.router, alarms.router, register.router):
         app.include_router(r)
     if feed is not None:
         console.mount(app)
     return app
+
+
+async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 naming what is wrong and where, without echoing the input: a NaN sent back made
+    the error itself unencodable (a 500), and a 5 MB field would come back whole."""
+    return JSONResponse(status_code=422, content={"detail": [
+        {"type": e.get("type"), "loc": list(e.get("loc", ())), "msg": e.get("msg")}
+        for e in exc.errors()]})

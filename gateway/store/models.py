@@ -108,6 +108,9 @@ class Alarm(Base):
     state: Mapped[str] = mapped_column(String(32))
     handled_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
     handled_by: Mapped[str | None] = mapped_column(String(128))
+    # ack (a person acknowledged it), clear (it returned to normal by itself), shelve,
+    # remove, ...: the report tells them apart
+    handled_event: Mapped[str | None] = mapped_column(String(32))
 
 
 class AlarmHistory(Base):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from alerting.escalation import Contacts, EscalationConfig
 from alerting.register import RegisterRules
+from alerting.shelving import ShelvingPolicy
 from alerting.table import RuleTable, compile_rules
 from gateway.site import SiteConfig
 from gateway.stream.boundary import edge_points
@@ -32,6 +33,7 @@ class CompiledSite:
     register_rules: RegisterRules = field(default_factory=RegisterRules)
     # edge id → positions of the points it may send (empty: the site declares no edges)
     edge_points: dict[str, frozenset[int]] = field(default_factory=dict)
+    shelving: ShelvingPolicy = field(default_factory=ShelvingPolicy)
 
 
 def poll_intervals(site: SiteConfig) -> dict[str, float]:
@@ -45,7 +47,8 @@ def compile_site(site: SiteConfig) -> CompiledSite:
     table = compile_rules(site.enterprise, poll_intervals(site))
     return CompiledSite(site.enterprise.code, site.enterprise.name, table,
                         site.escalation, site.contacts, site.source_levels(),
-                        site.register_rules, edge_points(site, [str(x) for x in table.ids]))
+                        site.register_rules, edge_points(site, [str(x) for x in table.ids]),
+                        site.shelving)
 
 
 def _build_and_compile(factory: Callable[..., SiteConfig], args: tuple[object, ...],

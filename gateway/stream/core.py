@@ -96,6 +96,27 @@ class PointIndex:
         return found
 
 
+Check = Callable[[AlarmEvent], None]      # sees the alarm as it stands; raises to refuse
+Record = Callable[[AlarmEvent], None]     # writes an action's records (in a worker thread)
+
+
+async def _to_completion(work: Awaitable[None]) -> None:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile (a record being
+    written is not abandoned half-way: whether it landed decides whether the action stands);
+    the cancellation is passed on afterwards."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 class Core:
     """Decodes, evaluates and queues for writing; the engine keeps the alarm state.
 
@@ -112,6 +133,7 @@ class Core:
         compiled = as_compiled(site)
         self.enterprise = compiled.enterprise
         self.source_levels = dict(compiled.source_levels)
+        self.shelving = compiled.shelving
         self.engine = Engine(compiled.table)
         self.table = self.engine.table
         tb = self.table
@@ -284,32 +306,39 @@ class Core:
         return events
 
     # -- operator actions: each runs the transition and emits its event, stamped on the
-    # core's clock; InvalidTransitionError (unknown alarm, or not allowed in its state)
-    # changes nothing.
-    async def acknowledge(self, alarm_id: str, user: str,
-                          comment: str | None = None) -> AlarmEvent:
+    # core's clock; InvalidTransitionError (unknown alarm, or not allowed in its state, or
+    # refused by ``check``) changes nothing. With ``record`` (its audit record and history
+    # row, written in a worker thread) the action happens with its record or not at all.
+    async def acknowledge(self, alarm_id: str, user: str, comment: str | None = None, *,
+                          record: Record | None = None) -> AlarmEvent:
         """Acknowledge an unacknowledged alarm."""
-        return await self._act(lambda now: self.engine.acknowledge(alarm_id, user, now,
-                                                                   comment))
+        return await self._act(alarm_id, lambda now: self.engine.acknowledge(
+            alarm_id, user, now, comment), record=record)
 
-    async def shelve(self, alarm_id: str, user: str, reason: str,
-                     minutes: float) -> AlarmEvent:
-        """Shelve for ``minutes``; still evaluated and recorded."""
-        return await self._act(lambda now: self.engine.shelve(
-            alarm_id, user, reason, now + int(minutes * 60_000), now))
+    async def shelve(self, alarm_id: str, user: str, reason: str, minutes: float, *,
+                     check: Check | None = None, record: Record | None = None) -> AlarmEvent:
+        """Shelve for ``minutes``; still evaluated and recorded. ``check`` sees the alarm as
+        it stands (under the step lock) and may refuse (the shelving policy)."""
+        return await self._act(alarm_id, lambda now: self.engine.shelve(
+            alarm_id, user, reason, now + int(minutes * 60_000), now), check, record)
 
-    async def unshelve(self, alarm_id: str, user: str) -> AlarmEvent:
+    async def unshelve(self, alarm_id: str, user: str, *,
+                       record: Record | None = None) -> AlarmEvent:
         """End shelving early."""
-        return await self._act(lambda now: self.engine.unshelve(alarm_id, user, now))
+        return await self._act(alarm_id, lambda now: self.engine.unshelve(alarm_id, user, now),
+                               record=record)
 
-    async def remove_from_service(self, alarm_id: str, user: str, reason: str) -> AlarmEvent:
+    async def remove_from_service(self, alarm_id: str, user: str, reason: str, *,
+                                  record: Record | None = None) -> AlarmEvent:
         """Take an alarm out of service (person and reason required)."""
-        return await self._act(lambda now: self.engine.remove_from_service(alarm_id, user,
-                                                                           reason, now))
+        return await self._act(alarm_id, lambda now: self.engine.remove_from_service(
+            alarm_id, user, reason, now), record=record)
 
-    async def return_to_service(self, alarm_id: str, user: str) -> AlarmEvent:
+    async def return_to_service(self, alarm_id: str, user: str, *,
+                                record: Record | None = None) -> AlarmEvent:
         """Put an alarm back in service."""
-        return await self._act(lambda now: self.engine.return_to_service(alarm_id, user, now))
+        return await self._act(alarm_id, lambda now: self.engine.return_to_service(
+            alarm_id, user, now), record=record)
 
     def check_alarm(self, alarm_id: str) -> int:
         """The current time if the alarm exists (a comment's stamp); InvalidTransitionError
@@ -317,9 +346,22 @@ class Core:
         self.engine.slot(alarm_id)
         return self.clock.now_ms()
 
-    async def _act(self, change: Callable[[int], AlarmEvent]) -> AlarmEvent:
+    async def _act(self, alarm_id: str, change: Callable[[int], AlarmEvent],
+                   check: Check | None = None, record: Record | None = None) -> AlarmEvent:
         async with self.step_lock:
+            slot = self.engine.slot(alarm_id)
+            if check is not None:
+                check(self.engine.describe(slot))
+            kept = self.engine.lifecycle.keep(slot)
             event = change(self.clock.now_ms())
+            if record is not None:
+                # Under the step lock, so nothing else touches the slot meanwhile and undoing
+                # is exact: ingest waits for one small transaction per operator action.
+                try:
+                    await _to_completion(asyncio.to_thread(record, event))
+                except BaseException:
+                    self.engine.lifecycle.put_back(slot, kept)
+                    raise
             self.version += 1
             await self.emit([event])
         return event

@@ -61,8 +61,11 @@ CONDITION_TABLE = [
     (S.ACK, 1, None, None, True, 0, "clear", S.NORMAL, True),
     (S.RTN_UNACK, 0, 1, None, True, 1, "activate", S.UNACK, False),  # already standing
     (S.RTN_UNACK, 0, 1, None, True, 2, "raise", S.UNACK, True),
-    (S.SHELVED, 0, None, None, False, 1, "condition", S.SHELVED, False),
+    (S.SHELVED, 0, 1, None, False, 1, "condition", S.SHELVED, False),
+    (S.SHELVED, 1, None, None, False, 2, "raise", S.UNACK, True),  # worse than shelved at
+    (S.SHELVED, 1, None, None, False, -1, "raise", S.UNACK, True),
     (S.SHELVED, 1, None, None, False, 0, "condition", S.SHELVED, False),
+    (S.SHELVED, 0, 2, None, True, 1, "condition", S.SHELVED, False),
     (S.SUPPRESSED, 0, None, None, False, 2, "condition", S.SUPPRESSED, False),
     (S.OUT_OF_SERVICE, 0, None, None, False, 1, "condition", S.OUT_OF_SERVICE, False),
 ]
@@ -98,7 +101,7 @@ ACTION_TABLE = [
     (S.NORMAL, 0, ACK, None, S.NORMAL),
     (S.ACK, 1, ACK, None, S.ACK),
     (S.SHELVED, 1, ACK, None, S.SHELVED),
-    (S.NORMAL, 0, SHELVE, "shelve", S.SHELVED),
+    (S.NORMAL, 0, SHELVE, None, S.NORMAL),              # only an annunciated alarm
     (S.UNACK, 1, SHELVE, "shelve", S.SHELVED),
     (S.ACK, 1, SHELVE, "shelve", S.SHELVED),
     (S.RTN_UNACK, 0, SHELVE, "shelve", S.SHELVED),

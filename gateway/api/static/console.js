@@ -12,6 +12,8 @@ const I18N = {
     register: "Hazard register", title_col: "Title", deadline: "Deadline",
     supervised: "Supervised", cancel: "Cancel", ok: "OK", ack: "Ack", register_short: "Register",
     shelve: "Shelve", comment: "Comment", register_hazard: "Register hazard",
+    unshelve: "Unshelve", return_service: "Return to service", now: "now",
+    unshelved_ok: "Unshelved", returned_ok: "Returned to service",
     minutes: "Minutes", reason: "Reason", text: "Comment", description: "Description",
     general: "general", major: "major", acknowledged: "Acknowledged", shelved_ok: "Shelved",
     commented: "Comment saved", registered_ok: "Hazard registered", limits: "Limits",
@@ -37,6 +39,8 @@ const I18N = {
     register: "隐患台账", title_col: "标题", deadline: "整改期限", supervised: "挂牌督办",
     cancel: "取消", ok: "确定", ack: "确认", register_short: "登记", shelve: "搁置", comment: "备注",
     register_hazard: "登记隐患", minutes: "分钟", reason: "原因", text: "备注",
+    unshelve: "取消搁置", return_service: "恢复投用", now: "当前",
+    unshelved_ok: "已取消搁置", returned_ok: "已恢复投用",
     description: "描述", general: "一般", major: "重大", acknowledged: "已确认",
     shelved_ok: "已搁置", commented: "备注已保存", registered_ok: "隐患已登记",
     limits: "限值", recent: "近期数值", history: "报警历史", transitions: "流转记录",
@@ -80,13 +84,22 @@ function fmtNum(x) {
   return Math.abs(x) >= 100 ? x.toFixed(0) : x.toPrecision(3);
 }
 
-function levelLabel(a) {
+const PROCESS_LEVELS = { 2: "HH", 1: "H", 0: "normal", "-1": "L", "-2": "LL" };
+
+function oneLevel(a, level, name) {
   // GB/T 50493 names the two gas alarm levels; other alarms keep the engine's level name
-  if (a.gb50493_level) {
-    return lang === "zh" ? `${a.gb50493_level === 2 ? "二" : "一"}级 (L${a.gb50493_level})`
-      : `L${a.gb50493_level} (${a.level_name})`;
+  if (a.gb50493_level !== null && a.gb50493_level !== undefined && level > 0) {
+    return lang === "zh" ? `${level === 2 ? "二" : "一"}级 (L${level})` : `L${level} (${name})`;
   }
-  return a.level_name;
+  return name === "normal" ? t("normal") : name;
+}
+
+function levelLabel(a) {
+  // a latching alarm shows the highest level reached; the level it is at now beside it
+  const shown = oneLevel(a, a.level, a.level_name);
+  if (a.alarm_type !== "process" || a.current_level === undefined
+      || a.current_level === a.level) return shown;
+  return `${shown} · ${t("now")} ${oneLevel(a, a.current_level, PROCESS_LEVELS[a.current_level])}`;
 }
 
 function toast(text, bad = false) {
@@ -152,7 +165,12 @@ function renderAlarms() {
       <td class="actions">
         <button class="ack" ${a.state === "unack" || a.state === "rtn_unack" ? "" : "disabled"}
           ${may("acknowledge") ? "" : "hidden"}>${esc(t("ack"))}</button>
-        <button class="shelve" ${may("shelve") ? "" : "hidden"}>${esc(t("shelve"))}</button>
+        <button class="shelve" ${may("shelve") && ["unack", "ack", "rtn_unack"].includes(a.state)
+          ? "" : "hidden"}>${esc(t("shelve"))}</button>
+        <button class="unshelve" ${may("shelve") && a.state === "shelved" ? "" : "hidden"}
+          >${esc(t("unshelve"))}</button>
+        <button class="return" ${may("out_of_service") && a.state === "out_of_service"
+          ? "" : "hidden"}>${esc(t("return_service"))}</button>
         <button class="comment" ${may("comment") ? "" : "hidden"}>${esc(t("comment"))}</button>
         <button class="register" title="${esc(t("register_hazard"))}"
           ${may("register_create") ? "" : "hidden"}>${esc(t("register_short"))}</button>
@@ -178,6 +196,12 @@ async function onAlarmClick(ev, a) {
       await api(`${path}/shelve`, { method: "POST",
         body: JSON.stringify({ minutes: Number(v.minutes), reason: v.reason }) });
       toast(`${t("shelved_ok")}: ${a.point}`);
+    } else if (button.classList.contains("unshelve")) {
+      await api(`${path}/unshelve`, { method: "POST" });
+      toast(`${t("unshelved_ok")}: ${a.point}`);
+    } else if (button.classList.contains("return")) {
+      await api(`${path}/return-to-service`, { method: "POST" });
+      toast(`${t("returned_ok")}: ${a.point}`);
     } else if (button.classList.contains("comment")) {
       const v = await ask(t("comment"), [["text", "textarea", ""]]);
       if (!v) return;

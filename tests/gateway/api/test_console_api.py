@@ -143,6 +143,22 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             await page.click("#dialog-ok")
             await expect(page.locator('tr[data-alarm="GT102:process"] td.state')).to_have_text(
                 "shelved")
+            # the L2 gas alarm is not the operator's to shelve: the policy says so
+            await page.click('tr[data-alarm="GT101:process"] button.shelve')
+            await page.fill("#dialog input[name=reason]", "nuisance")
+            await page.click("#dialog-ok")
+            await expect(page.locator("#toast")).to_contain_text(
+                "may not shelve a GB/T 50493 second-level alarm")
+            assert await page.inner_text('tr[data-alarm="GT101:process"] td.state') == \
+                "unacknowledged"
+            # unshelve from the row: back, unacknowledged
+            await page.click('tr[data-alarm="GT102:process"] button.unshelve')
+            await expect(page.locator('tr[data-alarm="GT102:process"] td.state')).to_have_text(
+                "unacknowledged")
+            # the gas L2 falls back to L1: the latched row keeps L2 with the level now beside
+            await readings(core, {"GT101": 30.0})
+            await expect(page.locator('tr[data-alarm="GT101:process"] td.level')).to_have_text(
+                "L2 (HH) · now L1 (H)")
             await page.click('tr[data-alarm="GT101:process"] button.comment')
             await page.fill("#dialog textarea[name=text]", "field check sent")
             await page.click("#dialog-ok")
