@@ -143,8 +143,7 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
     running: list[Core] = []        # for the register's evidence snapshots, once it exists
     loops = Loops(clock)
     async with escalating(site, settings, running, clock, loops) as escalation_sink:
-        if escalation_sink is not None:
-            sinks.append(escalation_sink)
+        sinks.append(escalation_sink)
         try:
             async with running_core(site, settings.influx, buffer, sinks, clock,
                                     settings.ingest_linger_ms / 1000, loops,
@@ -189,13 +188,12 @@ def on_loop(loop: asyncio.AbstractEventLoop, fn: Callable[[str], list[tuple[int,
 @asynccontextmanager
 async def escalating(site: CompiledSite, settings: Settings, running: list[Core],
                      clock: Clock = WALL, loops: Loops | None = None,
-                     ) -> AsyncIterator[AlarmSink | None]:
-    """The escalation clock, the outbox delivery and the register feed (alarms that become
-    register entries) while the context is open — nothing when the site defines no escalation
-    policy; yields the alarm sink that feeds them. Their SQL runs in worker threads."""
-    if not (site.escalation.default or site.escalation.sources):
-        yield None
-        return
+                     ) -> AsyncIterator[AlarmSink]:
+    """The alarm history, the escalation clock, the outbox delivery and the register feed
+    (alarms that become register entries) while the context is open; yields the alarm sink
+    that feeds them. Their SQL runs in worker threads. The history, occurrences, register
+    feed and threshold-change audit run with or without an escalation policy (the daily
+    report and the console's history read them); a policy only adds notifications."""
     recent = on_loop(asyncio.get_running_loop(),
                      lambda point: running[0].recent(point) if running else [])
     svc = EscalationService(site, settings, clock, recent)

@@ -245,7 +245,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         online = None
     db = Database(settings.database_url)
     try:
-        rep = report(db, code, len(site.enterprise.points()), day, online)
+        rep = report(db, code, len(site.enterprise.points()), day, online,
+                     site.escalation.ack_within_s)
     finally:
         db.close()
     print(report_csv(rep) if args.format == "csv"

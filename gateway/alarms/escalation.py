@@ -23,6 +23,10 @@ from alerting.escalation import UNHANDLED_STATES, Contacts, EscalationConfig, Ro
 from gateway.alarms.outbox import enqueue_for_roles, feed_message
 from gateway.store.models import Alarm, AlarmHistory, Database, Escalation
 
+# The escalation "step" of the notice that an emergency alarm was shelved or taken out of
+# service (below every real step; the report's "escalated" counts steps ≥ 1 only).
+HIDDEN_NOTICE = -1
+
 
 def _finite(x: float | None) -> float | None:
     return x if x is not None and math.isfinite(x) else None
@@ -129,20 +133,49 @@ class Escalator:
                         if self.contacts is not None:
                             # in the step's own transaction: no step without its messages
                             self._enqueue(s, f)
+                fired += self._hidden_critical(s, now_ms)
         except IntegrityError:
             # another gateway instance fired the same steps first: they are not ours to send
             return []
         return fired
 
-    def _enqueue(self, s: Session, f: Fired) -> None:
+    def _hidden_critical(self, s: Session, now_ms: int) -> list[Fired]:
+        """An emergency alarm shelved or taken out of service is told to every role of its
+        escalation policy at once (step ``HIDDEN_NOTICE``, once per occurrence): the chain
+        would otherwise stop without a word."""
+        told = select(Escalation.id).where(Escalation.alarm_row == Alarm.id,
+                                           Escalation.step == HIDDEN_NOTICE).exists()
+        out: list[Fired] = []
+        for row in s.execute(select(Alarm).where(
+                Alarm.priority == 1, Alarm.handled_event.in_(("shelve", "remove")), ~told)
+                ).scalars():
+            policy = self.cfg.policy_for(row.source, row.priority)
+            if policy is None:
+                continue
+            roles = tuple(dict.fromkeys(r for st in policy.steps for r in st.roles))
+            s.add(Escalation(alarm_row=row.id, step=HIDDEN_NOTICE, roles=",".join(roles),
+                             fired_ms=now_ms))
+            f = Fired(row.alarm_id, row.annunciated_ms, row.source, row.point, row.priority,
+                      row.level_name, row.value, row.limit, HIDDEN_NOTICE, roles, now_ms)
+            out.append(f)
+            if self.contacts is not None:
+                self._enqueue(s, f, "shelved" if row.handled_event == "shelve"
+                              else "out_of_service", row.handled_by)
+        return out
+
+    def _enqueue(self, s: Session, f: Fired, kind: str = "escalation",
+                 by: str | None = None) -> None:
         assert self.contacts is not None
-        base = f"{f.alarm_id}@{f.annunciated_ms}/step{f.step}"
+        base = f"{f.alarm_id}@{f.annunciated_ms}/" + (
+            f"step{f.step}" if f.step != HIDDEN_NOTICE else kind)
         message = feed_message(
             key=base, enterprise=self.enterprise, source=f.source,
             source_level=self.source_levels.get(f.source), point=f.point, value=f.value,
             limit=f.limit, alarm_level=f.level_name, priority=f.priority,
             annunciated_ms=f.annunciated_ms, escalated_ms=f.fired_ms, step=f.step,
             roles=list(f.roles))
+        if kind != "escalation":
+            message |= {"kind": kind, "by": by}
         enqueue_for_roles(s, self.contacts, f.source, list(f.roles), base, message, f.fired_ms)
 
     def history(self, alarm_id: str) -> list[AlarmHistory]:

@@ -15,6 +15,10 @@ Regulator feed, JSON v1 (the payload of every channel)::
      "warning_colour": "red",                       # 红橙黄蓝 by priority 1..4
      "annunciated_ms": 1800000000000, "escalated_ms": 1800001800000,
      "step": 3, "roles": ["regulator"]}
+
+An emergency alarm shelved or taken out of service is told to every role of its policy at
+once: ``"step": -1`` with ``"kind": "shelved"`` (or ``"out_of_service"``) and ``"by"``, the
+person who did it.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from sqlalchemy import func, select
 
 from alerting.register import RegisterError
 from gateway.api.auth import Ctx, allowed, errors, may
-from gateway.api.models import EntryOut, EntryWithHistory, Me, PointTrend, TransitionOut
+from gateway.api.models import EntryWithHistory, Me, PointTrend, TransitionOut
+from gateway.api.register import entry_out
 from gateway.settings import ApiUser
 from gateway.store.models import RegisterEntry, RegisterTransition
 from gateway.store.register import Register
@@ -91,7 +92,7 @@ def entry(ctx: Ctx, entry_id: int, _: Annotated[ApiUser, may("read")]) -> EntryW
         row = ctx.register.get(entry_id)
     except RegisterError as exc:
         raise HTTPException(404, str(exc)) from None
-    return EntryWithHistory(**EntryOut.model_validate(row).model_dump(), transitions=[
+    return EntryWithHistory(**entry_out(ctx, row).model_dump(), transitions=[
         TransitionOut.model_validate(t) for t in ctx.register.history(entry_id)])
 
 

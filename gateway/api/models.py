@@ -86,6 +86,10 @@ class EntryOut(Stored):
     closed_ms: int | None
     listed_ms: int | None = Field(description="挂牌督办 by a regulator")
     listed_by: str | None
+    supervised: bool = Field(default=False, description="under supervised listing (挂牌督办) "
+                                                        "now: open and major, overdue, or "
+                                                        "listed by a regulator (as the "
+                                                        "report counts it)")
 
 
 class TransitionOut(Stored):
@@ -124,11 +128,23 @@ class ReportPoints(BaseModel):
 
 
 class ReportAlarms(BaseModel):
-    count: int
-    handled: int
+    """Alarm figures of the day (definitions: ``gateway.store.report``)."""
+
+    count: int = Field(description="occurrences annunciated that day (one per activation)")
+    acknowledged_in_time: int = Field(description="acknowledged by a person within "
+                                                  "ack_within_s")
+    acknowledged_late: int = Field(description="acknowledged later, before the day ended")
+    self_cleared: int = Field(description="back to normal by itself, never acknowledged")
+    shelved_or_removed: int = Field(description="shelved, suppressed or out of service "
+                                                "before an acknowledgement")
+    unhandled: int = Field(description="still unacknowledged when the day ended")
+    handled: int = Field(description="= acknowledged_in_time")
     handling_rate: float | None = Field(description="handled / count; null when there were "
                                                     "no alarms (nothing to rate)")
-    escalated: int
+    ack_within_s: float
+    notified: int = Field(description="occurrences for which any escalation step fired")
+    escalated: int = Field(description="occurrences for which a step beyond the first "
+                                       "(index ≥ 1) fired: past the first responders")
 
 
 class ReportHazards(BaseModel):

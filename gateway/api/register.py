@@ -11,9 +11,11 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.register import Action, Five, Level, RegisterError, Source
-from gateway.api.auth import Ctx, errors, may
+from gateway.api.auth import ApiContext, Ctx, errors, may
 from gateway.api.models import EntryOut, StatisticRow
 from gateway.settings import ApiUser
+from gateway.store.models import RegisterEntry
+from gateway.store.register import is_supervised
 
 router = APIRouter(tags=["register"])
 T = TypeVar("T")
@@ -52,6 +54,12 @@ class Step(BaseModel):
     comment: str | None = None
 
 
+def entry_out(ctx: ApiContext, row: RegisterEntry) -> EntryOut:
+    """An entry as the API shows it, with whether it is supervised now."""
+    return EntryOut.model_validate(row).model_copy(
+        update={"supervised": is_supervised(row, ctx.now_ms())})
+
+
 def register_call(fn: Callable[[], T]) -> T:
     """Run a register operation; its refusal becomes 404 (no such entry) or 409."""
     try:
@@ -65,20 +73,20 @@ def register_call(fn: Callable[[], T]) -> T:
 def entries(ctx: Ctx, _: Annotated[ApiUser, may("read")], state: str | None = None,
             level: str | None = None) -> list[EntryOut]:
     """Every entry, optionally of one state or level."""
-    return [EntryOut.model_validate(r) for r in ctx.register.all_entries()
+    return [entry_out(ctx, r) for r in ctx.register.all_entries()
             if (state is None or r.state == state) and (level is None or r.level == level)]
 
 
 @router.get("/register/overdue", responses=errors())
 def overdue(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> list[EntryOut]:
     """Entries past their deadline and not closed."""
-    return [EntryOut.model_validate(r) for r in ctx.register.overdue(ctx.now_ms())]
+    return [entry_out(ctx, r) for r in ctx.register.overdue(ctx.now_ms())]
 
 
 @router.get("/register/supervised", responses=errors())
 def supervised(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> list[EntryOut]:
     """Entries under supervised listing (major, overdue, or listed by a regulator)."""
-    return [EntryOut.model_validate(r) for r in ctx.register.supervised(ctx.now_ms())]
+    return [entry_out(ctx, r) for r in ctx.register.supervised(ctx.now_ms())]
 
 
 @router.get("/register/statistics", responses=errors())
@@ -96,7 +104,7 @@ def create(ctx: Ctx, body: NewEntry,
         enterprise=ctx.core.enterprise, hazard_source=body.hazard_source, title=body.title,
         level=body.level, source=body.source, actor=u.name, point=body.point,
         description=body.description, five=five))
-    return EntryOut.model_validate(ctx.register.get(eid))
+    return entry_out(ctx, ctx.register.get(eid))
 
 
 @router.post("/register/{entry_id}/transition", responses=errors(404, 409))
@@ -107,11 +115,11 @@ def step(ctx: Ctx, entry_id: int, body: Step,
     register_call(lambda: ctx.register.transition(entry_id, body.action, u.name, five=five,
                                                   verifier=body.verifier,
                                                   comment=body.comment))
-    return EntryOut.model_validate(ctx.register.get(entry_id))
+    return entry_out(ctx, ctx.register.get(entry_id))
 
 
 @router.post("/register/{entry_id}/supervise", responses=errors(404, 409))
 def supervise(ctx: Ctx, entry_id: int, u: Annotated[ApiUser, may("supervise")]) -> EntryOut:
     """List an open entry for supervision (挂牌督办)."""
     register_call(lambda: ctx.register.list_for_supervision(entry_id, u.name))
-    return EntryOut.model_validate(ctx.register.get(entry_id))
+    return entry_out(ctx, ctx.register.get(entry_id))

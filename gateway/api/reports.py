@@ -53,7 +53,7 @@ async def daily(ctx: Ctx, _: Annotated[ApiUser, may("read")], day: str | None = 
     online = ctx.online
     n_online = await asyncio.to_thread(online, *day_bounds(d)) if online is not None else None
     rep = await asyncio.to_thread(report, ctx.register.db, ctx.core.enterprise,
-                                  len(ctx.core.table), d, n_online)
+                                  len(ctx.core.table), d, n_online, ctx.core.ack_within_s)
     if format == "csv":
         return PlainTextResponse(report_csv(rep), media_type="text/csv")
     return Report.model_validate(rep)

@@ -1,9 +1,12 @@
 """``hazgw demo``: simulator, edge agent and core in one process, on embedded defaults.
 
-No broker and no database are needed: the edge agent hands its wire messages straight to the
-core's buffer (the same bytes it would publish over MQTT) and readings and alarm events are
-appended as line protocol to a local file. A scripted LPG leak at GT101 raises the GB/T 50493
-first- and second-level alarms within the first minute.
+No broker and no database server are needed: the edge agent hands its wire messages straight
+to the core's buffer (the same bytes it would publish over MQTT), readings and alarm events
+are appended as line protocol to a local file, and the alarm history, occurrences and
+register feed go to the embedded SQLite database (``HAZGW_DATABASE_URL``, by default
+``var/hazgw.sqlite3``), so ``hazgw report`` counts the demo's alarms afterwards. A scripted
+LPG leak at GT101 raises the GB/T 50493 first- and second-level alarms within the first
+minute.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from typing import TextIO
 from alerting.engine import AlarmEvent
 from edge.agent import EdgeAgent
 from edge.sim.simulator import Excursion, PlantModel, SimulatedDevice
-from gateway.app import running_core
-from gateway.settings import InfluxSettings
+from gateway.app import escalating, running_core
+from gateway.settings import InfluxSettings, Settings
 from gateway.sim.ports import free_port
 from gateway.site import SiteConfig
-from gateway.stream.core import AlarmSink
+from gateway.stream.compiled import as_compiled
+from gateway.stream.core import AlarmSink, Core
 from gateway.stream.ingest import MessageBuffer
 
 log = logging.getLogger(__name__)
@@ -81,8 +85,11 @@ def alarm_printer(out: TextIO, t0: float) -> AlarmSink:
 
 
 async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
-                   out: TextIO = sys.stdout, status_every_s: float = 5.0) -> dict[str, int]:
-    """Run the whole path until ``duration_s`` elapses (forever when None); returns counters."""
+                   out: TextIO = sys.stdout, status_every_s: float = 5.0,
+                   settings: Settings | None = None) -> dict[str, int]:
+    """Run the whole path until ``duration_s`` elapses (forever when None); returns counters.
+    ``settings`` (the environment's by default) name the database of the alarm history."""
+    settings = settings or Settings()
     site = on_loopback(site)
     points = {pid: p for pid, (_, _, p) in site.enterprise.points().items()}
     model = PlantModel(points, DEMO_SCRIPT)
@@ -98,9 +105,12 @@ async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
     out.flush()
     runners = [EdgeAgent(site.enterprise.code, eid, agent, MemoryUplink(buffer))
                for eid, agent in site.edges.items()]
+    running: list[Core] = []
     try:
-        async with running_core(site, influx, buffer, [alarm_printer(out, t0)]) as run:
+        async with escalating(as_compiled(site), settings, running) as history, \
+                running_core(site, influx, buffer, [alarm_printer(out, t0), history]) as run:
             core = run.core
+            running.append(core)
             tasks = [asyncio.create_task(r.run(), name=f"edge-{r.edge_id}") for r in runners]
             try:
                 deadline = None if duration_s is None else t0 + duration_s

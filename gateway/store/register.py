@@ -37,6 +37,13 @@ def _entry(row: RegisterEntry) -> Entry:
     return Entry(state=row.state, level=row.level, five=_five(row))  # type: ignore[arg-type]
 
 
+def is_supervised(row: RegisterEntry, now_ms: int) -> bool:
+    """Under supervised listing (挂牌督办): open and major, overdue, or listed by a regulator —
+    the one definition the report, the API and the console use."""
+    return row.state != "closed" and (row.listed_ms is not None
+                                      or _entry(row).supervised(now_ms))
+
+
 class Register:
     """Register operations; each runs in its own transaction."""
 
@@ -141,8 +148,7 @@ class Register:
         """Open entries under supervised listing (挂牌督办): major, overdue, or listed by a
         regulator."""
         now = self._now(now_ms)
-        return [r for r in self.open_entries()
-                if r.listed_ms is not None or _entry(r).supervised(now)]
+        return [r for r in self.open_entries() if is_supervised(r, now)]
 
     def list_for_supervision(self, entry_id: int, actor: str,
                              now_ms: int | None = None) -> None:

@@ -134,6 +134,7 @@ class Core:
         self.enterprise = compiled.enterprise
         self.source_levels = dict(compiled.source_levels)
         self.shelving = compiled.shelving
+        self.ack_within_s = compiled.escalation.ack_within_s     # for the daily report
         self.engine = Engine(compiled.table)
         self.table = self.engine.table
         tb = self.table

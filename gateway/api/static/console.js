@@ -337,7 +337,7 @@ async function refreshRegister() {
       <td class="entry-title">${esc(r.title)}</td><td>${esc(t(r.level))}</td>
       <td class="entry-state">${esc(t(r.state))}</td>
       <td class="${overdue ? "error" : ""}">${esc(r.deadline_ms ? fmtTime(r.deadline_ms) : "–")}</td>
-      <td>${esc(r.listed_ms ? t("yes") : t("no"))}</td>`;
+      <td>${esc(r.supervised ? t("yes") : t("no"))}</td>`;
     tr.addEventListener("click", () => showEntry(r.id));
     body.appendChild(tr);
   }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from alerting.engine import AlarmEvent
@@ -102,3 +103,29 @@ def test_events_made_again_after_a_crash_are_recorded_once(db: Database) -> None
     assert [(h.event, h.ts_ms) for h in esc.history("GT101:process")] == [
         ("activate", T0), ("acknowledge", T0 + 60 * S)]
     assert esc.tick(T0 + 3600 * S) == []                            # handled: no climb
+
+
+def test_shelving_an_emergency_alarm_is_told_to_the_whole_chain_once(db: Database) -> None:
+    from sqlalchemy import select
+
+    from alerting.escalation import Contacts
+    from gateway.store.models import Outbox
+    contacts = Contacts.model_validate({"default": {
+        "operator": [{"channel": "mqtt", "target": "ops/alarms"}],
+        "regulator": [{"channel": "mqtt", "target": "reg/feed"}]}})
+    esc = Escalator(db, CFG, contacts)
+    esc.record([event("GT101:process", T0, "activate", "unack"),
+                event("V101_level:process", T0, "activate", "unack", priority=2)])
+    esc.tick(T0)
+    esc.record([event("GT101:process", T0 + 10 * S, "shelve", "shelved", user="safety.wang"),
+                event("V101_level:process", T0 + 10 * S, "shelve", "shelved", user="op.liu",
+                      priority=2)])
+    [notice] = esc.tick(T0 + 11 * S)              # the priority-2 shelving is not told
+    assert (notice.alarm_id, notice.step, notice.roles) == (
+        "GT101:process", -1, ("operator", "operational", "technical", "main", "regulator"))
+    assert esc.tick(T0 + 12 * S) == []            # once
+    with db.session() as s:
+        told = [orjson.loads(o.payload) for o in s.execute(
+            select(Outbox).where(Outbox.key.like("%/shelved/%"))).scalars()]
+    assert sorted((m["kind"], m["by"], m["step"]) for m in told) == [
+        ("shelved", "safety.wang", -1)] * 2        # the operator's and the regulator's
