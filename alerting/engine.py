@@ -21,7 +21,6 @@ from alerting.state import RuleState
 from alerting.table import (
     ALARM_TYPES,
     FLATLINE,
-    K_MAX,
     POINT_TYPES,
     PREDICTIVE,
     PROCESS,
@@ -213,8 +212,9 @@ class Engine:
         if idx < 0:
             return []
         st = self.state
-        n = int(min(st.ring_n[idx], K_MAX))
-        order = [(int(st.ring_n[idx]) - n + k) % K_MAX for k in range(n)]
+        cap = st.ring.shape[1]
+        n = int(min(st.ring_n[idx], cap))
+        order = [(int(st.ring_n[idx]) - n + k) % cap for k in range(n)]
         return [(int(st.ring[idx, j, 0]), float(st.ring[idx, j, 1])) for j in order]
 
     def counts(self, now_ms: int, console: str | None = None) -> dict[str, int]:

@@ -45,7 +45,9 @@ class TrendRule(RuleModel):
     and its samples span half the window, so noise does not warn. Labelled predictive; never
     a GB/T 50493 alarm."""
 
-    horizon_s: float = Field(gt=0)
+    horizon_s: float = Field(default=300.0, gt=0,
+                             description="warn when the limit is this near (default: as far "
+                                         "ahead as the default window looks back)")
     window_s: float = Field(default=300.0, gt=0)
     min_samples: int = Field(default=5, ge=3)
 

@@ -69,6 +69,8 @@ def capture(engine: Engine, into: Snapshot | None = None) -> Snapshot:
         "origin_ts": st.origin_ts, "tr_epoch": st.tr_epoch,
         "suppressed": _copy(engine._suppressed, into, "suppressed"),
         "shelved_until": dict(lc.shelved_until), "chattering": dict(lc.chattering),
+        # the window sizes the trend sums were kept over (the table's: never changes)
+        "trend_k": engine.table.trend_k,
     }
     for k in _rule_fields():
         snap[f"rule.{k}"] = _copy(getattr(st, k), into, f"rule.{k}")
@@ -86,6 +88,55 @@ def _positions(old: npt.NDArray[Any], new: list[str]) -> tuple[npt.NDArray[np.in
         return np.zeros(0, np.intp), np.zeros(0, np.intp)
     a, b = zip(*pairs, strict=True)
     return np.asarray(a, np.intp), np.asarray(b, np.intp)
+
+
+def _restore_windows(engine: Engine, snap: Snapshot, old_p: npt.NDArray[np.intp],
+                     new_p: npt.NDArray[np.intp]) -> None:
+    """The sample rings and trend sums. When the ring's size changed (a config with other
+    windows or another number of points: ``alerting.table.ring_capacity``) the newest samples
+    are laid into the new ring; where the ring or a point's trend window changed, its sums are
+    fitted again over what the ring holds, so they match what the rules will remove later."""
+    st = engine.state
+    ring, ring_n = snap["rule.ring"], snap["rule.ring_n"]
+    old_cap, cap = ring.shape[1], st.ring.shape[1]
+    old_k = snap.get("trend_k")
+    if old_cap == cap:
+        st.ring[new_p] = ring[old_p]
+        st.ring_n[new_p] = ring_n[old_p]
+        if old_k is None:
+            return
+        changed = new_p[old_k[old_p] != engine.table.trend_k[new_p]]
+    else:
+        m = np.minimum(ring_n[old_p], min(old_cap, cap))
+        lags = np.arange(1, min(old_cap, cap) + 1)
+        have = lags[None, :] <= m[:, None]
+        src = (ring_n[old_p][:, None] - lags[None, :]) & (old_cap - 1)
+        dst = (m[:, None] - lags[None, :]) & (cap - 1)
+        rows_new = np.broadcast_to(new_p[:, None], have.shape)[have]
+        rows_old = np.broadcast_to(old_p[:, None], have.shape)[have]
+        st.ring[rows_new, dst[have]] = ring[rows_old, src[have]]
+        st.ring_n[new_p] = m
+        changed = new_p
+    _refit(engine, changed)
+
+
+def _refit(engine: Engine, pts: npt.NDArray[np.intp]) -> None:
+    """Trend sums of ``pts`` over their last k samples in the ring (x from the epoch)."""
+    st, tb = engine.state, engine.table
+    if len(pts) == 0:
+        return
+    cap = st.ring.shape[1]
+    k = np.minimum(np.minimum(tb.trend_k[pts], st.ring_n[pts]), cap)
+    lags = np.arange(1, cap + 1)
+    have = lags[None, :] <= k[:, None]
+    pos = (st.ring_n[pts][:, None] - lags[None, :]) & (cap - 1)
+    t = st.ring[pts[:, None], pos, 0]
+    v = st.ring[pts[:, None], pos, 1]
+    x = np.where(have, (t - st.tr_epoch) / 1000.0, 0.0)
+    v = np.where(have, v, 0.0)
+    st.tr[pts] = np.stack([have.sum(axis=1), x.sum(axis=1), v.sum(axis=1),
+                           (x * x).sum(axis=1), (x * v).sum(axis=1), (v * v).sum(axis=1)],
+                          axis=1)
 
 
 def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
@@ -109,6 +160,8 @@ def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
     try:
         for k in _rule_fields():
             src, dst = snap[f"rule.{k}"], getattr(st, k)
+            if k in ("ring", "ring_n"):
+                continue                   # below: the ring may have another size now
             if k in _VOTE_FIELDS:
                 dst[new_v] = src[old_v]
             elif k == "proc_since":
@@ -128,12 +181,13 @@ def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
         lc.chattering = {slot_map[s]: int(t) for s, t in snap["chattering"].items()
                          if s in slot_map}
         engine._suppressed[new_p] = snap["suppressed"][old_p]
+        st.tr_epoch = int(snap["tr_epoch"])          # the sums' x are seconds since it
+        _restore_windows(engine, snap, old_p, new_p)
     except (KeyError, IndexError, ValueError, TypeError) as exc:
         raise SnapshotError(f"snapshot does not fit: {exc}") from None
     if snap["origin_ts"] >= 0:
         st.origin_ts = int(snap["origin_ts"]) if st.origin_ts < 0 \
             else min(st.origin_ts, int(snap["origin_ts"]))
-    st.tr_epoch = int(snap["tr_epoch"])
     if now_ms is not None:
         heard = st.last_ts >= 0
         st.last_ts[heard] = np.maximum(st.last_ts[heard], now_ms)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from alerting.table import K_MAX, RuleTable
+from alerting.table import RuleTable
 
 I8 = npt.NDArray[np.int8]
 I64 = npt.NDArray[np.int64]
@@ -33,7 +33,7 @@ class RuleState:
     last_ts: I64          # last reading of any quality
     last_valid_ts: I64
     last_v: npt.NDArray[np.float64]
-    # (points, K_MAX, 2) recent valid samples (ts in ms as float64: exact below 2**53, and
+    # (points, table.k_max, 2) recent valid samples (ts in ms as float64: exact below 2**53, and
     # next to its value so one look-up fetches both)
     ring: npt.NDArray[np.float64]
     ring_n: I64           # valid samples ever written per point
@@ -60,7 +60,7 @@ class RuleState:
             proc_delayed=i8(), proc_level=i8(), fault=i8(), roc=i8(),
             pred=i8(), flat=i8(), flat_since=never(), last_change=never(), tamper=i8(),
             stale=i8(), last_ts=never(), last_valid_ts=never(), last_v=np.full(n, np.nan),
-            ring=np.zeros((n, K_MAX, 2)),
+            ring=np.zeros((n, table.k_max, 2)),
             ring_n=np.zeros(n, np.int64), tr=np.zeros((n, 6)),
             vote_count=np.zeros(nv, np.int32),
             vote_level=np.zeros(nv, np.int8))

@@ -19,8 +19,27 @@ ALARM_TYPES = ("process", "roc", "predictive", "fault", "stale", "flatline", "ta
 PROCESS, ROC, PREDICTIVE, FAULT, STALE, FLATLINE, TAMPER, VOTE = range(len(ALARM_TYPES))
 POINT_TYPES = VOTE  # the first VOTE types exist once per point
 
-# Samples kept per point for windowed rules (rate of change, trend).
+# Samples kept per point for windowed rules (rate of change, trend): a power of two (the ring
+# index is a bit mask), at least K_MAX, more when a window needs it, within a memory budget
+# for all points' rings (16 bytes a sample) and at most K_LIMIT. 32 MiB: at 100 000 points
+# the rings stay at 16 samples (the engine's memory and speed as before); at 10 000 points a
+# window may hold 127 samples, at 1 000 points 1 023.
 K_MAX = 16
+K_LIMIT = 1024
+RING_BUDGET_BYTES = 32 * 1024 * 1024
+
+
+def ring_capacity(n_points: int, needed: int) -> int:
+    """Ring slots per point: the power of two ≥ ``needed`` (samples a window wants, +1),
+    between K_MAX and what the budget allows."""
+    budget = RING_BUDGET_BYTES // (16 * max(n_points, 1))
+    cap = K_MAX
+    while cap * 2 <= min(budget, K_LIMIT):
+        cap *= 2
+    want = K_MAX
+    while want < needed and want < cap:
+        want *= 2
+    return want
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -93,6 +112,7 @@ class RuleTable:
     supp_below: F64 = field(default_factory=lambda: np.zeros(0))
     supp_above: F64 = field(default_factory=lambda: np.zeros(0))
     votes: list[VoteGroup] = field(default_factory=list)
+    k_max: int = K_MAX            # ring slots per point (``ring_capacity``)
 
     def __post_init__(self) -> None:
         # point id → position; the engine names alarms with it too
@@ -131,10 +151,41 @@ class RuleTable:
         return np.fromiter(map(self.position.get, names, repeat(-1)), np.int32, len(names))
 
 
-def _window_samples(window_s: float | None, interval_s: float) -> int:
+def _window_samples(window_s: float | None, interval_s: float, k_max: int = K_MAX) -> int:
     if window_s is None:
         return 0
-    return int(min(max(round(window_s / interval_s), 2), K_MAX - 1))
+    return int(min(max(round(window_s / interval_s), 2), k_max - 1))
+
+
+def _windows(p: Point) -> list[tuple[str, float]]:
+    return [(name, w) for name, w in (("roc", p.roc.window_s if p.roc else None),
+                                      ("trend", p.trend.window_s if p.trend else None))
+            if w is not None]
+
+
+def samples_needed(points: Sequence[tuple[Point, float]]) -> int:
+    """Ring slots the windows of (point, poll interval) pairs want (+1 for the newest)."""
+    return max((round(w / iv) + 1 for p, iv in points for _, w in _windows(p)), default=0)
+
+
+def window_notes(p: Point, interval_s: float, k_max: int) -> list[tuple[str, str]]:
+    """What a point's windowed rules can do at its poll interval, where that is less than the
+    config says: (field path under the point, warning). A window holds at most ``k_max - 1``
+    samples (``ring_capacity``: a memory budget), so a long window at a fast poll is shorter
+    than configured; a window with fewer samples than the trend needs can never warn."""
+    out: list[tuple[str, str]] = []
+    for name, window in _windows(p):
+        wanted = window / interval_s
+        k = _window_samples(window, interval_s, k_max)
+        if wanted > k_max - 1:
+            out.append((f"{name}.window_s", f"{window:g} s at a {interval_s:g} s poll is "
+                        f"{wanted:.0f} samples; a window holds at most {k_max - 1} here "
+                        f"(memory budget): it covers the last {k * interval_s:g} s"))
+        if name == "trend" and p.trend is not None and k < p.trend.min_samples:
+            out.append(("trend.window_s", f"{window:g} s at a {interval_s:g} s poll holds "
+                        f"{k} samples, fewer than min_samples ({p.trend.min_samples}): "
+                        f"this rule can never warn"))
+    return out
 
 
 def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = None,
@@ -151,6 +202,9 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
 
     def interval(pid: str) -> float:
         return intervals.get(pid, default_interval_s)
+
+    k_max = ring_capacity(len(rows), samples_needed([(p, interval(pid))
+                                                     for pid, _, _, p in rows]))
 
     # Explicit related points as CSR lists; by default the rest of the same equipment, which
     # is evaluated per equipment group instead (a list per point would grow with n²).
@@ -192,10 +246,11 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
                        for p in pts_cfg]),
         roc_fall=_arr([p.roc.fall_per_min / 60 if p.roc and p.roc.fall_per_min else None
                        for p in pts_cfg]),
-        roc_k=np.array([_window_samples(p.roc.window_s if p.roc else None, interval(pid))
+        roc_k=np.array([_window_samples(p.roc.window_s if p.roc else None, interval(pid), k_max)
                         for pid, _, _, p in rows], np.intp),
         trend_horizon_ms=_ms([p.trend.horizon_s if p.trend else None for p in pts_cfg]),
-        trend_k=np.array([_window_samples(p.trend.window_s if p.trend else None, interval(pid))
+        trend_k=np.array([_window_samples(p.trend.window_s if p.trend else None,
+                                          interval(pid), k_max)
                           for pid, _, _, p in rows], np.intp),
         trend_min=np.array([p.trend.min_samples if p.trend else 0 for p in pts_cfg], np.intp),
         trend_window_s=np.array([p.trend.window_s if p.trend else 0.0 for p in pts_cfg]),
@@ -220,5 +275,5 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
                             for p in pts_cfg], np.int32),
         supp_below=_arr([p.suppress_when.below if p.suppress_when else None for p in pts_cfg]),
         supp_above=_arr([p.suppress_when.above if p.suppress_when else None for p in pts_cfg]),
-        votes=votes,
+        votes=votes, k_max=k_max,
     )

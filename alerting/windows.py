@@ -1,6 +1,7 @@
 """Windowed rules over each point's recent samples: rate of change and the trend forecast.
 
-The last ``K_MAX`` valid samples of every point live in a ring buffer; a reading's j-th
+The last ``table.k_max`` valid samples of every point live in a ring buffer (a power of two
+sized from the windows within a memory budget: ``alerting.table.ring_capacity``); a reading's j-th
 predecessor comes from the batch when the batch holds it, else from the ring. Windows are
 counted in samples (sized from the poll interval when compiled), so memory stays fixed.
 """
@@ -12,14 +13,12 @@ import numpy.typing as npt
 
 from alerting.grouping import Groups, switch
 from alerting.state import RuleState
-from alerting.table import K_MAX, RuleTable
+from alerting.table import RuleTable
 
 F64 = npt.NDArray[np.float64]
 IDX = npt.NDArray[np.intp]
-# K_MAX is a power of two, so "mod K_MAX" is a bit mask (several times faster on int64,
-# and two's complement makes it right for negative numbers too)
-assert K_MAX & (K_MAX - 1) == 0
-_WRAP = K_MAX - 1
+# The ring's size K is a power of two, so "mod K" is a bit mask (several times faster on
+# int64, and two's complement makes it right for negative numbers too)
 # a point's six trend sums as one 48-byte item: whole rows move by 1-D take/put, which is
 # several times faster than fancy-indexing rows of a 2-D array
 _ROW = np.dtype((np.void, 6 * 8))
@@ -40,15 +39,17 @@ def back(g: Groups, st: RuleState, ts: npt.NDArray[np.int64], v: F64, sub: IDX |
     # (t, v) pairs seen as one complex number each: a 1-D take fetches both in one go,
     # several times faster than fancy-indexing rows of a 2-D array
     ring = st.ring.reshape(-1).view(np.complex128)
+    cap = st.ring.shape[1]
+    wrap = cap - 1
     if g.singletons:                                 # nothing earlier in this batch
-        tv = ring.take(p * K_MAX + ((have - lag) & _WRAP))
-        return tv.real, tv.imag, (have >= lag) & (lag <= K_MAX)
+        tv = ring.take(p * cap + ((have - lag) & wrap))
+        return tv.real, tv.imag, (have >= lag) & (lag <= cap)
     rank = g.rank[sub]
     in_batch = rank >= lag
     bi = np.maximum(sub - lag, 0)
     m = lag - rank                                   # how far back into the ring
-    ok_ring = (~in_batch) & (have >= m) & (m <= K_MAX)
-    tv = ring.take(p * K_MAX + ((have - m) & _WRAP))
+    ok_ring = (~in_batch) & (have >= m) & (m <= cap)
+    tv = ring.take(p * cap + ((have - m) & wrap))
     t_out = np.where(in_batch, ts[bi], tv.real)
     v_out = np.where(in_batch, v[bi], tv.imag)
     return t_out, v_out, in_batch | ok_ring
@@ -123,7 +124,7 @@ def trend_forecast(table: RuleTable, st: RuleState, g: Groups, ts: npt.NDArray[n
         sxx_c = den / cnt
         resid = np.maximum(syy - sy * sy / cnt - slope * slope * sxx_c, 0.0) / (cnt - 2)
         significant = slope * slope * sxx_c >= SLOPE_T * SLOPE_T * resid
-        # (or fill all k samples: a long window at a fast poll is capped at K_MAX samples)
+        # (or fill all k samples: a long window at a fast poll is capped at the ring's size)
         spans = ((x_now - sx / cnt) * 2 >= 0.5 * table.trend_window_s[p]) | (cnt >= k)
         trend = significant & spans
         slope = np.where(trend, slope, 0.0)
@@ -238,12 +239,13 @@ def _nearest_below(x: F64, a: F64, b: F64) -> F64:
 
 
 def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> None:
-    """Remember each point's last K_MAX samples of this batch."""
+    """Remember each point's last samples of this batch (as many as the ring holds)."""
     if len(g) == 0:
         return
+    cap = st.ring.shape[1]
     if g.singletons:
         p = g.point
-        flat = p * K_MAX + (g.of(st.ring_n) & _WRAP)
+        flat = p * cap + (g.of(st.ring_n) & (cap - 1))
         st.ring.reshape(-1).view(np.complex128)[flat] = ts + 1j * v
         if g.span is not None:
             st.ring_n[g.span] += 1
@@ -252,9 +254,9 @@ def update_ring(st: RuleState, g: Groups, ts: npt.NDArray[np.int64], v: F64) -> 
         return
     ends = np.flatnonzero(g.last)
     group_size = np.repeat(g.rank[ends] + 1, np.diff(np.concatenate(([0], ends + 1))))
-    keep = g.rank >= group_size - K_MAX
+    keep = g.rank >= group_size - cap
     p = g.point[keep]
-    slot = (st.ring_n[p] + g.rank[keep]) & _WRAP
+    slot = (st.ring_n[p] + g.rank[keep]) & (cap - 1)
     st.ring[p, slot, 0] = ts[keep]
     st.ring[p, slot, 1] = v[keep]
     st.ring_n[g.point[ends]] += group_size[ends]

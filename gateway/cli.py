@@ -43,10 +43,13 @@ def _settings() -> Settings:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a site file; print every error by path, or a summary."""
-    from gateway.site import summary
+    from gateway.site import summary, warnings
 
     site = _site(args.path)
-    print(f"{args.path}: OK")
+    notes = warnings(site)
+    print(f"{args.path}: OK" + (f", {len(notes)} warning(s)" if notes else ""))
+    for line in notes:
+        print(f"warning: {line}")
     print(summary(site))
     return 0
 

@@ -24,6 +24,7 @@ from alerting.escalation import Contacts, EscalationConfig
 from alerting.plant import Enterprise, problems_of, rule_problems
 from alerting.register import RegisterRules
 from alerting.shelving import ShelvingPolicy
+from alerting.table import ring_capacity, samples_needed, window_notes
 from edge.config import EdgeConfig
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
@@ -155,6 +156,30 @@ def write_schemas(out_dir: Path = SCHEMA_DIR) -> list[Path]:
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+def warnings(site: SiteConfig) -> list[str]:
+    """``path: warning`` lines for what the config allows but will not do as written: windows
+    capped or too short for their rule at the point's poll interval (points read over
+    Modbus; an MQTT sensor's interval is its own)."""
+    intervals: dict[str, tuple[str, float]] = {
+        pid: (f"edges.{eid}.modbus.{did}", dev.poll_interval_s)
+        for eid, agent in site.edges.items() for did, dev in agent.modbus.items()
+        for pid in dev.registers}
+    points = site.enterprise.points()
+    # the ring size the compiled rules will have (``alerting.table.compile_rules``)
+    k_max = ring_capacity(len(points), samples_needed(
+        [(p, intervals[pid][1] if pid in intervals else 1.0)
+         for pid, (_, _, p) in points.items()]))
+    out: list[str] = []
+    for pid, (sid, eqid, p) in points.items():
+        if pid not in intervals:
+            continue
+        device, interval = intervals[pid]
+        where = f"enterprise.hazard_sources.{sid}.equipment.{eqid}.points.{pid}"
+        out += [f"{where}.{field}: {msg} (polled by {device})"
+                for field, msg in window_notes(p, interval, k_max)]
+    return out
 
 
 def summary(site: SiteConfig) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -105,3 +106,33 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert s.mqtt.port == 1999 and s.influx.kind == "v2"
     assert s.influx.token is not None and s.influx.token.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(s)
+
+
+def test_check_config_warns_by_path_when_a_window_cannot_do_what_it_says(
+        demo_config_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """At a 180 s poll the default 300 s trend window holds 2 samples, under the 5 it needs:
+    the rule could never warn and check-config said OK. A one-hour window at a 1 s poll is
+    longer than any ring holds: it is capped, and said so."""
+    data: Any = demo_data(demo_config_path)
+    points = data["enterprise"]["hazard_sources"]["lpg_farm"]["equipment"]["V101"]["points"]
+    points["V101_press"]["trend"] = {}                     # valid: the default horizon
+    points["V101_temp"]["trend"] = {"window_s": 3600}
+    plc = data["edges"]["edge-01"]["modbus"]["plc-lpg"]
+    plc["poll_interval_s"] = 180
+    path = tmp_path / "site.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    where = "enterprise.hazard_sources.lpg_farm.equipment.V101.points"
+    assert "OK, 2 warning(s)" in out
+    assert (f"warning: {where}.V101_press.trend.window_s: 300 s at a 180 s poll holds 2 "
+            "samples, fewer than min_samples (5): this rule can never warn (polled by "
+            "edges.edge-01.modbus.plc-lpg)") in out
+    assert f"warning: {where}.V101_level.trend.window_s: 120 s at a 180 s poll" in out
+    plc["poll_interval_s"] = 1
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert (f"warning: {where}.V101_temp.trend.window_s: 3600 s at a 1 s poll is 3600 "
+            "samples; a window holds at most 1023 here (memory budget): it covers the last "
+            "1023 s (polled by edges.edge-01.modbus.plc-lpg)") in out
