@@ -58,3 +58,22 @@ LEVEL = {"kind": "level", "unit": "m", "range_low": 0, "range_high": 10, "hi": 8
          "lo": 1, "stale_after_s": 1000}
 GAS = {"kind": "combustible_gas", "unit": "%LEL", "range_low": 0, "range_high": 100,
        "hi": 25, "hihi": 50, "stale_after_s": 1000}
+
+
+def random_series(seed: int, points: int, readings: int) -> list[tuple[int, str, float, int]]:
+    """A random walk per point P0..P{points-1} with some gaps (stale), drops to zero (tamper),
+    flat runs (flatline) and bad readings (fault), in time order."""
+    from alerting.batch import Quality
+    rng = np.random.default_rng(seed)
+    rows: list[tuple[int, str, float, int]] = []
+    for i in range(points):
+        t, v = 0, 5.0
+        for _ in range(readings):
+            t += int(rng.choice([1000, 1000, 1000, 7000]))          # some gaps: stale
+            r = rng.random()
+            v = 0.0 if r < 0.01 else v if r < 0.2 else float(np.clip(v + rng.normal(0, 0.6),
+                                                                      0, 10))
+            q = Quality.BAD if rng.random() < 0.02 else Quality.GOOD
+            rows.append((t, f"P{i}", v, int(q)))
+    rows.sort(key=lambda r: r[0])
+    return rows

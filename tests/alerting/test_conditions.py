@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from alerting.batch import Quality
-from tests.alerting.helpers import GAS, LEVEL, engine, feed, timeline
+from tests.alerting.helpers import GAS, LEVEL, engine, feed, random_series, timeline
 
 
 def test_on_delay_needs_the_condition_to_last_and_is_stamped_when_it_ran_out() -> None:
@@ -132,19 +131,8 @@ ALL_RULES = {**LEVEL, "lolo": 0.5, "on_delay_s": 3, "off_delay_s": 2, "stale_aft
 
 @pytest.mark.parametrize("seed", [3, 4])
 def test_every_rule_gives_one_timeline_in_one_batch_or_reading_by_reading(seed: int) -> None:
-    rng = np.random.default_rng(seed)
     points = {f"P{i}": ALL_RULES for i in range(6)}
-    rows: list[tuple[int, str, float, int]] = []
-    for i in range(6):
-        t, v = 0, 5.0
-        for _ in range(300):
-            t += int(rng.choice([1000, 1000, 1000, 7000]))          # some gaps: stale
-            r = rng.random()
-            v = 0.0 if r < 0.01 else v if r < 0.2 else float(np.clip(v + rng.normal(0, 0.6),
-                                                                      0, 10))
-            q = Quality.BAD if rng.random() < 0.02 else Quality.GOOD
-            rows.append((t, f"P{i}", v, int(q)))
-    rows.sort(key=lambda r: r[0])
+    rows = random_series(seed, 6, 300)
     # Floods are left out: a stale alarm is stamped when the gap began, so the order in which
     # annunciations reach the flood window depends on how the series was cut into batches.
     whole = [x for x in timeline(feed(engine(points), rows)) if ":flood" not in x[1]]

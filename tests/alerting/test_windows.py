@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alerting.batch import Quality
 from alerting.snapshot import capture, restore
 from alerting.table import K_LIMIT, K_MAX, RING_BUDGET_BYTES, ring_capacity
-from tests.alerting.helpers import LEVEL, engine, feed, timeline
+from tests.alerting.helpers import LEVEL, engine, feed, random_series, timeline
 
 
 def test_ring_capacity_follows_the_windows_within_the_budget() -> None:
@@ -48,19 +47,8 @@ LONG = {**LEVEL, "lolo": 0.5, "on_delay_s": 3, "off_delay_s": 2, "stale_after_s"
 
 @pytest.mark.parametrize("seed", [5, 6])
 def test_long_windows_give_one_timeline_in_one_batch_or_reading_by_reading(seed: int) -> None:
-    rng = np.random.default_rng(seed)
     points = {f"P{i}": LONG for i in range(4)}
-    rows: list[tuple[int, str, float, int]] = []
-    for i in range(4):
-        t, v = 0, 5.0
-        for _ in range(400):
-            t += int(rng.choice([1000, 1000, 1000, 7000]))
-            r = rng.random()
-            v = 0.0 if r < 0.01 else v if r < 0.2 else float(np.clip(v + rng.normal(0, 0.6),
-                                                                      0, 10))
-            q = Quality.BAD if rng.random() < 0.02 else Quality.GOOD
-            rows.append((t, f"P{i}", v, int(q)))
-    rows.sort(key=lambda r: r[0])
+    rows = random_series(seed, 4, 400)
     assert engine(points).table.k_max == 64
     whole = [x for x in timeline(feed(engine(points), rows)) if ":flood" not in x[1]]
     single = [x for x in timeline(feed(engine(points), rows, single=True))
