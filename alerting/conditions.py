@@ -40,6 +40,11 @@ I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
 
 
+# ``Changes.info`` of a fault or stale change that its device's off line alarm covers: the
+# lifecycle records it without annunciation (``alerting.lifecycle``).
+MASKED = 1.0
+
+
 @dataclass(frozen=True)
 class Changes:
     """Condition changes as columns: alarm slot, time, new level, value, limit, extra info
@@ -96,7 +101,17 @@ def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
         usable = ((batch.quality <= Quality.UNCERTAIN)
                   & (v_all >= table.fault_low[p_all]) & (v_all <= table.fault_high[p_all]))
     valid = known & usable
-    out = [_stale(table, st, g_all), _fault(table, st, g_all, batch, ~usable[g_all.order])]
+    # A device (or its connection) that did not answer: its points' samples say so
+    # (Quality.STALE, from the edge). One device alarm tells it; their fault and stale
+    # changes are recorded without annunciation (``MASKED``), per ISA-18.2 flood prevention.
+    if table.devices:
+        no_answer = (batch.quality[g_all.order] == Quality.STALE) \
+            & (table.device_of[g_all.point] >= 0)
+    else:
+        no_answer = np.zeros(len(g_all), bool)
+    out = [_stale(table, st, g_all, no_answer),
+           _fault(table, st, g_all, batch, ~usable[g_all.order], no_answer),
+           _devices(table, st, g_all, no_answer)]
     g = g_all if np.array_equal(valid, known) else group(batch.point, batch.ts_ms, valid)
     ts, v = g.ts, batch.value[g.order]
     before = st.proc_level.copy() if table.votes else st.proc_level
@@ -119,12 +134,15 @@ def evaluate(table: RuleTable, st: RuleState, batch: ReadingBatch) -> Changes:
     return Changes.join([changes, votes(table, st, changes, before)])
 
 
-def _stale(table: RuleTable, st: RuleState, g: Groups) -> Changes:
-    """A gap beyond the stale time: stale from last + stale_after until the next reading."""
+def _stale(table: RuleTable, st: RuleState, g: Groups,
+           no_answer: npt.NDArray[np.bool_]) -> Changes:
+    """A gap beyond the stale time: stale from last + stale_after until the next reading
+    (masked when the reading before the gap said its device did not answer)."""
     n = len(table)
     if len(g) == 0:
         return Changes.join([])
     p, ts = g.point, g.ts
+    masked_before = g.previous(no_answer.astype(np.int8), st.comm) != 0
     prev_ts = g.previous(ts, st.last_ts)
     lim = g.of(table.stale_ms)
     gap = (lim > 0) & (prev_ts >= 0) & (ts - prev_ts > lim)
@@ -139,16 +157,43 @@ def _stale(table: RuleTable, st: RuleState, g: Groups) -> Changes:
     nan, nan_e = np.full(len(s), np.nan), np.full(len(e), np.nan)
     return Changes.join([
         Changes(STALE * n + p[s].astype(np.int64), prev_ts[s] + lim[s],
-                np.ones(len(s), np.int8), nan, nan, nan),
+                np.ones(len(s), np.int8), nan, nan, np.where(masked_before[s], MASKED, nan)),
         Changes(STALE * n + p[e].astype(np.int64), ts[e], np.zeros(len(e), np.int8),
                 nan_e, nan_e, nan_e)])
 
 
 def _fault(table: RuleTable, st: RuleState, g: Groups, batch: ReadingBatch,
-           bad: npt.NDArray[np.bool_]) -> Changes:
-    """Sensor fault: bad or stale quality, no value, or outside the instrument range."""
-    return _changes(FAULT, len(table), g, g.ts, bad.astype(np.int8), st.fault,
-                    batch.value[g.order])
+           bad: npt.NDArray[np.bool_], no_answer: npt.NDArray[np.bool_]) -> Changes:
+    """Sensor fault (level 1): bad or stale quality, no value, or outside the instrument
+    range; level 2 when its device did not answer (masked: the device alarm tells it)."""
+    level = np.where(no_answer, 2, bad).astype(np.int8)
+    return _changes(FAULT, len(table), g, g.ts, level, st.fault, batch.value[g.order],
+                    info=np.where(no_answer, MASKED, np.nan))
+
+
+def _devices(table: RuleTable, st: RuleState, g: Groups,
+             no_answer: npt.NDArray[np.bool_]) -> Changes:
+    """Device off line (level 1) while any point it delivers last said it did not answer;
+    back on line when all of them have answered again. Changes are few: walked one by one."""
+    if not table.devices or not (no_answer.any() or st.dev_count.any()):
+        return Changes.join([])
+    flag = no_answer.astype(np.int8)
+    at = np.flatnonzero(flag != g.previous(flag, st.comm))
+    g.store(st.comm, flag)
+    rows: list[tuple[int, int, int]] = []
+    first = table.first_device_slot
+    for i in at.tolist():
+        d = int(table.device_of[g.point[i]])
+        st.dev_count[d] += 1 if flag[i] else -1
+        level = int(st.dev_count[d] > 0)
+        if level != st.dev_level[d]:
+            st.dev_level[d] = level
+            rows.append((first + d, int(g.ts[i]), level))
+    if not rows:
+        return Changes.join([])
+    arr = np.array(rows, dtype=np.int64)
+    nan = np.full(len(rows), np.nan)
+    return Changes(arr[:, 0], arr[:, 1], arr[:, 2].astype(np.int8), nan, nan, nan)
 
 
 def _process(table: RuleTable, st: RuleState, g: Groups, ts: I64, v: F64) -> Changes:
@@ -337,4 +382,5 @@ def tick(table: RuleTable, st: RuleState, now_ms: int) -> Changes:
     st.stale[at] = 1
     nan = np.full(len(at), np.nan)
     return Changes(STALE * n + at.astype(np.int64), last[at] + table.stale_ms[at],
-                   np.ones(len(at), np.int8), nan, nan, nan)
+                   np.ones(len(at), np.int8), nan, nan,
+                   np.where(st.comm[at] != 0, MASKED, nan))

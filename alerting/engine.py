@@ -20,11 +20,13 @@ from alerting.lifecycle import AlarmState, InvalidTransitionError, Lifecycle, Tr
 from alerting.state import RuleState
 from alerting.table import (
     ALARM_TYPES,
+    FAULT,
     FLATLINE,
     POINT_TYPES,
     PREDICTIVE,
     PROCESS,
     ROC,
+    STALE,
     TAMPER,
     VOTE,
     RuleTable,
@@ -33,7 +35,9 @@ from alerting.table import (
 PROCESS_LEVELS = {-2: "LL", -1: "L", 0: "normal", 1: "H", 2: "HH"}
 TYPE_LEVELS = {ROC: {1: "rising", -1: "falling"}, PREDICTIVE: {1: "toward_high",
                                                                -1: "toward_low"},
-               FLATLINE: {1: "suspect", 2: "fail"}, TAMPER: {1: "drop_to_zero"}}
+               FLATLINE: {1: "suspect", 2: "fail"}, TAMPER: {1: "drop_to_zero"},
+               FAULT: {1: "fault", 2: "no_answer"}}
+DEVICE = "device"      # the alarm type of a device (or connection) off line
 PRIORITY_NAMES = {1: "emergency", 2: "high", 3: "medium", 4: "low"}
 STATE_NAMES = {s: s.name.lower() for s in AlarmState}
 ANNUNCIATING = ("activate", "raise", "re-alarm", "chattering")
@@ -68,6 +72,7 @@ class AlarmEvent:
     annunciated: bool
     toxic: bool
     current_level: int = 0   # the condition's level now (beside the latched ``level``)
+    members: tuple[str, ...] = ()   # the points of a device or vote alarm
 
     @property
     def sort_key(self) -> tuple[int, int, int, int]:
@@ -82,11 +87,17 @@ class Engine:
         self.table = table
         self.state = RuleState.fresh(table)
         n, nv = len(table), len(table.votes)
+        extra = nv + len(table.devices)             # slots after the point types
         latched = np.concatenate([np.tile(table.latched, POINT_TYPES) & _process_mask(n),
-                                  np.zeros(nv, bool)])
+                                  np.zeros(extra, bool)])
         re_alarm = np.concatenate([np.tile(table.re_alarm_ms, POINT_TYPES)
-                                   * _process_mask(n), np.zeros(nv, np.int64)])
-        self.lifecycle = Lifecycle(latched, re_alarm)
+                                   * _process_mask(n), np.zeros(extra, np.int64)])
+        maskable = np.zeros(table.n_alarms, bool)
+        on_device = table.device_of >= 0
+        maskable[FAULT * n:(FAULT + 1) * n] = on_device
+        maskable[STALE * n:(STALE + 1) * n] = on_device
+        self.lifecycle = Lifecycle(latched, re_alarm, maskable)
+        self._device_index = {d.name: i for i, d in enumerate(table.devices)}
         self.health = AlarmHealth(sorted(set(table.consoles) | {"control_room"}))
         self._vote_index = {v.name: i for i, v in enumerate(table.votes)}
         # Plain Python copies for naming events: indexing numpy per event costs microseconds.
@@ -98,7 +109,10 @@ class Engine:
         per_point = np.array([self._console_index[c] for c in table.consoles], np.int16)
         per_vote = np.array([self._console_index[table.consoles[int(v.members[0])]]
                              for v in table.votes], np.int16)
-        self._slot_console = np.concatenate([np.tile(per_point, POINT_TYPES), per_vote])
+        per_device = np.array([self._console_index[table.consoles[int(d.members[0])]]
+                               for d in table.devices], np.int16)
+        self._slot_console = np.concatenate([np.tile(per_point, POINT_TYPES), per_vote,
+                                             per_device])
         self._point_index = table.position
         self._suppressible = np.flatnonzero(table.supp_ctrl >= 0)
         self._suppressed = np.zeros(len(table), bool)
@@ -180,6 +194,8 @@ class Engine:
         name, _, kind = alarm_id.rpartition(":")
         if kind == "vote" and name in self._vote_index:
             return POINT_TYPES * len(self.table) + self._vote_index[name]
+        if kind == DEVICE and name in self._device_index:
+            return self.table.first_device_slot + self._device_index[name]
         if kind in ALARM_TYPES[:POINT_TYPES] and name in self._point_index:
             return ALARM_TYPES.index(kind) * len(self.table) + self._point_index[name]
         raise InvalidTransitionError(f"unknown alarm {alarm_id!r}")
@@ -187,6 +203,8 @@ class Engine:
     def alarm_id(self, slot: int) -> str:
         """The id of a slot."""
         n = len(self._ids)
+        if slot >= self.table.first_device_slot:
+            return f"{self.table.devices[slot - self.table.first_device_slot].name}:{DEVICE}"
         if slot >= POINT_TYPES * n:
             return f"{self.table.votes[slot - POINT_TYPES * n].name}:vote"
         return f"{self._ids[slot % n]}:{ALARM_TYPES[slot // n]}"
@@ -248,16 +266,20 @@ class Engine:
 
     def _event(self, t: Transition) -> AlarmEvent:
         tb, n = self.table, len(self._ids)
+        if t.slot >= tb.first_device_slot:
+            return self._device_event(t)
         if t.slot >= POINT_TYPES * n:
             vote = tb.votes[t.slot - POINT_TYPES * n]
             atype, point, source, equipment = VOTE, None, vote.source, vote.equipment
             console, kind, toxic, gas = tb.consoles[int(vote.members[0])], "vote", bool(
                 tb.is_toxic[vote.members].any()), bool(tb.is_gas[vote.members].any())
+            members = tuple(self._ids[m] for m in vote.members.tolist())
         else:
             atype, p = divmod(t.slot, n)
             point, source, equipment = self._ids[p], tb.sources[p], tb.equipments[p]
             console, kind = tb.consoles[p], tb.kinds[p]
             toxic, gas = self._toxic[p], self._gas[p]
+            members = ()
         level = t.level if t.shown is None else t.shown
         if atype == PROCESS:
             name = PROCESS_LEVELS[level]
@@ -274,7 +296,24 @@ class Engine:
             priority=_priority(atype, max(abs(level), abs(t.prev_level)), gas),
             value=_f(t.value), limit=_f(t.limit),
             forecast_s=_f(t.info) if atype == PREDICTIVE else None, user=t.user,
-            reason=t.reason, annunciated=t.annunciated, toxic=toxic, current_level=t.level)
+            reason=t.reason, annunciated=t.annunciated, toxic=toxic, current_level=t.level,
+            members=members)
+
+    def _device_event(self, t: Transition) -> AlarmEvent:
+        """A device off line: one alarm for all the points it delivers (listed)."""
+        tb = self.table
+        dev = tb.devices[t.slot - tb.first_device_slot]
+        first = int(dev.members[0])
+        level = t.level if t.shown is None else t.shown
+        return AlarmEvent(
+            alarm_id=self.alarm_id(t.slot), alarm_type=DEVICE, point=None,
+            source=tb.sources[first], equipment=tb.equipments[first], console=tb.consoles[first],
+            kind=DEVICE, ts=t.ts, event=t.event, state=STATE_NAMES[t.to_state],
+            prev_state=STATE_NAMES[t.from_state], level=level,
+            level_name="off_line" if level else "normal", prev_level=t.prev_level,
+            gb50493_level=None, priority=2, value=None, limit=None, forecast_s=None,
+            user=t.user, reason=t.reason, annunciated=t.annunciated, toxic=False,
+            current_level=t.level, members=tuple(self._ids[m] for m in dev.members.tolist()))
 
     def _flood_event(self, f: FloodChange) -> AlarmEvent:
         return AlarmEvent(

@@ -22,12 +22,17 @@ NORMAL          becomes active               activate → UNACK
 UNACK           above the peak               raise → UNACK
 UNACK           not above, still active      change → UNACK (recorded, not annunciated)
 UNACK           clears                       clear → RTN_UNACK if latched, else NORMAL
-ACK             above the acknowledged level raise → UNACK
+ACK             above the acknowledged one   raise → UNACK
 ACK             not above, still active      change → ACK (recorded, not annunciated)
 ACK             clears (latched or not)      clear → NORMAL (already acknowledged)
 RTN_UNACK       becomes active, above peak   raise → UNACK
 RTN_UNACK       becomes active, not above    activate → UNACK (not annunciated: the
                                              latched alarm is already standing)
+any             fault/stale of a point       condition → unchanged (recorded, not
+                whose device did not answer  annunciated: the device's off line alarm
+                                             tells it once for all its points)
+NORMAL          back to normal after a       condition → NORMAL (nothing to tell)
+                change never told
 SHELVED         above the peak               raise → UNACK (shelving ends: it worsened
                                              beyond what the person shelved)
 SHELVED,        any other change             condition → unchanged (recorded, not
@@ -80,7 +85,7 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
-from alerting.conditions import Changes
+from alerting.conditions import MASKED, Changes
 
 CHATTER_COUNT = 3
 CHATTER_WINDOW_MS = 60_000
@@ -147,10 +152,13 @@ class Kept:
 class Lifecycle:
     """States of all alarm slots; condition changes and operator actions in, transitions out."""
 
-    def __init__(self, latched: npt.NDArray[np.bool_], re_alarm_ms: npt.NDArray[np.int64]):
+    def __init__(self, latched: npt.NDArray[np.bool_], re_alarm_ms: npt.NDArray[np.int64],
+                 maskable: npt.NDArray[np.bool_] | None = None):
         n = len(latched)
         self.latched = latched
         self.re_alarm_ms = re_alarm_ms
+        # slots whose changes a device off line alarm may cover (its points' fault, stale)
+        self.maskable = np.zeros(n, bool) if maskable is None else maskable
         self.state = np.zeros(n, np.int8)
         self.condition = np.zeros(n, np.int8)
         self.since = np.full(n, -1, np.int64)     # when the current state was entered
@@ -227,6 +235,11 @@ class Lifecycle:
         self.condition[slot] = lvl
         self.value[slot] = val
         state = STATES[self.state[slot]]
+        if (info == MASKED and self.maskable[slot]) or (lvl == 0 and state == S.NORMAL):
+            # its device's off line alarm tells it (ISA-18.2 flood prevention: recorded, not
+            # annunciated); or back to normal with nothing standing: nothing to tell
+            return Transition(slot, ts, "condition", state, state, lvl, prev, val, lim, info,
+                              annunciated=False, shown=self.shown(slot))
         if state == S.SHELVED and lvl != 0 and self._beyond_peak(slot, lvl):
             # worse than when it was shelved: shelving ends, the operator hears it
             self.shelved_until.pop(slot, None)

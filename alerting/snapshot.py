@@ -23,11 +23,14 @@ from alerting.engine import Engine
 from alerting.state import RuleState
 from alerting.table import POINT_TYPES
 
-VERSION = 2
-READS = (1, 2)     # version 1 had no peak / acknowledged levels: derived on restore
+VERSION = 3
+# version 1 had no peak / acknowledged levels (derived on restore); 1 and 2 had no devices
+# (their off line alarms start fresh)
+READS = (1, 2, 3)
 Snapshot = dict[str, Any]
 
 _VOTE_FIELDS = ("vote_count", "vote_level")
+_DEVICE_FIELDS = ("dev_count", "dev_level")
 _SLOT_FIELDS = ("state", "condition", "since", "value", "peak", "acked")
 
 
@@ -40,7 +43,7 @@ def _rule_fields() -> list[str]:
     return [k for k in RuleState.__dataclass_fields__ if k not in ("origin_ts", "tr_epoch")]
 
 
-_NAMES: weakref.WeakKeyDictionary[Engine, tuple[npt.NDArray[Any], npt.NDArray[Any]]] = \
+_NAMES: weakref.WeakKeyDictionary[Engine, tuple[npt.NDArray[Any], ...]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -62,10 +65,11 @@ def capture(engine: Engine, into: Snapshot | None = None) -> Snapshot:
     if names is None:       # an engine's names never change: shared by its snapshots
         names = _NAMES[engine] = (
             np.asarray(engine.table.names, dtype=object),
-            np.asarray([v.name for v in engine.table.votes], dtype=object))
+            np.asarray([v.name for v in engine.table.votes], dtype=object),
+            np.asarray([d.name for d in engine.table.devices], dtype=object))
     snap: Snapshot = {
         "version": VERSION,
-        "points": names[0], "votes": names[1],
+        "points": names[0], "votes": names[1], "devices": names[2],
         "origin_ts": st.origin_ts, "tr_epoch": st.tr_epoch,
         "suppressed": _copy(engine._suppressed, into, "suppressed"),
         "shelved_until": dict(lc.shelved_until), "chattering": dict(lc.chattering),
@@ -146,6 +150,12 @@ def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
     if snap.get("version") not in READS:
         raise SnapshotError(f"snapshot version {snap.get('version')!r}, this engine reads "
                             f"{', '.join(map(str, READS))}")
+    if snap["version"] < 3:
+        # no devices then: each point had not heard of its device not answering
+        snap = dict(snap, **{"devices": np.zeros(0, dtype=object),
+                             "rule.comm": np.zeros(len(snap["points"]), np.int8),
+                             "rule.dev_count": np.zeros(0, np.int32),
+                             "rule.dev_level": np.zeros(0, np.int8)})
     if snap["version"] == 1:
         # an alarm standing at its condition's level; acknowledged at it when ACK
         snap = dict(snap, **{"life.peak": snap["life.condition"].copy(),
@@ -156,6 +166,7 @@ def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
     n_new = len(tb)
     old_p, new_p = _positions(snap["points"], list(tb.names))
     old_v, new_v = _positions(snap["votes"], [v.name for v in tb.votes])
+    old_d, new_d = _positions(snap["devices"], [d.name for d in tb.devices])
     n_old = len(snap["points"])
     try:
         for k in _rule_fields():
@@ -164,15 +175,20 @@ def restore(engine: Engine, snap: Snapshot, now_ms: int | None = None) -> int:
                 continue                   # below: the ring may have another size now
             if k in _VOTE_FIELDS:
                 dst[new_v] = src[old_v]
+            elif k in _DEVICE_FIELDS:
+                dst[new_d] = src[old_d]
             elif k == "proc_since":
                 dst[:, new_p] = src[:, old_p]
             else:
                 dst[new_p] = src[old_p]
         # slots: POINT_TYPES blocks of one per point, then one per vote
+        nv_old = len(snap["votes"])
         old_slots = np.concatenate([t * n_old + old_p for t in range(POINT_TYPES)]
-                                   + [POINT_TYPES * n_old + old_v])
+                                   + [POINT_TYPES * n_old + old_v,
+                                      POINT_TYPES * n_old + nv_old + old_d])
         new_slots = np.concatenate([t * n_new + new_p for t in range(POINT_TYPES)]
-                                   + [POINT_TYPES * n_new + new_v])
+                                   + [POINT_TYPES * n_new + new_v,
+                                      tb.first_device_slot + new_d])
         for k in _SLOT_FIELDS:
             getattr(lc, k)[new_slots] = snap[f"life.{k}"][old_slots]
         slot_map = dict(zip(old_slots.tolist(), new_slots.tolist(), strict=True))

@@ -41,13 +41,16 @@ class RuleState:
     tr: npt.NDArray[np.float64]   # (points, 6): one row each, so a reading costs one look-up
     vote_count: npt.NDArray[np.int32]
     vote_level: I8
+    comm: I8              # 1: the point's last reading said its device did not answer
+    dev_count: npt.NDArray[np.int32]   # per device: points whose device did not answer
+    dev_level: I8         # per device: 1 off line
     origin_ts: int = -1   # first time seen: points that never report go stale from here
     tr_epoch: int = -1
 
     @staticmethod
     def fresh(table: RuleTable) -> RuleState:
         """Every point normal and without history."""
-        n, nv = len(table), len(table.votes)
+        n, nv, nd = len(table), len(table.votes), len(table.devices)
 
         def i8() -> I8:
             return np.zeros(n, np.int8)
@@ -63,7 +66,8 @@ class RuleState:
             ring=np.zeros((n, table.k_max, 2)),
             ring_n=np.zeros(n, np.int64), tr=np.zeros((n, 6)),
             vote_count=np.zeros(nv, np.int32),
-            vote_level=np.zeros(nv, np.int8))
+            vote_level=np.zeros(nv, np.int8), comm=i8(),
+            dev_count=np.zeros(nd, np.int32), dev_level=np.zeros(nd, np.int8))
 
     def nbytes(self) -> int:
         """Memory held by the arrays."""

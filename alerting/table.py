@@ -66,6 +66,14 @@ def _ms(values: Sequence[float | None]) -> I64:
     return np.array([0 if v is None else round(v * 1000) for v in values], dtype=np.int64)
 
 
+@dataclass(frozen=True)
+class DeviceGroup:
+    """The points one device (or connection) delivers: off line is one alarm for them all."""
+
+    name: str                                  # "<edge>/<device>"
+    members: npt.NDArray[np.int32]
+
+
 @dataclass
 class RuleTable:
     """Compiled rules of every point (index = position in config order)."""
@@ -113,6 +121,7 @@ class RuleTable:
     supp_above: F64 = field(default_factory=lambda: np.zeros(0))
     votes: list[VoteGroup] = field(default_factory=list)
     k_max: int = K_MAX            # ring slots per point (``ring_capacity``)
+    devices: list[DeviceGroup] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # point id → position; the engine names alarms with it too
@@ -134,13 +143,23 @@ class RuleTable:
         for vi, vg in enumerate(self.votes):
             for m in vg.members.tolist():
                 self.vote_members.setdefault(m, []).append(vi)
+        # point → its device's index, -1 for points no device delivers (MQTT sensors)
+        self.device_of = np.full(len(self.ids), -1, np.int32)
+        for di, dg in enumerate(self.devices):
+            self.device_of[dg.members] = di
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def n_alarms(self) -> int:
-        """Alarm slots: every point type for every point, then one per vote."""
+        """Alarm slots: every point type for every point, then one per vote, then one per
+        device."""
+        return POINT_TYPES * len(self) + len(self.votes) + len(self.devices)
+
+    @property
+    def first_device_slot(self) -> int:
+        """The slot of device 0."""
         return POINT_TYPES * len(self) + len(self.votes)
 
     def index(self, ids: Sequence[str] | npt.NDArray[np.str_]) -> npt.NDArray[np.int32]:
@@ -189,9 +208,11 @@ def window_notes(p: Point, interval_s: float, k_max: int) -> list[tuple[str, str
 
 
 def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = None,
-                  default_interval_s: float = 1.0) -> RuleTable:
+                  default_interval_s: float = 1.0,
+                  device_of: dict[str, str] | None = None) -> RuleTable:
     """Compile an enterprise's points. ``poll_interval_s`` (point → seconds) sizes the windows
-    of rate-of-change and trend rules and the default stale time."""
+    of rate-of-change and trend rules and the default stale time; ``device_of`` (point →
+    device name) groups the points one device delivers (its off line is one alarm)."""
     intervals = poll_interval_s or {}
     pts = ent.points()
     ids = list(pts)
@@ -275,5 +296,13 @@ def compile_rules(ent: Enterprise, poll_interval_s: dict[str, float] | None = No
                             for p in pts_cfg], np.int32),
         supp_below=_arr([p.suppress_when.below if p.suppress_when else None for p in pts_cfg]),
         supp_above=_arr([p.suppress_when.above if p.suppress_when else None for p in pts_cfg]),
-        votes=votes, k_max=k_max,
+        votes=votes, k_max=k_max, devices=_devices(device_of or {}, pos),
     )
+
+
+def _devices(device_of: dict[str, str], pos: dict[str, int]) -> list[DeviceGroup]:
+    by: dict[str, list[int]] = {}
+    for pid, name in device_of.items():
+        if pid in pos:
+            by.setdefault(name, []).append(pos[pid])
+    return [DeviceGroup(name, np.array(sorted(m), np.int32)) for name, m in by.items()]

@@ -297,7 +297,10 @@ class DevicePoller:
 
     def _emit(self, ts: int, vals: list[npt.NDArray[np.float64]],
               quals: list[npt.NDArray[np.uint8]]) -> None:
-        """Samples of every point: what was read, then bad quality for the blocks not read."""
+        """Samples of every point: what was read, then, for the blocks not read because the
+        device or its line did not answer, Quality.STALE (the core raises one "device off
+        line" alarm for them instead of a fault alarm per point). A block the device refused
+        with an exception is in ``quals`` as BAD: the device answered."""
         ids = self._ids
         n = len(ids)
         if len(vals) == len(self.blocks) == 1:          # the common case: one read, all of it
@@ -305,7 +308,7 @@ class DevicePoller:
         else:
             rest = n - sum(len(v) for v in vals)
             values = np.concatenate([*vals, np.full(rest, np.nan)])
-            quality = np.concatenate([*quals, np.full(rest, Quality.BAD, np.uint8)])
+            quality = np.concatenate([*quals, np.full(rest, Quality.STALE, np.uint8)])
         self._sink((ids, np.full(n, ts, np.int64), values, quality))
 
     def _set_online(self, online: bool, reason: str | None) -> None:

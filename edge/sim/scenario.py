@@ -267,8 +267,10 @@ class SimPlant:
             if e.device is not None and e.device not in devices:
                 problems.append(f"events[{i}].device: no such Modbus device {e.device!r}")
         for i, x in enumerate(scenario.expect):
-            if x.point not in points:
-                problems.append(f"expect[{i}].point: no such point {x.point!r}")
+            # a point, or a device's off line alarm by its "<edge>/<device>" name
+            if x.point not in points and x.point.rpartition("/")[2] not in devices:
+                problems.append(f"expect[{i}].point: no such point {x.point!r} (nor "
+                                "<edge>/<device>)")
         if problems:
             raise ScenarioError(f"scenario does not fit the site: {len(problems)} error(s)\n"
                                 + "\n".join(f"  {p}" for p in problems))

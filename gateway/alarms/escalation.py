@@ -55,7 +55,7 @@ def record_events(s: Session, events: list[AlarmEvent]) -> None:
     record in one transaction: ``gateway.api.alarms``). An event recorded before (the same
     alarm, time and event) is skipped whole."""
     for e in events:
-        if e.point is None and e.alarm_type != "vote":
+        if e.point is None and e.alarm_type not in ("vote", "device"):
             continue                  # flood events are about the system, not a point
         if s.execute(select(AlarmHistory.id).where(
                 AlarmHistory.alarm_id == e.alarm_id, AlarmHistory.ts_ms == e.ts,

@@ -25,7 +25,7 @@ class AlarmMessage(BaseModel):
     enterprise: str
     alarm_id: str = Field(description="<point>:<alarm type>, or <vote>:vote, or <console>:flood")
     alarm_type: str = Field(description="process, roc, predictive, fault, stale, flatline, "
-                                        "tamper, vote, flood")
+                                        "tamper, vote, device, flood")
     point: str | None
     source: str
     equipment: str
@@ -53,6 +53,8 @@ class AlarmMessage(BaseModel):
                                          "alarm")
     user: str | None
     reason: str | None
+    points: list[str] = Field(default_factory=list,
+                              description="the points of a device (off line) or vote alarm")
     annunciated: bool = Field(description="false: recorded, not annunciated: shelved, "
                                           "suppressed, out of service, chattering, or not "
                                           "above the level already annunciated or "
@@ -75,4 +77,4 @@ class AlarmMessage(BaseModel):
             priority_name=PRIORITY_NAMES[e.priority], value=e.value,
             limit=e.limit if e.limit is not None else limit, forecast_s=e.forecast_s,
             predictive=e.alarm_type == "predictive", user=e.user, reason=e.reason,
-            annunciated=e.annunciated, toxic=e.toxic)
+            points=list(e.members), annunciated=e.annunciated, toxic=e.toxic)

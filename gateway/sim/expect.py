@@ -23,7 +23,7 @@ from edge.sim.scenario import Expectation
 from gateway.sim.kit import RunResult, TimelineRow
 
 _NUM = r"(\d+(?:\.\d+)?)"
-_HEAD = r"^(?P<level>[\w-]+)(?:(?: (?P<type>[a-z]+))? alarm)? on (?P<point>[\w.\-]+)"
+_HEAD = r"^(?P<level>[\w-]+)(?:(?: (?P<type>[a-z]+))? alarm)? on (?P<point>[\w.\-/]+)"
 _FORMS = [
     ("at", re.compile(_HEAD + rf" at {_NUM}s(?: (?:±|\+-|\+/-) ?{_NUM}s)?$")),
     ("between", re.compile(_HEAD + rf" between {_NUM}s and {_NUM}s$")),

@@ -75,9 +75,15 @@ class RunResult:
 
     def timeline(self) -> list[TimelineRow]:
         """Annunciated events (what an operator sees) in time order."""
-        rows = [TimelineRow((e.ts - self.start_ms) / 1000, e.point or e.alarm_id, e.level_name,
+        rows = [TimelineRow((e.ts - self.start_ms) / 1000, e.point or _name(e), e.level_name,
                             e.event, e.alarm_type) for e in self.events if e.annunciated]
         return sorted(rows, key=lambda r: (r.t_s, r.point, r.level))
+
+
+def _name(e: AlarmEvent) -> str:
+    """A timeline's name for an alarm without a point: a device by its ``<edge>/<device>``
+    name, a vote or flood by its alarm id."""
+    return e.alarm_id.rsplit(":", 1)[0] if e.alarm_type == "device" else e.alarm_id
 
 
 STATUS_EVERY_MS = 10_000     # self-metrics and dashboard status, as the services write them

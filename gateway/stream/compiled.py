@@ -42,9 +42,15 @@ def poll_intervals(site: SiteConfig) -> dict[str, float]:
             for dev in agent.modbus.values() for pid in dev.registers}
 
 
+def devices_of(site: SiteConfig) -> dict[str, str]:
+    """Point id → ``<edge>/<device>`` of the Modbus device that delivers it."""
+    return {pid: f"{eid}/{did}" for eid, agent in site.edges.items()
+            for did, dev in agent.modbus.items() for pid in dev.registers}
+
+
 def compile_site(site: SiteConfig) -> CompiledSite:
     """Compile a validated site in this process."""
-    table = compile_rules(site.enterprise, poll_intervals(site))
+    table = compile_rules(site.enterprise, poll_intervals(site), device_of=devices_of(site))
     return CompiledSite(site.enterprise.code, site.enterprise.name, table,
                         site.escalation, site.contacts, site.source_levels(),
                         site.register_rules, edge_points(site, [str(x) for x in table.ids]),

@@ -47,6 +47,9 @@ class DashboardStatus:
         # a voting alarm counts for the source of its first member point
         self.vote_codes = np.array([code_of[tb.sources[int(v.members[0])]] for v in tb.votes
                                     if len(v.members)], np.intp)
+        # and a device off line for the source of its first point
+        self.device_codes = np.array([code_of[tb.sources[int(d.members[0])]]
+                                      for d in tb.devices], np.intp)
         self.levels = [LEVEL_CODE.get(core.source_levels.get(sid, ""), 0)
                        for sid in self.sources]
         self._limits, self._ends = _limits_template(core)
@@ -65,8 +68,11 @@ class DashboardStatus:
         vote_on = state[POINT_TYPES * n:POINT_TYPES * n + len(self.vote_codes)] \
             != AlarmState.NORMAL
         votes = np.bincount(self.vote_codes, vote_on, k)
-        other = np.bincount(self.codes, standing.sum(axis=0), k) - process
-        unacked = np.bincount(self.codes, np.isin(per_type, _UNACKED).sum(axis=0), k)
+        devices = state[tb.first_device_slot:]
+        other = np.bincount(self.codes, standing.sum(axis=0), k) - process \
+            + np.bincount(self.device_codes, devices != AlarmState.NORMAL, k)
+        unacked = np.bincount(self.codes, np.isin(per_type, _UNACKED).sum(axis=0), k) \
+            + np.bincount(self.device_codes, np.isin(devices, _UNACKED), k)
         offline = np.bincount(self.codes, (np.asarray(st.stale) > 0)
                               | (np.asarray(st.fault) > 0), k)
         points = np.bincount(self.codes, minlength=k)

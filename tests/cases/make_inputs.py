@@ -8,18 +8,23 @@ from __future__ import annotations
 import csv
 import math
 import random
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 
 
-def write(case: str, rows: list[tuple[int, str, float]]) -> None:
-    """input.csv: ts_ms, point, value (quality good)."""
+def write(case: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """input.csv: ts_ms, point, value, and quality when a row gives one (else good)."""
+    with_q = any(len(r) > 3 for r in rows)
     with (HERE / case / "input.csv").open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["ts_ms", "point", "value"])
-        for ts, p, v in sorted(rows):
-            w.writerow([ts, p, f"{v:.4f}"])
+        w.writerow(["ts_ms", "point", "value"] + (["quality"] if with_q else []))
+        for r in sorted(rows):
+            ts, p, v = r[:3]
+            q = [r[3] if len(r) > 3 else 0] if with_q else []
+            w.writerow([ts, p, "nan" if v != v else f"{v:.4f}", *q])
 
 
 def lpg_tank_overfill() -> list[tuple[int, str, float]]:
@@ -85,13 +90,50 @@ def gas_flapping_l2() -> list[tuple[int, str, float]]:
     return [(t * 1000, "GT101", v(t)) for t in range(0, 86)]
 
 
+def device_offline() -> list[tuple[int, str, float, int]]:
+    """plc-1 (GT1, GT2, LT1) stops answering at 60 s: the edge sends its points as
+    "no answer" (quality 3, no value) at 60 s and, after its backoff, at 100 s; it answers
+    again at 120 s. LT1 already had a sensor fault (bad quality) from 30 s. GT3 on plc-2
+    reads on. Samples every 10 s otherwise."""
+    out: list[tuple[int, str, float, int]] = []
+    for t in range(0, 181, 10):
+        down = t in (60, 100)
+        if 60 < t < 120 and not down:
+            pass                            # backoff: plc-1 not asked
+        else:
+            for p in ("GT1", "GT2"):
+                out.append((t * 1000, p, math.nan if down else 2.0, 3 if down else 0))
+            lt_bad = 30 <= t < 60
+            out.append((t * 1000, "LT1", math.nan if down else 5.0,
+                        3 if down else 2 if lt_bad else 0))
+        out.append((t * 1000, "GT3", 2.0, 0))
+    return out
+
+
+def shelve_expiry() -> list[tuple[int, str, float]]:
+    """LT2 above H from 10 s (shelved at 20 s for a minute, still high when it expires);
+    LT3 above H from 10 s, shelved at 20 s, worse (HH) at 40 s: annunciated again."""
+    out = []
+    for t in range(0, 121, 5):
+        out.append((t * 1000, "LT2", 8.5 if t >= 10 else 5.0))
+        out.append((t * 1000, "LT3", 9.5 if t >= 40 else 8.5 if t >= 10 else 5.0))
+    return out
+
+
+def shelve_refused() -> list[tuple[int, str, float]]:
+    """LT4 normal until 40 s, then above H: shelving it in advance (at 10 s) was refused, so
+    the rise is annunciated."""
+    return [(t * 1000, "LT4", 8.5 if t >= 40 else 5.0) for t in range(0, 61, 5)]
+
+
 if __name__ == "__main__":
-    for name, make in [("lpg_tank_overfill", lpg_tank_overfill),
-                       ("chlorine_leak", chlorine_leak),
-                       ("dust_collector_clog", dust_collector_clog),
-                       ("stuck_gas_detector", stuck_gas_detector),
-                       ("detector_unplugged", detector_unplugged),
-                       ("chattering_level_switch", chattering_level_switch),
-                       ("gas_flapping_l2", gas_flapping_l2)]:
+    cases: list[tuple[str, Callable[[], Sequence[tuple[Any, ...]]]]] = [
+        ("lpg_tank_overfill", lpg_tank_overfill), ("chlorine_leak", chlorine_leak),
+        ("dust_collector_clog", dust_collector_clog), ("stuck_gas_detector", stuck_gas_detector),
+        ("detector_unplugged", detector_unplugged),
+        ("chattering_level_switch", chattering_level_switch),
+        ("gas_flapping_l2", gas_flapping_l2), ("device_offline", device_offline),
+        ("shelve_expiry", shelve_expiry), ("shelve_refused", shelve_refused)]
+    for name, make in cases:
         (HERE / name).mkdir(exist_ok=True)
         write(name, make())

@@ -68,7 +68,7 @@ async def test_dead_device_gives_bad_quality_and_one_offline_event(
             if i < 2:
                 assert poller.online is None        # not said offline before the third
     poller.line.close()
-    assert all(np.isnan(s[2]).all() and (s[3] == Quality.BAD).all() for s in got)
+    assert all(np.isnan(s[2]).all() and (s[3] == Quality.STALE).all() for s in got)
     offline = [r.message for r in caplog.records if "offline" in r.message]
     assert len(offline) == 1 and "cannot connect to tcp:127.0.0.1" in offline[0]
     # hysteresis and backoff: a failed poll is retried at the next one; after the third

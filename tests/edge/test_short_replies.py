@@ -84,11 +84,12 @@ async def test_a_reply_of_the_wrong_size_is_a_bad_poll_and_polling_goes_on(
         await asyncio.gather(task, return_exceptions=True)
         await device.stop()
     qualities = [q for _, _, q in got]
-    bad = [i for i, q in enumerate(qualities) if set(q) == {Quality.BAD}]
+    # a reply that cannot be trusted is no answer: stale, not a value
+    bad = [i for i, q in enumerate(qualities) if set(q) == {Quality.STALE}]
     good = [i for i, q in enumerate(qualities) if set(q) == {Quality.GOOD}]
     assert bad and good and max(good) > max(bad)         # it recovered after the bad ones
     assert all(v == [100.0, 101.0] for _, v, q in got if set(q) == {Quality.GOOD})
-    assert all(np.isnan(v).all() for _, v, q in got if set(q) == {Quality.BAD})
+    assert all(np.isnan(v).all() for _, v, q in got if set(q) == {Quality.STALE})
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("device short")]
     assert sum("offline" in m for m in said) == 1
     assert reason in said[-2]

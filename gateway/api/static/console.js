@@ -28,7 +28,7 @@ const I18N = {
     pending_verification: "pending verification", closed: "closed",
     process: "process", roc: "rate of change", predictive: "predictive (not GB/T 50493)",
     fault: "sensor fault", stale: "no data", flatline: "stuck sensor", tamper: "tamper",
-    vote: "voting",
+    vote: "voting", device: "device off line", off_line: "off line", points_of: "points",
   },
   zh: {
     title: "操作员控制台", offline: "离线", live: "实时", reconnecting: "重连中",
@@ -52,7 +52,7 @@ const I18N = {
     registered: "已登记", rectifying: "整改中", pending_verification: "待验收", closed: "已销号",
     process: "工艺", roc: "变化率", predictive: "预测预警（非 GB/T 50493 报警）",
     fault: "传感器故障", stale: "无数据", flatline: "传感器卡滞", tamper: "疑似篡改",
-    vote: "表决",
+    vote: "表决", device: "设备离线", off_line: "离线", points_of: "测点",
   },
 };
 
@@ -94,7 +94,18 @@ function oneLevel(a, level, name) {
   return name === "normal" ? t("normal") : name;
 }
 
+function pointCell(a) {
+  // a device off line is one row for all its points, listed under its name
+  if (a.alarm_type === "device") {
+    const name = a.alarm_id.slice(0, a.alarm_id.lastIndexOf(":"));
+    return `${esc(name)}<div class="members">${esc(t("points_of"))}: ${
+      esc((a.points || []).join(", "))}</div>`;
+  }
+  return esc(a.point ?? a.alarm_id);
+}
+
 function levelLabel(a) {
+  if (a.alarm_type === "device") return a.level ? t("off_line") : t("normal");
   // a latching alarm shows the highest level reached; the level it is at now beside it
   const shown = oneLevel(a, a.level, a.level_name);
   if (a.alarm_type !== "process" || a.current_level === undefined
@@ -157,7 +168,7 @@ function renderAlarms() {
     const gas = a.gb50493_level ? " level-gas" : "";
     tr.innerHTML = `
       <td><span class="prio prio-${a.priority}">${esc(t(`p${a.priority}`))}</span></td>
-      <td>${esc(fmtTime(a.ts))}</td><td class="point">${esc(a.point ?? a.alarm_id)}</td>
+      <td>${esc(fmtTime(a.ts))}</td><td class="point">${pointCell(a)}</td>
       <td>${esc(a.source)}</td><td>${esc(t(a.alarm_type))}</td>
       <td class="level${gas}">${esc(levelLabel(a))}</td>
       <td>${esc(fmtNum(a.value))} / ${esc(fmtNum(a.limit))}</td>

@@ -73,11 +73,12 @@ async def console(demo_config_path: Path, tmp_path: Path,
     db.close()
 
 
-async def readings(core: Core, values: dict[str, float]) -> None:
+async def readings(core: Core, values: dict[str, float], quality: int = 0) -> None:
     ids = np.array(list(values))
     n = len(ids)
     await core.process(ReadingBatch(core.table.index(ids), np.full(n, int(time.time() * 1000)),
-                                    np.array(list(values.values())), np.zeros(n, np.uint8)))
+                                    np.array(list(values.values())),
+                                    np.full(n, quality, np.uint8)))
 
 
 async def alarm_rows(page: Page) -> list[str]:
@@ -163,6 +164,18 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             await page.fill("#dialog textarea[name=text]", "field check sent")
             await page.click("#dialog-ok")
             await expect(page.locator("#toast")).to_have_text("Comment saved")
+
+            # the chlorine PLC stops answering: one row for the device, its points listed,
+            # no fault row per point (ISA-18.2 flood prevention)
+            await readings(core, {"T201_level": np.nan, "T201_press": np.nan,
+                                  "T201_temp": np.nan, "AT202": np.nan}, quality=3)
+            device = 'tr[data-alarm="edge-01/plc-chlorine:device"]'
+            await page.wait_for_selector(device)
+            assert "T201_level, T201_press, T201_temp" in await page.inner_text(
+                f"{device} td.point")
+            assert await page.inner_text(f"{device} td.level") == "off line"
+            rows = await alarm_rows(page)
+            assert not [r for r in rows if r.endswith(":fault") or r.endswith(":stale")], rows
 
             # point detail with its limits and recent values
             await page.click(f"{row} td.point")
