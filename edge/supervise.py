@@ -176,6 +176,23 @@ async def keep_running(loops: Loops, name: str, run: Callable[[], Awaitable[obje
         await asyncio.sleep(wait)
 
 
+async def to_completion(work: Awaitable[None]) -> None:
+    """Await ``work`` to its end even when the caller is cancelled meanwhile (a record being
+    written is not abandoned half-way: whether it landed decides whether the action stands);
+    the cancellation is passed on afterwards."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.done():
+                cancelled = True
+    task.result()
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 def leaves(exc: BaseException) -> list[BaseException]:
     """The exceptions inside (nested) exception groups, or the exception itself."""
     if isinstance(exc, BaseExceptionGroup):

@@ -24,7 +24,7 @@ from alerting.engine import AlarmEvent, Engine
 from alerting.table import RuleTable
 from edge.clock import WALL, Clock
 from edge.stats import decode_stats
-from edge.supervise import Loops
+from edge.supervise import Loops, to_completion
 from edge.wire import WireError, decode
 from gateway.influx.schema import ALARM_HEALTH, LineBuilder, line, lines, stats_lines
 from gateway.influx.writer import BatchingWriter
@@ -98,23 +98,6 @@ class PointIndex:
 
 Check = Callable[[AlarmEvent], None]      # sees the alarm as it stands; raises to refuse
 Record = Callable[[AlarmEvent], None]     # writes an action's records (in a worker thread)
-
-
-async def _to_completion(work: Awaitable[None]) -> None:
-    """Await ``work`` to its end even when the caller is cancelled meanwhile (a record being
-    written is not abandoned half-way: whether it landed decides whether the action stands);
-    the cancellation is passed on afterwards."""
-    task = asyncio.ensure_future(work)
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.done():
-                cancelled = True
-    task.result()
-    if cancelled:
-        raise asyncio.CancelledError
 
 
 class Core:
@@ -359,7 +342,7 @@ class Core:
                 # Under the step lock, so nothing else touches the slot meanwhile and undoing
                 # is exact: ingest waits for one small transaction per operator action.
                 try:
-                    await _to_completion(asyncio.to_thread(record, event))
+                    await to_completion(asyncio.to_thread(record, event))
                 except BaseException:
                     self.engine.lifecycle.put_back(slot, kept)
                     raise

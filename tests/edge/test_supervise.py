@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from edge.supervise import Loops, describe, keep_running, supervised
+from edge.supervise import Loops, describe, keep_running, supervised, to_completion
 
 
 async def test_a_failure_streak_is_one_line_then_counted_and_retried(
@@ -126,3 +126,28 @@ async def test_a_task_that_ran_well_for_a_while_starts_a_new_failure_streak() ->
         await task
     h = loops.by_name["poll-plc"]
     assert (h.failures, h.streak, h.last_error) == (2, 1, "ValueError: much later")
+
+
+async def test_work_awaited_to_completion_outlives_the_callers_cancellation() -> None:
+    """An operator action's record being written when the request is cancelled: the write
+    runs to its end (whether it landed decides whether the action stands), then the caller
+    is told it was cancelled."""
+    landed: list[str] = []
+    started = asyncio.Event()
+
+    async def write() -> None:
+        started.set()
+        await asyncio.sleep(0.05)
+        landed.append("record")
+
+    caller = asyncio.ensure_future(to_completion(write()))
+    await started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert landed == ["record"]
+    # a failing write is the caller's failure, as it was raised
+    async def fail() -> None:
+        raise OSError("disk full")
+    with pytest.raises(OSError, match="disk full"):
+        await to_completion(fail())
