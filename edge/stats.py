@@ -15,6 +15,7 @@ since the previous message. The gateway writes them to InfluxDB as measurements
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,13 @@ import orjson
 from edge.wire import TOPIC_ROOT, VERSION, WireError, load_message
 
 Numbers = dict[str, float]
+# What the gateway accepts (the stats become line-protocol tags and field names): ids by the
+# site's identifier rule, metric names lower-case ASCII words; integers within int64 and
+# times within what InfluxDB can store (ns since 1970 in an int64), in ms.
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+METRIC = re.compile(r"[a-z][a-z0-9_]{0,63}")
+INT64_MAX = 2**63 - 1
+MAX_TS_MS = INT64_MAX // 1_000_000
 
 
 def stats_topic(enterprise: str, edge: str) -> str:
@@ -57,10 +65,13 @@ def _numbers(doc: Any, where: str) -> Numbers:
     if not isinstance(doc, dict):
         raise WireError(f"{where} is not an object")
     for k, v in doc.items():
+        if not METRIC.fullmatch(k):
+            raise WireError(f"{where} has an unusable name {k[:40]!r} (lower-case letters, "
+                            "digits, _)")
         if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
             raise WireError(f"{where}.{k} is not a finite number: {str(v)[:40]!r}")
-        if not k.replace("_", "").isalnum():
-            raise WireError(f"{where} has an unusable name {k[:40]!r}")
+        if isinstance(v, int) and not -INT64_MAX - 1 <= v <= INT64_MAX:
+            raise WireError(f"{where}.{k} is beyond a 64-bit integer")
     return doc
 
 
@@ -73,9 +84,16 @@ def decode_stats(payload: bytes) -> EdgeStats:
     if not isinstance(doc["edge"], str) or not isinstance(doc["boot"], int) \
             or not isinstance(doc["ts"], int):
         raise WireError("edge must be a string, boot and ts integers")
+    if not IDENTIFIER.fullmatch(doc["edge"]):
+        raise WireError(f"edge {doc['edge'][:40]!r} is not an identifier")
+    if not 0 < doc["ts"] <= MAX_TS_MS:
+        raise WireError(f"ts {doc['ts']} is not a time InfluxDB can store")
     devices = doc.get("devices", {})
     if not isinstance(devices, dict):
         raise WireError("devices is not an object")
+    bad = next((d for d in devices if not IDENTIFIER.fullmatch(d)), None)
+    if bad is not None:
+        raise WireError(f"device {bad[:40]!r} is not an identifier")
     return EdgeStats(doc["edge"], doc["boot"], doc["ts"],
                      _numbers(doc.get("edge_stats", {}), "edge_stats"),
                      {str(d): _numbers(v, f"devices.{d}") for d, v in devices.items()})

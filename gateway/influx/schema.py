@@ -24,8 +24,11 @@ query against it).
 ``device_stats``
 
 Integers are clamped to int64 (InfluxDB refuses the whole line otherwise), non-finite floats
-are left out (line protocol has no NaN), and tag values lose their line breaks (line
-protocol cannot escape them).
+are left out (line protocol has no NaN). One escaping function (``escape_tag``) writes every
+name: control characters become spaces (line protocol cannot escape a line break: a device
+name with one wrote a measurement of its own) and backslashes slashes (InfluxDB 1.x cannot
+parse one at the end of a name); string fields lose their control characters too. Edge stats
+are checked before they get here (``edge.stats``: ids, metric names, int64, times).
 
 ``quality`` is a state, written as one: on a reading whose quality differs from its point's
 previous reading, on a point's first reading after start and in each ``QUALITY_PERIOD_MS``
@@ -94,11 +97,22 @@ MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
 Field = int | float | bool | str | None
 
 
+# Control characters (C0, DEL, C1) cannot be escaped in line protocol: a line break ends the
+# line (a device name with "\n" wrote a measurement of its own), the others are refused or
+# stored as garbage. Each becomes a space (then escaped).
+_CONTROL = {c: " " for c in [*range(0x20), *range(0x7F, 0xA0)]}
+# InfluxDB 1.x does not unescape a backslash in a key or tag value (it stores "\\" as two)
+# and cannot parse one at the end of it in any form: a name's backslash becomes "/".
+_NAME = {**_CONTROL, ord("\\"): "/"}
+
+
 def escape_tag(value: str) -> str:
-    """Escape a tag key or value (also a measurement's): commas, equals signs and spaces are
-    significant; a line break cannot be escaped, so it becomes a space (escaped)."""
-    return (value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=")
-            .replace("\n", " ").replace("\r", " ").replace(" ", "\\ "))
+    """Escape a tag key or value (also a measurement's or a field's name): commas, equals
+    signs and spaces are significant; control characters become spaces and backslashes
+    slashes. The one escaping function of every name written (``line``, ``tag_set``,
+    ``LineBuilder``); ids checked at decode never need more than the escapes."""
+    return (value.translate(_NAME).replace(",", "\\,").replace("=", "\\=")
+            .replace(" ", "\\ "))
 
 
 def _field(value: Field) -> str | None:
@@ -110,7 +124,9 @@ def _field(value: Field) -> str | None:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else None
     if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        # control characters (a line break in an operator's reason) become spaces: the
+        # database's alarm history keeps the text as typed
+        return '"' + value.translate(_CONTROL).replace("\\", "\\\\").replace('"', '\\"') + '"'
     return None
 
 

@@ -52,6 +52,7 @@ class WriterStats:
     throttled: int = 0
     rejected_points: int = 0
     rejected_batches: int = 0
+    split_batches: int = 0        # refused whole and written again as halves
     spooled_points: int = 0
     replayed_points: int = 0
     unwritten_points_at_close: int = 0
@@ -309,6 +310,13 @@ class BatchingWriter:
             try:
                 await self._sink.write(body)
             except PermanentError as exc:
+                lines = body.count(b"\n")
+                if exc.rejected is None and lines > 1:
+                    # Refused whole (InfluxDB 2.x refuses a request for one bad line): the
+                    # halves are written apart until the bad lines stand alone, so one
+                    # hostile line costs log2(n) requests, not a batch of good readings.
+                    await self._write_halves(body, n, lines, give_up_after_s)
+                    return
                 # a partial write stored the rest: only the refused lines count as rejected
                 rejected = n if exc.rejected is None else min(exc.rejected, n)
                 self.stats.rejected_points += rejected
@@ -343,6 +351,16 @@ class BatchingWriter:
             self.stats.points_written += n
             self.stats.batches_written += 1
             return
+
+    async def _write_halves(self, body: bytes, n: int, lines: int,
+                            give_up_after_s: float | None) -> None:
+        """``body`` written as two halves (points shared out by lines, one point a line)."""
+        self.stats.split_batches += 1
+        parts = body.splitlines(keepends=True)
+        half = len(parts) // 2
+        n_first = round(n * half / lines)
+        await self._write_with_retry(b"".join(parts[:half]), n_first, give_up_after_s)
+        await self._write_with_retry(b"".join(parts[half:]), n - n_first, give_up_after_s)
 
     async def _replay_one(self) -> None:
         """Write the oldest spooled batch back if the target answers (else back off), or

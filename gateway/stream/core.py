@@ -235,6 +235,16 @@ class Core:
             self.dead_letter(topic, payload, f"edge {st.edge!r} does not match the topic",
                              "edge_mismatch")
             return
+        if not self.boundary.edge_known(st.edge):
+            self.dead_letter(topic, payload, f"edge {st.edge!r} is not in the site",
+                             "unknown_edge")
+            return
+        now, lim = self.clock.now_ms(), self.boundary.limits
+        if not now - lim.ts_past_s * 1000 <= st.ts_ms <= now + lim.ts_future_s * 1000:
+            self.dead_letter(topic, payload, f"ts {st.ts_ms} is outside the accepted window "
+                             f"({lim.ts_past_s:g} s back, {lim.ts_future_s:g} s ahead)",
+                             "time_out_of_window")
+            return
         self.stats.edge_stats_messages += 1
         self._edge_stats.append(stats_lines(self.enterprise, st))
 

@@ -27,6 +27,7 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         "points_written": w.points_written, "batches_written": w.batches_written,
         "write_retries": w.retries, "write_throttled": w.throttled,
         "rejected_points": w.rejected_points, "pending_points": core.writer.pending_points,
+        "write_split_batches": w.split_batches,
         "spooled_points": w.spooled_points, "replayed_points": w.replayed_points,
         "write_latency_ms": round(w.write_latency_ms),
     }

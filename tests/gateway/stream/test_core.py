@@ -115,3 +115,26 @@ def test_point_index_remembers_id_lists_and_forgets_the_oldest(demo_config_path:
     assert index(ids) is not first and index(ids).tolist() == first.tolist()
     assert index(["AT201"]).tolist() == [table.position["AT201"]]   # short: looked up
     assert len(index) == 2
+
+
+async def test_edge_stats_only_from_the_sites_edges_and_within_the_time_window(
+        demo_config_path: Path) -> None:
+    """Seen before: any client could write edge_stats of an edge that exists nowhere, at any
+    time; now they are refused as readings are."""
+    from edge.stats import EdgeStats, encode_stats, stats_topic
+    site = load_site(demo_config_path)
+    code = site.enterprise.code
+
+    def stats(edge: str, ts: int) -> tuple[str, bytes]:
+        return stats_topic(code, edge), encode_stats(EdgeStats(edge, 1, ts, {"polls_ok": 1},
+                                                               {}))
+    clock = ScaledClock(1_800_000_000_000)
+    async with BatchingWriter(NullSink()) as writer:
+        core = Core(site, writer, clock=clock)
+        now = clock.now_ms()
+        await core.handle([stats("edge-01", now), stats("intruder", now),
+                           stats("edge-01", now + 3_600_000),
+                           stats("edge-01", now - 8 * 86_400_000)])
+    assert core.stats.edge_stats_messages == 1
+    assert [d["kind"] for d in core.stats.dead_letters] == [
+        "unknown_edge", "time_out_of_window", "time_out_of_window"]
