@@ -28,7 +28,7 @@ from gateway.alarms.publisher import AlarmPublisher
 from gateway.alarms.service import EscalationService
 from gateway.influx.targets import NullSink
 from gateway.influx.writer import BatchingWriter
-from gateway.settings import InfluxSettings, IngestLimits, Settings
+from gateway.settings import TOKEN_DIGEST_PREFIX, InfluxSettings, IngestLimits, Settings
 from gateway.site import SiteConfig
 from gateway.store.models import Database
 from gateway.store.register import Register
@@ -274,6 +274,10 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
 
     if not api.tokens:
         log.warning("api: no tokens configured (HAZGW_API__TOKENS): every request gets 401")
+    plain = sum(not k.startswith(TOKEN_DIGEST_PREFIX) for k in api.tokens)
+    if plain:
+        log.warning("api: %d token(s) configured in plaintext: store their sha256 digests "
+                    "instead (hazgw token new ROLE NAME prints the line)", plain)
     db = await _open_database(settings.database_url, "api")
     clock = core.clock
 
@@ -294,11 +298,13 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
 
     feed = LiveFeed(core.enterprise)
     core.alarm_sinks.append(feed)
-    app = create_app(core, Register(db, clock), api.tokens, online, feed, trend)
+    app = create_app(core, Register(db, clock), api.tokens, online, feed, trend,
+                     docs=api.docs, max_live_streams=api.max_live_streams)
     server = uvicorn.Server(uvicorn.Config(app, host=api.host, port=api.port,
                                            log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve(), name="api")
-    log.info("api: http://%s:%d (console at /console/, OpenAPI at /docs)", api.host, api.port)
+    log.info("api: http://%s:%d (console at /console/, OpenAPI at /openapi.json%s)", api.host,
+             api.port, ", Swagger UI at /docs" if api.docs else "")
     try:
         yield
     finally:

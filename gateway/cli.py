@@ -248,6 +248,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_new(args: argparse.Namespace) -> int:
+    """A fresh API token and the HAZGW_API__TOKENS entry that keeps only its digest."""
+    import json
+
+    from gateway.api.tokens import digest, new_token
+    from gateway.settings import TOKEN_DIGEST_PREFIX, ApiUser
+
+    user = ApiUser(name=args.name, role=args.role)
+    token = new_token()
+    entry = {f"{TOKEN_DIGEST_PREFIX}{digest(token)}": user.model_dump()}
+    print(f"token (give it to {user.name}; it is not stored anywhere): {token}")
+    print("HAZGW_API__TOKENS entry (merge into the JSON object):")
+    print(json.dumps(entry, ensure_ascii=False)[1:-1])
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """The daily regulator report, as JSON or CSV on stdout."""
     import json
@@ -340,6 +356,14 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=None, help="noise seed (default: the scenario's)")
     m.add_argument("--host", default=None, help="bind address (default: each device's host)")
     m.set_defaults(func=cmd_simulate)
+    tk = sub.add_parser("token", help="API tokens")
+    tsub = tk.add_subparsers(dest="token_cmd", required=True)
+    tn = tsub.add_parser("new", help="a fresh token (256 bits) and its digest line for "
+                                     "HAZGW_API__TOKENS")
+    tn.add_argument("role", choices=["operator", "safety_manager", "regulator", "admin"],
+                    help="what the token may do (the role table in the README)")
+    tn.add_argument("name", help="the person, as the audit log will name them")
+    tn.set_defaults(func=cmd_token_new)
     rl = sub.add_parser("replay", help="a recorded CSV through the rule engine: the alarm "
                                        "timeline and warning lead times")
     rl.add_argument("csv", help="the recording: a time column and value columns")

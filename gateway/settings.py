@@ -5,10 +5,11 @@ Secrets (passwords, tokens, the webhook secret) come only from here, never from 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.mqtt import MqttSettings
@@ -69,14 +70,46 @@ class ApiUser(BaseModel):
     role: ApiRole
 
 
+TOKEN_DIGEST_PREFIX = "sha256:"
+MIN_TOKEN_CHARS = 22                  # 22 URL-safe base64 characters are 132 bits
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def token_key_problem(key: str) -> str | None:
+    """Why a configured token key is not accepted, or None (never shows the token)."""
+    if key.startswith(TOKEN_DIGEST_PREFIX):
+        return None if _HEX64.fullmatch(key[len(TOKEN_DIGEST_PREFIX):]) else \
+            "a digest key is sha256: and 64 lower-case hex digits"
+    if len(key) < MIN_TOKEN_CHARS:
+        return (f"a plaintext token needs at least {MIN_TOKEN_CHARS} characters (128 bits); "
+                "`hazgw token new ROLE NAME` makes one and prints its digest line")
+    return None
+
+
 class ApiSettings(BaseModel):
     """The REST API (``gateway.api.app``), served by ``hazgw run`` when a port is set."""
 
     host: str = "127.0.0.1"
     port: int | None = Field(default=None, ge=1, le=65535, description="unset: no API")
     tokens: dict[str, ApiUser] = Field(
-        default_factory=dict, description='bearer token → user, e.g. HAZGW_API__TOKENS='
-                                          '\'{"<token>": {"name": "op.liu", "role": "operator"}}\'')
+        default_factory=dict, description='token → user, e.g. HAZGW_API__TOKENS=\'{"sha256:'
+                                          '<digest>": {"name": "op.liu", "role": "operator"}}\' '
+                                          "(hazgw token new prints the line); a plaintext "
+                                          "token of 22 or more characters is accepted")
+    docs: bool = Field(default=False, description="serve Swagger UI at /docs (it loads its "
+                                                  "scripts from a CDN; /openapi.json is always "
+                                                  "served)")
+    max_live_streams: int = Field(default=20, ge=1, description="open console streams at "
+                                                                "most (more: 503)")
+
+    @field_validator("tokens")
+    @classmethod
+    def _token_keys(cls, v: dict[str, ApiUser]) -> dict[str, ApiUser]:
+        problems = [f"the token of {u.name}: {p}" for k, u in v.items()
+                    if (p := token_key_problem(k)) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
 
 class IngestLimits(BaseModel):

@@ -5,7 +5,7 @@ dependencies."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from gateway.api.live import LiveFeed
+from gateway.api.tokens import FailedAuth, TokenTable
 from gateway.settings import ApiRole, ApiUser
 from gateway.store.register import Register
 from gateway.stream.core import Core
@@ -38,10 +39,12 @@ class ApiContext:
 
     core: Core
     register: Register
-    tokens: dict[str, ApiUser]
+    tokens: TokenTable
     online: Callable[[int, int], int | None] | None = None
     feed: LiveFeed | None = None
     trend: Trend | None = None
+    failed: FailedAuth = field(default_factory=FailedAuth)
+    max_live_streams: int = 20
 
     def now_ms(self) -> int:
         """The gateway's time (simulated under ``HAZGW_CLOCK``)."""
@@ -63,13 +66,28 @@ Ctx = Annotated[ApiContext, Depends(context)]
 _bearer = HTTPBearer(auto_error=False)
 
 
-async def user(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None,
-                                          Depends(_bearer)]) -> ApiUser:
-    """The token's user; 401 without a valid token."""
-    if creds is None or creds.credentials not in ctx.tokens:
+async def user(ctx: Ctx, request: Request,
+               creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+               ) -> ApiUser:
+    """The token's user; 401 without a valid token (a wrong one is said and slowed)."""
+    found = ctx.tokens.user(creds.credentials) if creds is not None else None
+    if found is None:
+        if creds is not None:
+            await ctx.failed.refuse(client_of(request))
         raise HTTPException(401, "a valid bearer token is required",
                             headers={"WWW-Authenticate": "Bearer"})
-    return ctx.tokens[creds.credentials]
+    return found
+
+
+def client_of(request: Request) -> str:
+    """The client's address, as the server saw it."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+async def maybe_user(ctx: Ctx, creds: Annotated[HTTPAuthorizationCredentials | None,
+                                                Depends(_bearer)]) -> ApiUser | None:
+    """The token's user, or None (for what answers less without a token)."""
+    return ctx.tokens.user(creds.credentials) if creds is not None else None
 
 
 def may(what: str) -> Any:

@@ -16,13 +16,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 
 from alerting.register import RegisterError
-from gateway.api.auth import Ctx, allowed, errors, may
+from gateway.api.auth import Ctx, allowed, client_of, errors, may
 from gateway.api.models import EntryWithHistory, Me, PointTrend, TransitionOut
 from gateway.api.register import entry_out
 from gateway.settings import ApiUser
@@ -97,16 +97,21 @@ def entry(ctx: Ctx, entry_id: int, _: Annotated[ApiUser, may("read")]) -> EntryW
 
 
 @router.get("/live", include_in_schema=False)
-async def live(ctx: Ctx, token: str = "") -> StreamingResponse:
-    if token not in ctx.tokens or ctx.feed is None:
+async def live(ctx: Ctx, request: Request, token: str = "") -> StreamingResponse:
+    if ctx.tokens.user(token) is None or ctx.feed is None:
+        if token:
+            await ctx.failed.refuse(client_of(request))
         raise HTTPException(401, "a valid token is required (?token=)")
     feed, register = ctx.feed, ctx.register
+    if feed.subscribers >= ctx.max_live_streams:
+        raise HTTPException(503, f"{feed.subscribers} console streams are open, the most "
+                                 "this gateway serves (HAZGW_API__MAX_LIVE_STREAMS)")
     q = feed.subscribe()
 
     async def stream() -> AsyncIterator[str]:
         try:
             yield "retry: 2000\ndata: {\"type\": \"hello\"}\n\n"
-            version = await asyncio.to_thread(register_version, register)
+            version = await feed.shared(lambda: register_version(register), POLL_REGISTER_S)
             while not feed.closed.is_set():
                 msg = None
                 with contextlib.suppress(TimeoutError):
@@ -114,7 +119,7 @@ async def live(ctx: Ctx, token: str = "") -> StreamingResponse:
                         msg = await q.get()
                 if msg is not None:
                     yield f"data: {json.dumps(msg, ensure_ascii=False)}\n\n"
-                now = await asyncio.to_thread(register_version, register)
+                now = await feed.shared(lambda: register_version(register), POLL_REGISTER_S)
                 if now != version:
                     version = now
                     yield "data: {\"type\": \"register\"}\n\n"

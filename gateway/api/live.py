@@ -10,12 +10,16 @@ themselves are kept elsewhere (InfluxDB, MQTT, the alarm history): nothing is lo
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from alerting.engine import AlarmEvent
 from gateway.alarms.model import AlarmMessage
 
 QUEUE = 256
+T = TypeVar("T")
 
 
 class LiveFeed:
@@ -26,6 +30,12 @@ class LiveFeed:
         self._subs: set[asyncio.Queue[dict[str, Any]]] = set()
         self.closed = asyncio.Event()
         self.resyncs = 0
+        # What every stream polls (the register's version) is asked once per interval for
+        # all of them, in a thread of its own: 50 open consoles once tripled the CPU and
+        # queued behind the alarm path's database work in the default executor.
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="live")
+        self._shared: tuple[float, Any] | None = None
+        self._shared_lock = asyncio.Lock()
 
     async def __call__(self, events: list[AlarmEvent]) -> None:
         """The core's alarm sink: never waits."""
@@ -55,6 +65,17 @@ class LiveFeed:
         """Open streams."""
         return len(self._subs)
 
+    async def shared(self, fn: Callable[[], T], max_age_s: float) -> T:
+        """``fn()``'s value, computed at most once per ``max_age_s`` for all streams."""
+        async with self._shared_lock:
+            now = time.monotonic()
+            if self._shared is None or now - self._shared[0] >= max_age_s:
+                value = await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+                self._shared = (now, value)
+            result: T = self._shared[1]
+            return result
+
     def close(self) -> None:
         """End every stream (server shutdown)."""
         self.closed.set()
+        self._pool.shutdown(wait=False)

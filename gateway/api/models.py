@@ -196,11 +196,20 @@ class DeadLetters(BaseModel):
     newest: list[DeadLetter]
 
 
+class HealthStatus(BaseModel):
+    """Without a token: only whether the gateway is ok."""
+
+    status: Literal["ok", "degraded"] = Field(
+        description="degraded: at least one loop is failing now")
+
+
 class Health(BaseModel):
-    """The running gateway's counters and its loops."""
+    """The running gateway's counters and its loops (with a token)."""
 
     status: Literal["ok", "degraded"] = Field(
         description="degraded: at least one loop is failing now (see loops)")
+    failed_token_attempts: int = Field(default=0, description="requests refused for a "
+                                                              "wrong token since start")
     messages: int
     readings: int
     malformed_messages: int

@@ -6,11 +6,11 @@ import asyncio
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import PlainTextResponse
 
-from gateway.api.auth import Ctx, errors, may
-from gateway.api.models import DeadLetter, DeadLetters, Health, LoopState, Report
+from gateway.api.auth import Ctx, errors, may, maybe_user
+from gateway.api.models import DeadLetter, DeadLetters, Health, HealthStatus, LoopState, Report
 from gateway.settings import ApiUser
 from gateway.store.report import BEIJING, day_bounds, report, report_csv
 
@@ -18,10 +18,15 @@ router = APIRouter(tags=["reports"])
 
 
 @router.get("/health")
-async def health(ctx: Ctx) -> Health:
-    """The running gateway's counters (no token needed)."""
+async def health(ctx: Ctx, u: Annotated[ApiUser | None, Depends(maybe_user)],
+                 ) -> Health | HealthStatus:
+    """Whether the gateway is ok (no token needed: for probes); with a token, its counters
+    and loops as well."""
     st, feed, loops = ctx.core.stats, ctx.feed, ctx.core.loops
-    return Health(status="degraded" if loops.failing() else "ok",
+    status: Literal["ok", "degraded"] = "degraded" if loops.failing() else "ok"
+    if u is None:
+        return HealthStatus(status=status)
+    return Health(status=status, failed_token_attempts=ctx.failed.total,
                   loops={n: LoopState.model_validate(h) for n, h in loops.health().items()},
                   messages=st.messages, readings=st.readings,
                   malformed_messages=st.malformed_messages, alarm_events=st.alarm_events,

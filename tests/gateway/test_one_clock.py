@@ -24,6 +24,7 @@ from gateway.settings import ApiSettings, ApiUser, InfluxSettings, Settings
 from gateway.sim.ports import free_port
 from gateway.site import SiteConfig, parse_site
 from gateway.store.models import Database
+from tests.gateway.api.test_api import hashed
 from tests.gateway.test_e2e import small_site
 from tests.services import Server, influx_query
 
@@ -52,7 +53,8 @@ async def test_every_stored_timestamp_is_on_the_simulated_clock(
         clock=clock.spec(), database_url=db_url,
         mqtt=MqttSettings(port=mosquitto_server.port, client_id="one-clock"),
         influx=InfluxSettings(url=influx_server.url, database=influx_db, flush_interval_s=0.1),
-        api=ApiSettings(port=port, tokens={"t": ApiUser(name="op.liu", role="operator")}))
+        api=ApiSettings(port=port, tokens=hashed({"t": ApiUser(name="op.liu",
+                                                                  role="operator")})))
     start_ms = clock.now_ms()
     stop = asyncio.Event()
     gw = asyncio.create_task(run_gateway(site, settings, stop, status_every_s=0.5))

@@ -59,7 +59,8 @@ const I18N = {
 const $ = (sel) => document.querySelector(sel);
 let lang = localStorage.getItem("hazgw.lang") ||
   ((navigator.language || "en").toLowerCase().startsWith("zh") ? "zh" : "en");
-let token = localStorage.getItem("hazgw.token") || "";
+// the token lives as long as the tab (sessionStorage), not forever in the browser profile
+let token = sessionStorage.getItem("hazgw.token") || "";
 let me = null;
 let alarms = [];
 let selected = null;        // alarm id shown in the detail panel
@@ -415,7 +416,7 @@ async function signIn() {
 }
 
 function signOut() {
-  localStorage.removeItem("hazgw.token");
+  sessionStorage.removeItem("hazgw.token");
   token = "";
   me = null;
   if (events) { events.close(); events = null; }
@@ -426,7 +427,7 @@ function signOut() {
 $("#login-form").addEventListener("submit", (ev) => {
   ev.preventDefault();
   token = $("#token").value.trim();
-  localStorage.setItem("hazgw.token", token);
+  sessionStorage.setItem("hazgw.token", token);
   $("#login-error").textContent = "";
   signIn();
 });

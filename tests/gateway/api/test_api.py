@@ -19,6 +19,7 @@ from alerting.escalation import EscalationConfig
 from edge.mqtt import MqttSettings
 from gateway.alarms.escalation import Escalator
 from gateway.api.app import create_app
+from gateway.api.tokens import digest
 from gateway.app import run_gateway
 from gateway.influx.targets import NullSink
 from gateway.influx.writer import BatchingWriter
@@ -30,10 +31,20 @@ from gateway.stream.core import Core
 from tests.gateway.test_e2e import small_site
 from tests.services import Server
 
-TOKENS = {"t-op": ApiUser(name="op.liu", role="operator"),
-          "t-sm": ApiUser(name="safety.wang", role="safety_manager"),
-          "t-reg": ApiUser(name="yjj.zhou", role="regulator"),
-          "t-adm": ApiUser(name="admin", role="admin")}
+# what clients present → who they are; the gateway is configured with the digests only
+USERS = {"t-op": ApiUser(name="op.liu", role="operator"),
+         "t-sm": ApiUser(name="safety.wang", role="safety_manager"),
+         "t-reg": ApiUser(name="yjj.zhou", role="regulator"),
+         "t-adm": ApiUser(name="admin", role="admin")}
+
+
+def hashed(users: dict[str, ApiUser]) -> dict[str, ApiUser]:
+    """The HAZGW_API__TOKENS form of ``users``: digests (short test tokens are accepted as
+    digests only, as any token a person chose would be)."""
+    return {f"sha256:{digest(t)}": u for t, u in users.items()}
+
+
+TOKENS = hashed(USERS)
 
 
 @pytest.fixture
@@ -66,7 +77,7 @@ async def test_tokens_are_required(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json()["status"] == "ok"
 
 
-@pytest.mark.parametrize("token", list(TOKENS))
+@pytest.mark.parametrize("token", list(USERS))
 async def test_every_role_reads_alarms_and_the_register(client: httpx.AsyncClient,
                                                         token: str) -> None:
     alarms = (await client.get("/alarms", headers=as_(token))).json()
@@ -90,7 +101,7 @@ async def test_acknowledge_by_role(client: httpx.AsyncClient, db: Database, toke
     assert r.json()["state"] == "ack"
     with db.session() as s:
         row = s.execute(text("SELECT actor, action, subject FROM audit_log")).one()
-    assert tuple(row) == (TOKENS[token].name, "alarm.acknowledge", "alarm/G1:process")
+    assert tuple(row) == (USERS[token].name, "alarm.acknowledge", "alarm/G1:process")
     again = await client.post("/alarms/G1:process/acknowledge", json={}, headers=as_(token))
     assert again.status_code == 409
 

@@ -35,12 +35,13 @@ from gateway.site import load_site
 from gateway.store.models import Database
 from gateway.store.register import Register
 from gateway.stream.core import Core
+from tests.gateway.api.test_api import hashed
 from tests.services import Server
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTIFACTS = Path(os.environ.get("HAZGW_TEST_ARTIFACTS", "var/test-artifacts"))
-TOKENS = {"op": ApiUser(name="op.liu", role="operator"),
-          "sm": ApiUser(name="sm.sun", role="safety_manager")}
+TOKENS = hashed({"op": ApiUser(name="op.liu", role="operator"),
+                 "sm": ApiUser(name="sm.sun", role="safety_manager")})
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -100,6 +101,9 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             await page.click("#signin")
             await page.wait_for_selector("#live.on")
             assert await page.is_visible("#no-alarms")
+            # the token lives with the tab, not in the profile
+            assert await page.evaluate("localStorage.getItem('hazgw.token')") is None
+            assert await page.evaluate("sessionStorage.getItem('hazgw.token')") == "op"
 
             # a combustible L1, a combustible L2 and a toxic L2 arrive while the page is open
             await readings(core, {"GT102": 25.0, "GT101": 60.0, "AT201": 3.0})
