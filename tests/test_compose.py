@@ -3,6 +3,7 @@ services, the files they mount, their commands and the settings their environmen
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,20 @@ def test_the_image_stops_on_sigterm_and_compose_gives_it_time(compose: dict[str,
     assert "STOPSIGNAL SIGTERM" in (ROOT / "Dockerfile").read_text().splitlines()
     for name in ("gateway", "edge"):
         assert compose["services"][name]["stop_grace_period"] == "30s"
+
+
+def test_no_secret_has_a_default_and_the_example_names_each(compose: dict[str, Any]) -> None:
+    """Seen before: the stack fell back to dev-token-change-me style secrets; each secret now
+    must be set (``${VAR:?…}``) and .env.example lists it."""
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert not re.search(r"\$\{[A-Z_]*(PASSWORD|TOKEN|SECRET)[A-Z_]*:-", text)
+    required = set(re.findall(r"\$\{([A-Z_]+):\?", text))
+    assert required >= {"INFLUXDB_ADMIN_PASSWORD", "HAZGW_INFLUX_TOKEN", "HAZGW_DB_PASSWORD",
+                        "HAZGW_GRAFANA_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+    example = {line.split("=")[0] for line in (ROOT / ".env.example").read_text().splitlines()
+               if line and not line.startswith("#")}
+    assert required <= example
+    # published ports on this host only
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on all"
