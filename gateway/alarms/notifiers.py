@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import smtplib
+import time
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -17,16 +18,61 @@ from email.utils import make_msgid
 import aiohttp
 import orjson
 
+from alerting.escalation import Contacts
 from edge.mqtt import MqttConnection, MqttSettings
 from gateway.alarms.outbox import Notifier
 from gateway.settings import NotifySettings
 
 SIGNATURE_HEADER = "X-Hazgw-Signature"
+MIN_SECRET_CHARS = 16
+# what a receiver should accept: signatures at most this old (a captured delivery replayed
+# later is refused; the idempotency key drops a copy within the window)
+SIGNATURE_MAX_AGE_S = 300
 
 
-def signature(secret: bytes, body: bytes) -> str:
-    """The webhook signature header value: ``sha256=`` + HMAC-SHA256 of the body, hex."""
-    return "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+def signature(secret: bytes, key: str, body: bytes, t: int) -> str:
+    """The webhook signature header value ``t=<unix s>,v1=<hex>``: HMAC-SHA256 over
+    ``<t>.<idempotency key>.<body>``, so neither the time nor the key can be changed and a
+    captured delivery cannot be sent again later."""
+    mac = hmac.new(secret, f"{t}.{key}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify(secret: bytes, header: str, key: str, body: bytes, now_s: float,
+           max_age_s: float = SIGNATURE_MAX_AGE_S) -> bool:
+    """A receiver's check of ``signature`` (the README shows the same in a few lines)."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        t = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now_s - t) > max_age_s:
+        return False
+    return hmac.compare_digest(signature(secret, key, body, t), f"t={t},v1={parts.get('v1')}")
+
+
+def _header(text: object) -> str:
+    """A value fit for a mail header: control characters (CR/LF from register text made a
+    message that could never be sent) become spaces."""
+    return "".join(" " if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in str(text))[:200]
+
+
+def subject(doc: dict[str, object]) -> str:
+    """The subject of a notification, by its kind."""
+    src = doc.get("hazard_source")
+    code = src.get("code") if isinstance(src, dict) else None
+    colour = doc.get("warning_colour")
+    kind = doc.get("kind", "escalation")
+    if kind == "register_overdue":
+        text = (f"Hazard register: entry {doc.get('entry')} overdue ({doc.get('level')}) at "
+                f"{code}: {doc.get('title')}")
+    elif kind in ("shelved", "out_of_service"):
+        what = "shelved" if kind == "shelved" else "taken out of service"
+        text = f"[{colour}] {doc.get('point')} at {code} {what} by {doc.get('by')}"
+    else:
+        text = (f"[{colour}] {doc.get('alarm_level')} {doc.get('point')} at {code} "
+                f"(escalation step {doc.get('step')})")
+    return _header(text)
 
 
 class MqttNotifier:
@@ -46,7 +92,8 @@ class MqttNotifier:
 
 
 class WebhookNotifier:
-    """POSTs the JSON with an HMAC-SHA256 signature and the idempotency key."""
+    """POSTs the JSON with the idempotency key and a signature over time, key and body; a
+    redirect is not followed (the body and signature would go where the config never said)."""
 
     def __init__(self, s: NotifySettings) -> None:
         self._secret = s.webhook_secret.get_secret_value().encode()
@@ -54,11 +101,13 @@ class WebhookNotifier:
 
     async def send(self, target: str, key: str, payload: bytes) -> None:
         headers = {"Content-Type": "application/json", "Idempotency-Key": key,
-                   SIGNATURE_HEADER: signature(self._secret, payload)}
+                   SIGNATURE_HEADER: signature(self._secret, key, payload, int(time.time()))}
         async with aiohttp.ClientSession(timeout=self._timeout) as http, \
-                http.post(target, data=payload, headers=headers) as r:
+                http.post(target, data=payload, headers=headers, allow_redirects=False) as r:
             if not 200 <= r.status < 300:
-                raise ConnectionError(f"HTTP {r.status}: {(await r.text())[:200]}")
+                where = f" to {r.headers.get('Location', '?')} (not followed)" \
+                    if 300 <= r.status < 400 else ""
+                raise ConnectionError(f"HTTP {r.status}{where}: {(await r.text())[:200]}")
 
     def close(self) -> None:
         """Nothing held open: a session per message."""
@@ -73,18 +122,17 @@ class EmailNotifier:
     def _send(self, target: str, key: str, payload: bytes) -> None:
         doc = orjson.loads(payload)
         msg = EmailMessage()
-        msg["From"] = self._s.smtp_from
-        msg["To"] = target
-        msg["Subject"] = (f"[{doc.get('warning_colour', '')}] {doc.get('alarm_level')} "
-                          f"{doc.get('point')} at {doc.get('hazard_source', {}).get('code')} "
-                          f"(step {doc.get('step')})")
+        msg["From"] = _header(self._s.smtp_from)
+        msg["To"] = _header(target)
+        msg["Subject"] = subject(doc)
         msg["Message-ID"] = make_msgid(idstring=hashlib.sha256(key.encode()).hexdigest()[:32],
                                        domain="hazgw")
         msg["X-Hazgw-Key"] = key
         msg.set_content(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode())
         with smtplib.SMTP(self._s.smtp_host, self._s.smtp_port,
                           timeout=self._s.smtp_timeout_s) as smtp:
-            if self._s.smtp_starttls:
+            # a login never crosses the wire in clear: STARTTLS whenever one is set
+            if self._s.smtp_starttls or self._s.smtp_username:
                 smtp.starttls()
             if self._s.smtp_username:
                 pw = self._s.smtp_password.get_secret_value() if self._s.smtp_password else ""
@@ -103,6 +151,17 @@ NOTIFIERS: dict[str, Callable[[MqttSettings, NotifySettings], Notifier]] = {
     "webhook": lambda m, s: WebhookNotifier(s),
     "email": lambda m, s: EmailNotifier(s),
 }
+
+
+def webhook_secret_problem(contacts: Contacts, s: NotifySettings) -> str | None:
+    """Why the site's webhooks cannot be signed as they must be, or None."""
+    hooks = [c.target for role in (contacts.default, *contacts.sources.values())
+             for cs in role.values() for c in cs if c.channel == "webhook"]
+    if hooks and len(s.webhook_secret.get_secret_value()) < MIN_SECRET_CHARS:
+        return (f"HAZGW_NOTIFY__WEBHOOK_SECRET is empty or under {MIN_SECRET_CHARS} "
+                f"characters while the site sends to {len(hooks)} webhook(s) (first: "
+                f"{hooks[0]}): refusing to send unsigned or weakly signed notifications")
+    return None
 
 
 def build_notifiers(mqtt_settings: MqttSettings, s: NotifySettings) -> dict[str, Notifier]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from alerting.engine import AlarmEvent
 from edge.clock import Clock
 from gateway.alarms.escalation import Escalator
-from gateway.alarms.notifiers import build_notifiers
+from gateway.alarms.notifiers import build_notifiers, webhook_secret_problem
 from gateway.alarms.outbox import Delivery, Notifier
 from gateway.alarms.register_feed import RegisterFeed
 from gateway.settings import Settings
@@ -54,6 +54,9 @@ class EscalationService:
         self.settings = settings
         self.clock = clock
         self.recent = recent
+        problem = webhook_secret_problem(site.contacts, settings.notify)
+        if problem is not None:
+            raise ValueError(problem)
         self.notifiers: dict[str, Notifier] = build_notifiers(settings.mqtt.model_copy(
             update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
         self.open: _Open | None = None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,7 +29,14 @@ from alerting.escalation import Contacts, EscalationConfig
 from edge import wire
 from edge.mqtt import MqttSettings
 from gateway.alarms.escalation import Escalator
-from gateway.alarms.notifiers import SIGNATURE_HEADER, build_notifiers, signature
+from gateway.alarms.notifiers import (
+    SIGNATURE_HEADER,
+    WebhookNotifier,
+    build_notifiers,
+    signature,
+    subject,
+    verify,
+)
 from gateway.alarms.outbox import Delivery
 from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, NotifySettings, Settings
@@ -94,7 +102,9 @@ async def receivers(broker: Server) -> AsyncIterator[Received]:
 
     async def hook(request: web.Request) -> web.Response:
         body = await request.read()
-        if request.headers.get(SIGNATURE_HEADER) != signature(SECRET.encode(), body):
+        # as a receiver checks it: over time, idempotency key and body, at most 5 min old
+        if not verify(SECRET.encode(), request.headers.get(SIGNATURE_HEADER, ""),
+                      request.headers.get("Idempotency-Key", ""), body, time.time()):
             got.bad_signatures += 1
             return web.Response(status=401, text="bad signature")
         got.add("webhook", request.path, request.headers["Idempotency-Key"], json.loads(body))
@@ -260,3 +270,72 @@ async def test_the_running_gateway_escalates_a_gas_alarm_to_the_regulator_feed(
     assert (doc["point"], doc["value"], doc["limit"], doc["step"], doc["roles"]) == \
         ("G1", 62.0, 50.0, 0, ["regulator"])
     assert doc["hazard_source"]["code"] == "farm" and doc["enterprise"] == site.enterprise.code
+
+
+def test_a_signature_covers_time_key_and_body_and_ages_out() -> None:
+    """Seen before: the HMAC covered the body only, so a captured delivery could be sent
+    again at any time and its idempotency key changed unseen."""
+    body, key, secret = b'{"step": 3}', "GT101:process@1/step3/webhook:x", SECRET.encode()
+    header = signature(secret, key, body, 1_800_000_000)
+    assert verify(secret, header, key, body, 1_800_000_100)
+    assert not verify(secret, header, key, body, 1_800_000_000 + 301)      # replayed later
+    assert not verify(secret, header, key + "x", body, 1_800_000_100)      # another key
+    assert not verify(secret, header, key, body + b" ", 1_800_000_100)     # another body
+    assert not verify(secret, header.replace("t=1800000000", "t=1800000100"), key, body,
+                      1_800_000_100)                                       # moved in time
+    assert not verify(secret, "sha256=deadbeef", key, body, 1_800_000_100)
+
+
+async def test_a_redirect_is_not_followed_with_the_body_and_signature() -> None:
+    landed: list[bytes] = []
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/elsewhere")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        landed.append(await request.read())
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/hook", moved)
+    app.router.add_post("/elsewhere", elsewhere)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        hook = WebhookNotifier(NotifySettings(webhook_secret=SecretStr(SECRET)))
+        with pytest.raises(ConnectionError, match=r"HTTP 302 to .*/elsewhere \(not followed\)"):
+            await hook.send(f"http://127.0.0.1:{port}/hook", "k", b"{}")
+    finally:
+        await runner.cleanup()
+    assert landed == []
+
+
+def test_subjects_by_kind_and_no_header_injection() -> None:
+    assert subject({"warning_colour": "red", "alarm_level": "HH", "point": "GT101",
+                    "hazard_source": {"code": "lpg_farm"}, "step": 3}) == \
+        "[red] HH GT101 at lpg_farm (escalation step 3)"
+    overdue = subject({"kind": "register_overdue", "entry": 7, "level": "major",
+                       "hazard_source": {"code": "lpg_farm"},
+                       "title": "Valve\r\nBcc: all@example.com"})
+    assert overdue == ("Hazard register: entry 7 overdue (major) at lpg_farm: Valve  Bcc: "
+                       "all@example.com")
+    assert "\n" not in overdue and "None" not in overdue
+    assert subject({"kind": "shelved", "warning_colour": "red", "point": "GT101",
+                    "hazard_source": {"code": "lpg_farm"}, "by": "safety.wang"}) == \
+        "[red] GT101 at lpg_farm shelved by safety.wang"
+
+
+def test_the_readmes_receiver_snippet_accepts_our_signature_and_refuses_a_replay() -> None:
+    import re
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    [code] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "def genuine" in b]
+    scope: dict[str, Any] = {}
+    exec(code, scope)                                    # the receiver, as documented
+    body, key = b'{"step": 1}', "GT101:process@1/step1/webhook:x"
+    now = int(time.time())
+    assert scope["genuine"](SECRET.encode(), signature(SECRET.encode(), key, body, now), key,
+                            body)
+    assert not scope["genuine"](SECRET.encode(), signature(SECRET.encode(), key, body,
+                                                           now - 600), key, body)

@@ -35,3 +35,22 @@ async def test_events_wait_for_the_database_in_bounded_queues(
         assert len(caplog.records) == 1 and "no longer kept" in caplog.records[0].getMessage()
     finally:
         svc.close()
+
+
+def test_webhook_contacts_without_a_real_secret_stop_the_service() -> None:
+    """Seen before: an empty secret was accepted silently (every webhook unsigned)."""
+    from pydantic import SecretStr
+
+    from alerting.escalation import Contacts
+    from gateway.settings import NotifySettings
+    site = escalating_site([{"after_s": 0, "roles": ["regulator"]}], "f").model_copy(update={
+        "contacts": Contacts.model_validate({"default": {"regulator": [
+            {"channel": "webhook", "target": "https://yjj.example.gov.cn/hook"}]}})})
+    for secret in ("", "short"):
+        with pytest.raises(ValueError, match="HAZGW_NOTIFY__WEBHOOK_SECRET is empty or under 16 "
+                                             "characters while the site sends to 1 webhook"):
+            EscalationService(as_compiled(site), Settings(notify=NotifySettings(
+                webhook_secret=SecretStr(secret))), WALL, lambda point: [])
+    ok = EscalationService(as_compiled(site), Settings(notify=NotifySettings(
+        webhook_secret=SecretStr("a-long-enough-secret"))), WALL, lambda point: [])
+    ok.close()
