@@ -71,6 +71,7 @@ def save(path: Path, snap: Snapshot, sequences: dict[str, Any], saved_ms: int) -
     meta = {k: v for k, v in snap.items() if not isinstance(v, np.ndarray)}
     meta["points"] = _strings(snap["points"])
     meta["votes"] = _strings(snap["votes"])
+    meta["devices"] = _strings(snap["devices"])
     meta["shelved_until"] = {str(k): v for k, v in snap["shelved_until"].items()}
     meta["chattering"] = {str(k): v for k, v in snap["chattering"].items()}
     meta["sequences"] = sequences
@@ -102,6 +103,8 @@ def load(path: Path) -> tuple[Snapshot, dict[str, Any], int] | None:
                               if k not in ("sequences", "saved_ms")}
             snap["points"] = np.asarray(meta["points"], dtype=object)
             snap["votes"] = np.asarray(meta["votes"], dtype=object)
+            if "devices" in meta:             # kept since snapshot version 3
+                snap["devices"] = np.asarray(meta["devices"], dtype=object)
             snap["shelved_until"] = {int(k): int(v) for k, v in meta["shelved_until"].items()}
             snap["chattering"] = {int(k): int(v) for k, v in meta["chattering"].items()}
             for name in z.namelist():

@@ -7,15 +7,18 @@ import asyncio
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from alerting.batch import ReadingBatch
 from alerting.engine import Engine
-from alerting.snapshot import capture
+from alerting.snapshot import capture, restore
 from alerting.table import compile_rules
 from gateway.influx.targets import NullSink
 from gateway.influx.writer import BatchingWriter
 from gateway.sim.ports import free_port
 from gateway.site import load_site
+from gateway.stream.compiled import as_compiled
 from gateway.stream.core import Core
 from gateway.stream.ingest import MessageBuffer
 from gateway.stream.runtime import Acknowledgements, consume
@@ -39,6 +42,27 @@ def test_saved_state_comes_back_whole(tmp_path: Path) -> None:
     assert saved == 42 and sequences == {"edge-t": {"1": [5, [[1, 2]], 0]}}
     assert list(snap["points"]) == list(engine().table.names)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_device_off_line_survives_the_file(tmp_path: Path, demo_config_path: Path) -> None:
+    """Seen before: snapshots held devices but the file did not (KeyError at restore)."""
+    site = as_compiled(load_site(demo_config_path))
+    a = Engine(site.table)
+    pts = ["T201_level", "T201_press"]
+    [ev] = [e for e in a.process(ReadingBatch(a.table.index(pts), np.full(2, 1000, np.int64),
+                                              np.full(2, np.nan), np.full(2, 3, np.uint8)))
+            if e.alarm_type == "device"]
+    path = tmp_path / "E-core.npz"
+    save(path, capture(a), {}, 1)
+    loaded = load(path)
+    assert loaded is not None
+    b = Engine(site.table)
+    restore(b, loaded[0])
+    assert [(x.alarm_id, x.state) for x in b.standing()] == [(ev.alarm_id, "unack")]
+    # back on line once every point it delivers has answered
+    back = b.process(ReadingBatch(b.table.index(pts), np.full(2, 2000, np.int64),
+                                  np.full(2, 1.0), np.zeros(2, np.uint8)))
+    assert [(x.alarm_id, x.event) for x in back if x.annunciated] == [(ev.alarm_id, "clear")]
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip", b"PK\x03\x04garbage"])
