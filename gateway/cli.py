@@ -248,6 +248,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_broker_config(args: argparse.Namespace) -> int:
+    """The broker's users, passwords and ACL for a site."""
+    from gateway.broker import write
+
+    site = _site(args.config)
+    out = Path(args.out)
+    cs = write(site, out.resolve(), args.listener)
+    print(f"written {out}/passwd, acl, mosquitto.conf and credentials.env (mode 0600: the "
+          f"passwords) for {len(cs)} clients: {', '.join(c.name for c in cs)}")
+    print("start Mosquitto with that mosquitto.conf; give each client its lines of "
+          "credentials.env as HAZGW_MQTT__USERNAME / HAZGW_MQTT__PASSWORD")
+    return 0
+
+
 def cmd_token_new(args: argparse.Namespace) -> int:
     """A fresh API token and the HAZGW_API__TOKENS entry that keeps only its digest."""
     import json
@@ -356,6 +370,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=None, help="noise seed (default: the scenario's)")
     m.add_argument("--host", default=None, help="bind address (default: each device's host)")
     m.set_defaults(func=cmd_simulate)
+    bc = sub.add_parser("broker-config", help="Mosquitto users, passwords and ACL for a site "
+                                              "(no anonymous clients)")
+    bc.add_argument("config", help="the site YAML file")
+    bc.add_argument("--out", default="var/broker", help="where to write the files")
+    bc.add_argument("--listener", default="1883", help="Mosquitto's listener line "
+                                                       "(port, or port and address)")
+    bc.set_defaults(func=cmd_broker_config)
     tk = sub.add_parser("token", help="API tokens")
     tsub = tk.add_subparsers(dest="token_cmd", required=True)
     tn = tsub.add_parser("new", help="a fresh token (256 bits) and its digest line for "

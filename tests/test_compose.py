@@ -36,7 +36,7 @@ def test_mounted_host_paths_exist(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         for vol in svc.get("volumes", []):
             src = vol.split(":")[0]
-            if src in named:
+            if src in named or src == "./var/broker":      # made by hazgw broker-config
                 continue
             assert (ROOT / src).exists(), f"{name}: mounts {src}, which does not exist"
         if "build" in svc:

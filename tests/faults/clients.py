@@ -19,10 +19,13 @@ from tests.gateway.test_e2e import small_site
 
 @contextmanager
 def client(port: int, client_id: str, feed: str | None = None,
-           into: list[dict[str, Any]] | None = None) -> Iterator[mqtt.Client]:
-    """A connected client; with ``feed``, subscribed to it, appending each message (JSON)
-    to ``into``. Disconnected on exit."""
+           into: list[dict[str, Any]] | None = None,
+           login: tuple[str, str] | None = None) -> Iterator[mqtt.Client]:
+    """A connected client (with ``login``: user and password); with ``feed``, subscribed
+    to it, appending each message (JSON) to ``into``. Disconnected on exit."""
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+    if login is not None:
+        c.username_pw_set(*login)
     if feed is not None and into is not None:
         got = into
         c.on_message = lambda cl, u, m: got.append(json.loads(m.payload))

@@ -16,11 +16,15 @@ import re
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from edge import wire
 from edge.mqtt import MqttSettings
+from gateway import broker
 from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, Settings
 from gateway.sim.ports import free_port
+from gateway.site import SiteConfig
 from tests import services
 from tests.faults.clients import client
 from tests.gateway.test_e2e import small_site
@@ -77,14 +81,18 @@ async def test_influxdb_down_for_a_minute_loses_nothing(tmp_path: Path) -> None:
     assert core.stats.duplicate_messages == 0 and core.writer.stats.rejected_points == 0
 
 
-def shipped_broker_conf(workdir: Path, port: int) -> Path:
-    """The shipped Mosquitto config, on a loopback port and a private data directory."""
+def shipped_broker_conf(workdir: Path, port: int, site: SiteConfig,
+                        ) -> tuple[Path, dict[str, tuple[str, str]]]:
+    """The shipped Mosquitto config, on a loopback port and a private data directory, with
+    the site's users and ACL from ``hazgw broker-config``; (config, user → login)."""
+    users = {c.name: (c.name, c.password) for c in broker.write(site, workdir / "generated")}
     text = (ROOT / "config" / "mosquitto" / "mosquitto.conf").read_text()
     text = re.sub(r"(?m)^persistence_location .*$", f"persistence_location {workdir}/", text)
     text = re.sub(r"(?m)^listener .*$", f"listener {port} 127.0.0.1", text)
+    text = text.replace("/mosquitto/config/generated", str(workdir / "generated"))
     conf = workdir / "mosquitto.conf"
     conf.write_text(f"user {getpass.getuser()}\n{text}")
-    return conf
+    return conf, users
 
 
 async def test_a_broker_killed_with_a_backlog_keeps_what_it_acknowledged(
@@ -94,15 +102,18 @@ async def test_a_broker_killed_with_a_backlog_keeps_what_it_acknowledged(
     workdir = tmp_path / "mq"
     workdir.mkdir()
     port = free_port()
-    argv = [services.require_binary("mosquitto"), "-c", str(shipped_broker_conf(workdir, port))]
-    settings = Settings(mqtt=MqttSettings(port=port, client_id="backlog-core"),
+    conf, users = shipped_broker_conf(workdir, port, site)
+    argv = [services.require_binary("mosquitto"), "-c", str(conf)]
+    core_user, core_pw = users["hazgw-core"]
+    settings = Settings(mqtt=MqttSettings(port=port, client_id="backlog-core",
+                                          username=core_user, password=SecretStr(core_pw)),
                         influx=InfluxSettings(url=influx_server.url, database=influx_db,
                                               flush_interval_s=0.1))
     sent: set[tuple[str, int]] = set()
     with services._serve("mosquitto", argv, workdir, port, services.MOSQUITTO_READY) as broker:
         async with gateway_session(site, settings) as (_, ingest):
             await wait_until(ingest.subscribed.is_set, 10)     # the persistent session
-        with client(port, "backlog-edge") as pub:                # the gateway is away
+        with client(port, "backlog-edge", login=users["edge-t"]) as pub:  # gateway away
             t0 = int(time.time() * 1000)
             infos = []
             for seq in range(300):
