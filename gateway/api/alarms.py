@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from alerting.engine import AlarmEvent
@@ -21,7 +21,7 @@ from alerting.shelving import beijing_day_start
 from gateway.alarms.escalation import escalation_state, record_events
 from gateway.alarms.model import AlarmMessage
 from gateway.api.auth import ApiContext, Ctx, errors, may
-from gateway.api.models import CommentOut, HistoryRow, Occurrence
+from gateway.api.models import CommentOut, CommentText, HistoryRow, Occurrence, Reason
 from gateway.settings import ApiUser
 from gateway.store import audit
 from gateway.store.models import AlarmHistory, AuditRecord
@@ -29,21 +29,6 @@ from gateway.stream.core import Record
 
 router = APIRouter(tags=["alarms"])
 LIMIT_OF = {"HH": "hihi", "H": "hi", "L": "lo", "LL": "lolo"}
-
-
-def _plain(v: str) -> str:
-    """Text a person typed: no control characters (a NUL byte broke PostgreSQL after the
-    alarm had been shelved), not only blanks."""
-    bad = next((c for c in v if (ord(c) < 32 and c not in "\t\n") or 127 <= ord(c) < 160),
-               None)
-    if bad is not None:
-        raise ValueError(f"control character U+{ord(bad):04X} is not allowed")
-    if not v.strip():
-        raise ValueError("must not be blank")
-    return v
-
-
-Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_plain)]
 
 
 class Shelve(BaseModel):
@@ -58,11 +43,11 @@ class OutOfService(BaseModel):
 
 
 class Ack(BaseModel):
-    comment: Annotated[str, Field(max_length=500), AfterValidator(_plain)] | None = None
+    comment: Reason | None = None
 
 
 class Comment(BaseModel):
-    text: Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_plain)]
+    text: CommentText
 
 
 def standing_limit(ctx: ApiContext, e: AlarmEvent) -> float | None:

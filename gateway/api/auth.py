@@ -4,6 +4,7 @@ dependencies."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -45,6 +46,8 @@ class ApiContext:
     trend: Trend | None = None
     failed: FailedAuth = field(default_factory=FailedAuth)
     max_live_streams: int = 20
+    # register entries created, per user: times (ms), the last hour's (a rate limit)
+    creations: dict[str, deque[int]] = field(default_factory=dict)
 
     def now_ms(self) -> int:
         """The gateway's time (simulated under ``HAZGW_CLOCK``)."""
@@ -109,5 +112,6 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the refusals a route can give (401 and 403 always)."""
     why = {401: "no valid bearer token", 403: "the token's role may not do this",
            404: "no such alarm, point or entry", 409: "not allowed in its current state",
-           422: "malformed input"}
+           422: "malformed input", 429: "too many in a while", 500: "not done: a record "
+           "could not be written (nothing changed)", 503: "too many open streams"}
     return {c: {"model": ApiError, "description": why[c]} for c in (401, 403, *codes)}

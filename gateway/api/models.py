@@ -5,9 +5,46 @@ SQLAlchemy objects (``from_attributes``)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _no_controls(v: str, allowed: str) -> str:
+    bad = next((c for c in v if (ord(c) < 32 and c not in allowed) or 127 <= ord(c) < 160),
+               None)
+    if bad is not None:
+        raise ValueError(f"control character U+{ord(bad):04X} is not allowed")
+    if not v.strip():
+        raise ValueError("must not be blank")
+    return v
+
+
+def _line(v: str) -> str:
+    return _no_controls(v, "")
+
+
+def _para(v: str) -> str:
+    return _no_controls(v, "\t\n\r")
+
+
+# What people type, checked before anything changes: no control characters (a NUL byte was a
+# 500 on PostgreSQL after the alarm had been shelved), not blank, no longer than the column
+# (a longer one was a 500 there too).
+Ident = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_line)]
+Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_line)]
+Title = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_line)]
+Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_line)]
+Paragraph = Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_para)]
+CommentText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_para)]
+
+
+def _para_or_empty(v: str) -> str:
+    return v if v == "" else _para(v)
+
+
+# a text that may be left empty (a form's optional field)
+OptionalText = Annotated[str, Field(max_length=10_000), AfterValidator(_para_or_empty)]
 
 
 class Stored(BaseModel):
@@ -103,6 +140,7 @@ class TransitionOut(Stored):
     from_state: str
     to_state: str
     comment: str | None
+    verifier: str | None = Field(default=None, description="who verified, as the actor said")
 
 
 class EntryWithHistory(EntryOut):

@@ -4,6 +4,7 @@ threads, off the event loop."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
@@ -12,7 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alerting.register import Action, Five, Level, RegisterError, Source
 from gateway.api.auth import ApiContext, Ctx, errors, may
-from gateway.api.models import EntryOut, StatisticRow
+from gateway.api.models import (
+    EntryOut,
+    Ident,
+    Name,
+    OptionalText,
+    Paragraph,
+    StatisticRow,
+    Title,
+)
 from gateway.settings import ApiUser
 from gateway.store.models import RegisterEntry
 from gateway.store.register import is_supervised
@@ -21,15 +30,19 @@ router = APIRouter(tags=["register"])
 T = TypeVar("T")
 
 
+# the last millisecond of year 9999: later dates are no deadline (and no int64 either)
+MAX_TS_MS = 253_402_300_799_999
+
+
 class FiveIn(BaseModel):
     """The five in place (五到位); unset fields stay as they are."""
 
     model_config = ConfigDict(extra="forbid")
-    measures: str | None = None
-    funds_cny: float | None = Field(default=None, ge=0)
-    responsible_person: str | None = None
-    deadline_ms: int | None = Field(default=None, ge=0)
-    contingency_plan: str | None = None
+    measures: Paragraph | None = None
+    funds_cny: float | None = Field(default=None, ge=0, le=1e13, allow_inf_nan=False)
+    responsible_person: Name | None = None
+    deadline_ms: int | None = Field(default=None, ge=0, le=MAX_TS_MS)
+    contingency_plan: Paragraph | None = None
 
     def five(self) -> Five:
         return Five(**self.model_dump())
@@ -37,12 +50,12 @@ class FiveIn(BaseModel):
 
 class NewEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    hazard_source: str = Field(min_length=1)
-    title: str = Field(min_length=1)
+    hazard_source: Ident = Field(description="a hazard source of the site")
+    title: Title
     level: Level
     source: Source = "inspection"
-    point: str | None = None
-    description: str = ""
+    point: Ident | None = Field(default=None, description="a point of that hazard source")
+    description: OptionalText = ""
     five: FiveIn = FiveIn()
 
 
@@ -50,8 +63,9 @@ class Step(BaseModel):
     model_config = ConfigDict(extra="forbid")
     action: Action
     five: FiveIn | None = None
-    verifier: str | None = None
-    comment: str | None = None
+    verifier: Name | None = Field(default=None, description="who verified (recorded beside "
+                                                            "the person who acts)")
+    comment: Paragraph | None = None
 
 
 def entry_out(ctx: ApiContext, row: RegisterEntry) -> EntryOut:
@@ -95,10 +109,42 @@ def statistics(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> list[StatisticRo
     return [StatisticRow.model_validate(r) for r in ctx.register.statistics()]
 
 
-@router.post("/register", status_code=201, responses=errors(409))
+# entries one person may register in an hour: each may notify the regulator
+CREATES_PER_HOUR = 30
+
+
+def _check_new(ctx: ApiContext, body: NewEntry, user: str) -> None:
+    """What the site and the clock say of a new entry (422 / 429, nothing changed)."""
+    tb = ctx.core.table
+    sources = set(tb.sources)
+    if body.hazard_source not in sources:
+        raise HTTPException(422, f"hazard_source {body.hazard_source!r} is not a hazard "
+                                 f"source of the site ({', '.join(sorted(sources))})")
+    if body.point is not None:
+        i = tb.position.get(body.point, -1)
+        if i < 0 or tb.sources[i] != body.hazard_source:
+            raise HTTPException(422, f"point {body.point!r} is not a point of "
+                                     f"{body.hazard_source!r}")
+    now = ctx.now_ms()
+    d = body.five.deadline_ms
+    if d is not None and d <= now:
+        raise HTTPException(422, "five.deadline_ms is in the past: an entry is registered "
+                                 "with a deadline ahead (it would be overdue at once)")
+    recent = ctx.creations.setdefault(user, deque())
+    while recent and now - recent[0] > 3_600_000:
+        recent.popleft()
+    if len(recent) >= CREATES_PER_HOUR:
+        raise HTTPException(429, f"{user} registered {len(recent)} entries in the last hour, "
+                                 f"the most one person may ({CREATES_PER_HOUR})")
+    recent.append(now)
+
+
+@router.post("/register", status_code=201, responses=errors(409, 422, 429))
 def create(ctx: Ctx, body: NewEntry,
            u: Annotated[ApiUser, may("register_create")]) -> EntryOut:
-    """Register a hazard (登记)."""
+    """Register a hazard (登记) of a hazard source of the site, with a deadline ahead if one
+    is given; at most 30 entries a person an hour."""
+    _check_new(ctx, body, u.name)
     five = body.five.five()
     eid = register_call(lambda: ctx.register.create(
         enterprise=ctx.core.enterprise, hazard_source=body.hazard_source, title=body.title,

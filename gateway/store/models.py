@@ -88,6 +88,7 @@ class RegisterTransition(Base):
     from_state: Mapped[str] = mapped_column(String(32))
     to_state: Mapped[str] = mapped_column(String(32))
     comment: Mapped[str | None] = mapped_column(Text)
+    verifier: Mapped[str | None] = mapped_column(String(128))
 
 
 class Alarm(Base):

@@ -96,9 +96,11 @@ class Register:
             row.updated_ms = now
             if after.state == "closed":
                 row.closed_ms = now
-            s.add(RegisterTransition(entry_id=entry_id, ts_ms=now, actor=verifier or actor,
-                                     action=action, from_state=before.state,
-                                     to_state=after.state, comment=comment))
+            # the actor is who did it (the authenticated user), the verifier beside it
+            s.add(RegisterTransition(entry_id=entry_id, ts_ms=now, actor=actor,
+                                     verifier=verifier, action=action,
+                                     from_state=before.state, to_state=after.state,
+                                     comment=comment))
             detail: dict[str, Any] = {"from": before.state, "to": after.state}
             if action == "update_five":
                 detail["old"] = asdict(before.five)

@@ -8,7 +8,7 @@ from edge.wire import WireError
 
 STATS = EdgeStats("edge-01", 1, 1_700_000_000_000,
                   {"readings_published": 90, "spool_messages": 0},
-                  {"plc 1": {"polls_ok": 10, "latency_avg_ms": 1.5}})
+                  {"plc-1": {"polls_ok": 10, "latency_avg_ms": 1.5}})   # ids as the site names them
 
 
 def test_round_trip() -> None:
