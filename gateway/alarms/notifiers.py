@@ -20,7 +20,7 @@ import orjson
 
 from alerting.escalation import Contacts
 from edge.mqtt import MqttConnection, MqttSettings
-from gateway.alarms.outbox import Notifier
+from gateway.alarms.outbox import Notifier, PermanentDeliveryError
 from gateway.settings import NotifySettings
 
 SIGNATURE_HEADER = "X-Hazgw-Signature"
@@ -107,7 +107,10 @@ class WebhookNotifier:
             if not 200 <= r.status < 300:
                 where = f" to {r.headers.get('Location', '?')} (not followed)" \
                     if 300 <= r.status < 400 else ""
-                raise ConnectionError(f"HTTP {r.status}{where}: {(await r.text())[:200]}")
+                msg = f"HTTP {r.status}{where}: {(await r.text())[:200]}"
+                if 400 <= r.status < 500 and r.status not in (408, 425, 429):
+                    raise PermanentDeliveryError(msg)   # the receiver will not take it
+                raise ConnectionError(msg)
 
     def close(self) -> None:
         """Nothing held open: a session per message."""
@@ -120,6 +123,17 @@ class EmailNotifier:
         self._s = s
 
     def _send(self, target: str, key: str, payload: bytes) -> None:
+        try:
+            self._send_once(target, key, payload)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, ValueError) as exc:
+            raise PermanentDeliveryError(f"{type(exc).__name__}: {exc}") from exc
+        except smtplib.SMTPResponseException as exc:
+            if 500 <= exc.smtp_code < 600:     # 5xx: refused for good; 4xx: try again
+                raise PermanentDeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}") \
+                    from exc
+            raise
+
+    def _send_once(self, target: str, key: str, payload: bytes) -> None:
         doc = orjson.loads(payload)
         msg = EmailMessage()
         msg["From"] = _header(self._s.smtp_from)

@@ -39,6 +39,15 @@ from gateway.store.models import Database, DeliveryAttempt, Outbox
 log = logging.getLogger(__name__)
 
 
+class PermanentDeliveryError(Exception):
+    """The receiving side refused in a way no retry can change (a 4xx, a refused recipient,
+    an unusable header): the message goes to the failed state."""
+
+
+# failed attempts after which a message is given up (with backoff to 300 s: ~8 hours)
+MAX_ATTEMPTS = 100
+
+
 class Notifier(Protocol):
     """One delivery channel; ``send`` raises when the message did not go through."""
 
@@ -93,14 +102,18 @@ class Delivery:
         self.max_backoff_s = max_backoff_s
         self.delivered = 0
         self.failed_attempts = 0
+        self.failed_messages = 0        # given up (permanently refused, or MAX_ATTEMPTS)
 
     def _due(self, now_ms: int) -> list[Outbox]:
         with self.db.session() as s:
             return list(s.execute(select(Outbox).where(Outbox.delivered_ms.is_(None),
+                                                       Outbox.failed_ms.is_(None),
                                                        Outbox.next_attempt_ms <= now_ms)
                                   .order_by(Outbox.id).limit(100)).scalars())
 
-    def _record(self, msg_id: int, ok: bool, error: str | None, now_ms: int) -> None:
+    def _record(self, msg_id: int, ok: bool, error: str | None, now_ms: int,
+                permanent: bool = False) -> bool:
+        """Record an attempt; whether the message is now given up."""
         with self.db.session.begin() as s:
             row = s.get(Outbox, msg_id)
             assert row is not None
@@ -109,10 +122,14 @@ class Delivery:
             if ok:
                 row.delivered_ms = now_ms
                 row.last_error = None
-            else:
-                row.last_error = error
-                backoff = min(2 ** (row.attempts - 1), self.max_backoff_s)
-                row.next_attempt_ms = now_ms + int(backoff * 1000)
+                return False
+            row.last_error = error
+            if permanent or row.attempts >= MAX_ATTEMPTS:
+                row.failed_ms = now_ms
+                return True
+            backoff = min(2 ** (row.attempts - 1), self.max_backoff_s)
+            row.next_attempt_ms = now_ms + int(backoff * 1000)
+            return False
 
     async def run_once(self, now_ms: int | None = None) -> int:
         """Try every due message once; returns how many were delivered."""
@@ -121,17 +138,27 @@ class Delivery:
         for msg in await asyncio.to_thread(self._due, now):
             notifier = self.notifiers.get(msg.channel)
             error: str | None = None
+            permanent = False
             if notifier is None:
-                error = f"no notifier for channel {msg.channel!r}"
+                error, permanent = f"no notifier for channel {msg.channel!r}", True
             else:
                 try:
                     await notifier.send(msg.target, msg.key, msg.payload.encode())
-                except Exception as exc:   # any failure is recorded and retried, never fatal
+                except PermanentDeliveryError as exc:
+                    error, permanent = f"refused for good: {exc}", True
+                except Exception as exc:   # any other failure is recorded and retried
                     error = f"{type(exc).__name__}: {exc}"
-            await asyncio.to_thread(self._record, msg.id, error is None, error, now)
+            gave_up = await asyncio.to_thread(self._record, msg.id, error is None, error, now,
+                                              permanent)
             if error is None:
                 done += 1
                 self.delivered += 1
+            elif gave_up:
+                self.failed_attempts += 1
+                self.failed_messages += 1
+                log.error("notification %s via %s to %s given up after %d attempt(s): %s "
+                          "(failed: see the outbox)", msg.key, msg.channel, msg.target,
+                          msg.attempts + 1, error)
             else:
                 self.failed_attempts += 1
                 log.warning("notification %s via %s to %s failed (attempt %d): %s", msg.key,

@@ -159,6 +159,8 @@ class Outbox(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     next_attempt_ms: Mapped[int] = mapped_column(BigInteger)
     delivered_ms: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # given up: a permanent refusal, or MAX_ATTEMPTS failures (not retried, counted, said)
+    failed_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
 
 

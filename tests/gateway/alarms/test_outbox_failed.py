@@ -1,0 +1,75 @@
+"""Notifications that can never be sent end in a failed state, said and counted, instead of
+being retried forever; ones that may yet go through are retried (real webhook receivers,
+SQLite and PostgreSQL).
+
+Seen before: an e-mail that could never be sent (CR/LF in a header from register text) was
+retried forever with no failed state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from gateway.alarms import outbox
+from gateway.alarms.notifiers import WebhookNotifier
+from gateway.alarms.outbox import Delivery, enqueue
+from gateway.settings import NotifySettings
+from gateway.sim.ports import free_port
+from gateway.store.models import Database, Outbox
+
+T0 = 1_800_000_000_000
+
+
+@pytest.fixture
+async def hooks() -> AsyncIterator[tuple[int, dict[str, int]]]:
+    hits = {"gone": 0, "down": 0}
+
+    async def gone(request: web.Request) -> web.Response:
+        hits["gone"] += 1
+        return web.Response(status=410, text="this endpoint was retired")
+
+    async def down(request: web.Request) -> web.Response:
+        hits["down"] += 1
+        return web.Response(status=503, text="maintenance")
+
+    app = web.Application()
+    app.router.add_post("/gone", gone)
+    app.router.add_post("/down", down)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield port, hits
+    finally:
+        await runner.cleanup()
+
+
+async def test_refused_for_good_is_given_up_at_once_and_a_server_error_is_retried(
+        db: Database, hooks: tuple[int, dict[str, int]], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(outbox, "MAX_ATTEMPTS", 3)
+    port, hits = hooks
+    with db.session.begin() as s:
+        enqueue(s, "k-gone", "webhook", f"http://127.0.0.1:{port}/gone", {"v": 1}, T0)
+        enqueue(s, "k-down", "webhook", f"http://127.0.0.1:{port}/down", {"v": 1}, T0)
+    d = Delivery(db, {"webhook": WebhookNotifier(NotifySettings(
+        webhook_secret=SecretStr("a-long-enough-secret")))})
+    with caplog.at_level(logging.WARNING, logger="gateway.alarms.outbox"):
+        for k in range(6):                       # far past every backoff
+            await d.run_once(T0 + k * 3_600_000)
+    assert hits == {"gone": 1, "down": 3}        # 410 once; 503 until MAX_ATTEMPTS
+    with db.session() as s:
+        rows = {r.key: r for r in s.execute(select(Outbox)).scalars()}
+    assert rows["k-gone"].failed_ms == T0 and rows["k-gone"].delivered_ms is None
+    assert "HTTP 410" in (rows["k-gone"].last_error or "")
+    assert rows["k-down"].failed_ms == T0 + 2 * 3_600_000 and rows["k-down"].attempts == 3
+    assert d.failed_messages == 2
+    given_up = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
+    assert len(given_up) == 2 and all(r.levelno == logging.ERROR for r in caplog.records
+                                      if "given up" in r.getMessage())
