@@ -42,6 +42,7 @@ from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, NotifySettings, Settings
 from gateway.sim.ports import free_port
 from gateway.store.models import Database
+from tests.gateway.alarms.hooks import serving
 from tests.gateway.test_e2e import small_site
 from tests.services import Server
 from tests.waiting import wait_until
@@ -296,19 +297,10 @@ async def test_a_redirect_is_not_followed_with_the_body_and_signature() -> None:
         landed.append(await request.read())
         return web.Response(text="ok")
 
-    app = web.Application()
-    app.router.add_post("/hook", moved)
-    app.router.add_post("/elsewhere", elsewhere)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving({"/hook": moved, "/elsewhere": elsewhere}) as port:
         hook = WebhookNotifier(NotifySettings(webhook_secret=SecretStr(SECRET)))
         with pytest.raises(ConnectionError, match=r"HTTP 302 to .*/elsewhere \(not followed\)"):
             await hook.send(f"http://127.0.0.1:{port}/hook", "k", b"{}")
-    finally:
-        await runner.cleanup()
     assert landed == []
 
 

@@ -19,8 +19,8 @@ from gateway.alarms import outbox
 from gateway.alarms.notifiers import WebhookNotifier
 from gateway.alarms.outbox import Delivery, enqueue
 from gateway.settings import NotifySettings
-from gateway.sim.ports import free_port
 from gateway.store.models import Database, Outbox
+from tests.gateway.alarms.hooks import serving
 
 T0 = 1_800_000_000_000
 
@@ -37,17 +37,8 @@ async def hooks() -> AsyncIterator[tuple[int, dict[str, int]]]:
         hits["down"] += 1
         return web.Response(status=503, text="maintenance")
 
-    app = web.Application()
-    app.router.add_post("/gone", gone)
-    app.router.add_post("/down", down)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
+    async with serving({"/gone": gone, "/down": down}) as port:
         yield port, hits
-    finally:
-        await runner.cleanup()
 
 
 async def test_refused_for_good_is_given_up_at_once_and_a_server_error_is_retried(
