@@ -182,6 +182,9 @@ class MqttSensor(Strict):
     ts_path: str | None = Field(default=None, pattern=_PATH)
     ts_unit: Literal["s", "ms", "us", "ns"] = Field(
         default="ms", description="unit of the Unix time at ts_path")
+    allow_points: list[str] | None = Field(
+        default=None, description="the point ids a {N} template may fill (default: points "
+                                  "of the enterprise that no Modbus device reads)")
 
     @model_validator(mode="after")
     def _one_way(self) -> MqttSensor:

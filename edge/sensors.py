@@ -115,7 +115,13 @@ def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
             values.append(v)
         if not values:
             raise PayloadError("; ".join(missing))
-    return [sensor.resolve(t, topic) for t in templates], values, ts, missing
+    ids = [sensor.resolve(t, topic) for t in templates]
+    if sensor.allow_points is not None:
+        foreign = [p for p in ids if p not in sensor.allow_points]
+        if foreign:
+            raise PayloadError(f"topic {topic!r} names point(s) {', '.join(foreign)} that this "
+                               "mapping may not fill (allow_points)")
+    return ids, values, ts, missing
 
 
 class MqttSensorSource:

@@ -40,8 +40,12 @@ READING_REASONS = ("foreign_point", "time_out_of_window")
 
 def edge_points(site: SiteConfig, ids: list[str]) -> dict[str, frozenset[int]]:
     """Edge id → positions (in ``ids``) of the points it may send: its Modbus registers and
-    the points its MQTT sensors name (``{N}`` templates match any id of their shape)."""
+    the points its MQTT sensors name. A ``{N}`` template fills only the ids its mapping's
+    ``allow_points`` lists, or else ids of its shape that no Modbus device of any edge reads
+    (a template could address any point of the enterprise, another edge's PLC points too)."""
     pos = {pid: i for i, pid in enumerate(ids)}
+    polled = {p for edge in site.edges.values() for dev in edge.modbus.values()
+              for p in dev.registers}
     out: dict[str, frozenset[int]] = {}
     for eid, edge in site.edges.items():
         mine = {pos[p] for dev in edge.modbus.values() for p in dev.registers if p in pos}
@@ -54,7 +58,10 @@ def edge_points(site: SiteConfig, ids: list[str]) -> dict[str, frozenset[int]]:
                 shape = re.compile("".join(
                     "[^/]+" if re.fullmatch(r"\{\d+\}", part) else re.escape(part)
                     for part in re.split(r"(\{\d+\})", template)))
-                mine.update(i for pid, i in pos.items() if shape.fullmatch(pid))
+                allowed = set(sensor.allow_points) if sensor.allow_points is not None \
+                    else None
+                mine.update(i for pid, i in pos.items() if shape.fullmatch(pid)
+                            and (pid in allowed if allowed is not None else pid not in polled))
         out[eid] = frozenset(mine)
     return out
 

@@ -158,3 +158,12 @@ async def test_sensor_readings_reach_the_wire_and_bad_ones_are_dead_lettered(
     kept = [d["reason"] for d in runner.sensors.dead_letters["at1"]]
     assert kept[0].startswith("data.t 1e+19 (ms) is not within 7 days back")
     assert kept[1].startswith("payload is not JSON")
+
+
+def test_a_template_fills_only_the_points_its_mapping_allows() -> None:
+    """Seen before: a {N} template could address any point of the enterprise."""
+    s = MqttSensor(topic="site/gas/+/state", point="{2}", allow_points=["GT7", "GT8"])
+    assert parse_payload(s, b"3.5", NOW, "site/gas/GT7/state")[0] == ["GT7"]
+    with pytest.raises(PayloadError, match=r"names point\(s\) GT101 that this mapping may not "
+                                           r"fill"):
+        parse_payload(s, b"3.5", NOW, "site/gas/GT101/state")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -138,3 +139,27 @@ async def test_edge_stats_only_from_the_sites_edges_and_within_the_time_window(
     assert core.stats.edge_stats_messages == 1
     assert [d["kind"] for d in core.stats.dead_letters] == [
         "unknown_edge", "time_out_of_window", "time_out_of_window"]
+
+
+async def test_an_mqtt_template_cannot_speak_for_points_another_edge_polls(
+        demo_config_path: Path) -> None:
+    """Seen before: a ``{N}`` template could address any point of the enterprise, including
+    points another edge reads over Modbus; now it fills only its ``allow_points`` or points
+    no Modbus device reads."""
+    from edge.config import MqttSensor
+    site = load_site(demo_config_path)
+    edge = site.edges["edge-01"].model_copy(update={"modbus": {}, "mqtt_sensors": {}})
+
+    def with_sensor(sensor: MqttSensor) -> Any:
+        return site.model_copy(update={"edges": {
+            **site.edges, "edge-m": edge.model_copy(update={"mqtt_sensors": {"gas": sensor}})}})
+    topic = "mhs/v1/91320582MA1W3K4X5R/edge-m/readings"
+    reading = (topic, wire.encode("edge-m", 1, 0, ["GT101"], [1500], [60.0], [0]))
+    for sensor, kept in ((MqttSensor(topic="site/gas/+", point="{2}"), 0),
+                         (MqttSensor(topic="site/gas/+", point="{2}", allow_points=["GT101"]),
+                          1)):
+        async with BatchingWriter(NullSink()) as writer:
+            core = Core(with_sensor(sensor), writer, clock=CLOCK)
+            await core.handle([reading])
+        assert core.stats.readings == kept
+        assert core.boundary.dropped["foreign_point"] == 1 - kept
