@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ShelvingRole = Literal["operator", "safety_manager", "admin"]
 DAY_MS = 86_400_000
@@ -42,6 +42,14 @@ class ShelvingPolicy(BaseModel):
     critical_max_minutes: float = Field(
         default=480, gt=0, description="the longest an emergency or L2 alarm may be shelved "
                                        "(one shift)")
+
+    @field_validator("roles")
+    @classmethod
+    def _priorities(cls, v: dict[int, list[ShelvingRole]]) -> dict[int, list[ShelvingRole]]:
+        bad = sorted(p for p in v if not 1 <= p <= 4)
+        if bad:
+            raise ValueError(f"priorities are 1..4, got {bad}")
+        return v
 
     def refusal(self, role: str, priority: int, gb50493_level: int | None, minutes: float,
                 shelved_today: int) -> str | None:

@@ -7,7 +7,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+from edge.wire import ID_PATTERN
+
+Identifier = Annotated[str, Field(pattern=f"^{ID_PATTERN}$")]
 RegisterType = Literal["bool", "bit", "int16", "uint16", "int32", "uint32", "int64", "float32",
                        "float64"]
 
@@ -198,12 +200,15 @@ class MqttSensor(Strict):
                     ("+" in level and level != "+"):
                 raise ValueError(f"topic filter {self.topic!r}: + must be a whole level and "
                                  "# the whole last level")
+        bad = [p for p in self.allow_points or [] if not re.fullmatch(ID_PATTERN, p)]
+        if bad:
+            raise ValueError(f"allow_points: {bad[0]!r} is not a valid point id")
         for pid in self.points():
             for n in _LEVEL.findall(pid):
                 if int(n) >= len(levels) and "#" not in levels:
                     raise ValueError(f"point {pid!r} names topic level {n}, but "
                                      f"{self.topic!r} has {len(levels)} levels")
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}", _LEVEL.sub("x", pid)):
+            if not re.fullmatch(ID_PATTERN, _LEVEL.sub("x", pid)):
                 raise ValueError(f"point {pid!r} is not a valid point id")
         return self
 

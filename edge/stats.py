@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
-from edge.wire import TOPIC_ROOT, VERSION, WireError, load_message
+from edge.wire import ID_PATTERN, TOPIC_ROOT, VERSION, WireError, load_message
 
 Numbers = dict[str, float]
 # What the gateway accepts (the stats become line-protocol tags and field names): ids by the
 # site's identifier rule, metric names lower-case ASCII words; integers within int64 and
 # times within what InfluxDB can store (ns since 1970 in an int64), in ms.
-IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
+IDENTIFIER = re.compile(ID_PATTERN)
 METRIC = re.compile(r"[a-z][a-z0-9_]{0,63}")
 INT64_MAX = 2**63 - 1
 MAX_TS_MS = INT64_MAX // 1_000_000

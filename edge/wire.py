@@ -31,6 +31,9 @@ import numpy.typing as npt
 import orjson
 
 VERSION = 1
+# The identifier rule of edges, devices and points (the site's too: gateway.site,
+# alerting.plant): what may stand in a topic level and a line-protocol tag.
+ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}"
 TOPIC_ROOT = "mhs/v1"
 
 

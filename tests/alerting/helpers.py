@@ -77,3 +77,14 @@ def random_series(seed: int, points: int, readings: int) -> list[tuple[int, str,
             rows.append((t, f"P{i}", v, int(q)))
     rows.sort(key=lambda r: r[0])
     return rows
+
+
+def batch_and_single(points: dict[str, dict[str, Any]], rows: Sequence[tuple[Any, ...]],
+                     ) -> tuple[list[tuple[int, str, str, str]], list[tuple[int, str, str, str]]]:
+    """The timeline of ``rows`` fed in one batch and one reading at a time, floods left out:
+    a stale alarm is stamped when the gap began, so the order in which annunciations reach
+    the flood window depends on how the series was cut into batches."""
+    whole = [x for x in timeline(feed(engine(points), rows)) if ":flood" not in x[1]]
+    single = [x for x in timeline(feed(engine(points), rows, single=True))
+              if ":flood" not in x[1]]
+    return whole, single

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from alerting.batch import Quality
-from tests.alerting.helpers import GAS, LEVEL, engine, feed, random_series, timeline
+from tests.alerting.helpers import (
+    GAS,
+    LEVEL,
+    batch_and_single,
+    engine,
+    feed,
+    random_series,
+    timeline,
+)
 
 
 def test_on_delay_needs_the_condition_to_last_and_is_stamped_when_it_ran_out() -> None:
@@ -133,11 +141,7 @@ ALL_RULES = {**LEVEL, "lolo": 0.5, "on_delay_s": 3, "off_delay_s": 2, "stale_aft
 def test_every_rule_gives_one_timeline_in_one_batch_or_reading_by_reading(seed: int) -> None:
     points = {f"P{i}": ALL_RULES for i in range(6)}
     rows = random_series(seed, 6, 300)
-    # Floods are left out: a stale alarm is stamped when the gap began, so the order in which
-    # annunciations reach the flood window depends on how the series was cut into batches.
-    whole = [x for x in timeline(feed(engine(points), rows)) if ":flood" not in x[1]]
-    single = [x for x in timeline(feed(engine(points), rows, single=True))
-              if ":flood" not in x[1]]
+    whole, single = batch_and_single(points, rows)
     kinds = {a.split(":")[1] for _, a, _, _ in whole}
     assert kinds >= {"process", "roc", "predictive", "fault", "stale", "flatline", "tamper"}
     assert whole == single

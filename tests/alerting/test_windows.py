@@ -10,7 +10,7 @@ import pytest
 
 from alerting.snapshot import capture, restore
 from alerting.table import K_LIMIT, K_MAX, RING_BUDGET_BYTES, ring_capacity
-from tests.alerting.helpers import LEVEL, engine, feed, random_series, timeline
+from tests.alerting.helpers import LEVEL, batch_and_single, engine, feed, random_series, timeline
 
 
 def test_ring_capacity_follows_the_windows_within_the_budget() -> None:
@@ -50,9 +50,7 @@ def test_long_windows_give_one_timeline_in_one_batch_or_reading_by_reading(seed:
     points = {f"P{i}": LONG for i in range(4)}
     rows = random_series(seed, 4, 400)
     assert engine(points).table.k_max == 64
-    whole = [x for x in timeline(feed(engine(points), rows)) if ":flood" not in x[1]]
-    single = [x for x in timeline(feed(engine(points), rows, single=True))
-              if ":flood" not in x[1]]
+    whole, single = batch_and_single(points, rows)
     assert {a.split(":")[1] for _, a, _, _ in whole} >= {"roc", "predictive"}
     assert whole == single
 

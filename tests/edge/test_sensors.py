@@ -73,6 +73,8 @@ def test_a_payload_missing_one_field_delivers_the_others() -> None:
     ({"topic": "a/#/b", "point": "P"}, "# the whole last level"),
     ({"topic": "a/+", "point": "P_{5}"}, "names topic level 5"),
     ({"topic": "a/+", "point": "bad id {1}"}, "not a valid point id"),
+    ({"topic": "a/+", "point": "{1}", "allow_points": ["GT1", "G T"]},
+     "allow_points: 'G T' is not a valid point id"),
 ])
 def test_sensor_mappings_that_cannot_work_are_refused(fields: dict[str, object],
                                                       message: str) -> None:

@@ -5,10 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 import pytest
 
 from edge.supervise import Loops, describe, keep_running, supervised, to_completion
+
+
+async def until_runs(supervisor: Coroutine[Any, Any, None], runs: list[int], n: int) -> None:
+    """Run ``supervisor`` until the work it restarts has started ``n`` times (bounded), then
+    cancel it: a supervisor ends only when cancelled."""
+    task = asyncio.create_task(supervisor)
+    async with asyncio.timeout(10):
+        while len(runs) < n:
+            await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
 
 
 async def test_a_failure_streak_is_one_line_then_counted_and_retried(
@@ -91,13 +105,7 @@ async def test_a_long_running_task_that_ends_is_started_again_and_said(
         await forever.wait()
 
     with caplog.at_level(logging.WARNING, logger="edge.supervise"):
-        task = asyncio.create_task(keep_running(loops, "poll-plc", run, backoff_max_s=0.01))
-        async with asyncio.timeout(10):
-            while len(runs) < 3:
-                await asyncio.sleep(0.005)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await until_runs(keep_running(loops, "poll-plc", run, backoff_max_s=0.01), runs, 3)
     h = loops.by_name["poll-plc"]
     assert (h.failures, h.streak, h.last_error) == (2, 2, "RuntimeError: ended by itself")
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["poll-plc: failed"]
@@ -117,13 +125,7 @@ async def test_a_task_that_ran_well_for_a_while_starts_a_new_failure_streak() ->
             raise ValueError("much later")
         await forever.wait()
 
-    task = asyncio.create_task(keep_running(loops, "poll-plc", run, backoff_max_s=0.02))
-    async with asyncio.timeout(10):
-        while len(runs) < 3:
-            await asyncio.sleep(0.005)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await until_runs(keep_running(loops, "poll-plc", run, backoff_max_s=0.02), runs, 3)
     h = loops.by_name["poll-plc"]
     assert (h.failures, h.streak, h.last_error) == (2, 1, "ValueError: much later")
 

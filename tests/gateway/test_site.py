@@ -154,3 +154,13 @@ def test_a_json_site_is_read_fast_and_an_oversized_file_is_refused_unread(
         load_site(demo_config_path)
     [error] = info.value.errors
     assert error.startswith("the file is ") and "a site file may be at most" in error
+
+
+def test_a_shelving_policy_for_a_priority_that_does_not_exist_is_refused_by_path(
+        demo_config_path: Path) -> None:
+    data: Any = demo_data(demo_config_path)
+    data["shelving"] = {"roles": {7: ["operator"]}, "max_minutes": 0}
+    with pytest.raises(ConfigError) as info:
+        parse_site(data)
+    assert info.value.errors == ["shelving.max_minutes: Input should be greater than 0",
+                                 "shelving.roles: priorities are 1..4, got [7]"]
