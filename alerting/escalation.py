@@ -10,12 +10,15 @@ and alarm priority, falling back to the enterprise default.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["operator", "operational", "technical", "main", "regulator"]
-Channel = Literal["mqtt", "webhook", "email"]
+Channel = Literal["mqtt", "webhook", "email", "file"]
+# a ``file`` contact names a file in the notification directory, never a path
+FILE_TARGET = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
 # Four-colour warning (红橙黄蓝) by alarm priority: 1 most urgent.
 WARNING_COLOUR = {1: "red", 2: "orange", 3: "yellow", 4: "blue"}
 UNHANDLED_STATES = ("unack", "rtn_unack")
@@ -89,6 +92,9 @@ class Contact(BaseModel):
             raise ValueError(f"webhook target must be an http(s) URL, got {self.target!r}")
         if self.channel == "email" and "@" not in self.target:
             raise ValueError(f"email target must be an address, got {self.target!r}")
+        if self.channel == "file" and not re.match(FILE_TARGET, self.target):
+            raise ValueError(f"file target must be a file name (letters, digits, _ . -), "
+                             f"not a path: {self.target!r}")
         if self.channel == "mqtt" and any(c in self.target for c in "+#"):
             raise ValueError(f"mqtt target must be a topic without wildcards: {self.target!r}")
         return self

@@ -92,14 +92,37 @@ def cmd_grafana_push(args: argparse.Namespace) -> int:
     return 0
 
 
+def scenario_file(name: str) -> Path:
+    """A scenario by its name in ``config/scenarios`` or by its path."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or len(path.parts) > 1:
+        return path
+    return Path("config/scenarios") / f"{name}.yaml"
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    """All-in-one demo on embedded defaults."""
-    from gateway.sim.demo import run_demo
+    """All-in-one demo on embedded defaults, with the console."""
+    from edge.sim.scenario import ScenarioError, load_scenario
+    from gateway.sim.demo import DemoConsole, run_demo, summary
 
     site = _site(args.config)
-    with contextlib.suppress(KeyboardInterrupt):
-        counts = asyncio.run(run_demo(site, args.duration, Path(args.output)))
-        print(f"demo finished: {counts}")
+    scenario, base = None, Path(".")
+    if args.scenario:
+        try:
+            scenario, base = load_scenario(scenario_file(args.scenario))
+        except ScenarioError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    console = None if args.no_console else DemoConsole(host=args.host, port=args.port)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            counts = asyncio.run(run_demo(site, args.duration, Path(args.output),
+                                          scenario=scenario, base=base, speed=args.speed,
+                                          console=console))
+            print(summary(counts))
+    except (RuntimeError, ScenarioError) as exc:
+        print(f"hazgw demo: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -334,10 +357,20 @@ def build_parser() -> argparse.ArgumentParser:
     gp.add_argument("--url", default="http://127.0.0.1:3000")
     gp.add_argument("--dir", default="grafana/dashboards")
     gp.set_defaults(func=cmd_grafana_push)
-    d = sub.add_parser("demo", help="simulator + edge + core in one process")
-    d.add_argument("--config", default="config/demo/plant.yaml")
-    d.add_argument("--duration", type=float, default=None, help="seconds; default: until ^C")
-    d.add_argument("--output", default="var/demo/readings.lp")
+    d = sub.add_parser("demo", help="simulator + edge + core + console in one process")
+    d.add_argument("--config", default="config/demo/plant.yaml", help="site file")
+    d.add_argument("--duration", type=float, default=None,
+                   help="seconds; default: until ^C (or the scenario's end)")
+    d.add_argument("--output", default="var/demo/readings.lp",
+                   help="line-protocol file of readings and alarm events")
+    d.add_argument("--scenario", default=None,
+                   help="a scenario of config/scenarios (e.g. control_room) or a file; "
+                        "default: the built-in LPG leak script")
+    d.add_argument("--speed", type=float, default=None,
+                   help="simulated seconds per second (default: the scenario's own)")
+    d.add_argument("--host", default="127.0.0.1", help="console address")
+    d.add_argument("--port", type=int, default=8080, help="console port")
+    d.add_argument("--no-console", action="store_true", help="terminal only")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="gateway core (settings from HAZGW_* environment)")
     r.add_argument("--config", default=None)

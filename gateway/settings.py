@@ -28,6 +28,8 @@ class NotifySettings(BaseModel):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_timeout_s: float = Field(default=10.0, gt=0)
+    file_dir: Path = Field(default=Path("var/notifications"),
+                           description="where ``file`` contacts' JSON lines are appended")
 
 
 class InfluxSettings(BaseModel):

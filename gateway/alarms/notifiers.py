@@ -1,4 +1,5 @@
-"""Delivery channels of the outbox: MQTT, webhook, e-mail (``NOTIFIERS`` is the registry).
+"""Delivery channels of the outbox: MQTT, webhook, e-mail, file (``NOTIFIERS`` is the
+registry).
 
 Each ``send`` returns only once the receiving side has taken the message (PUBACK, HTTP 2xx,
 SMTP accepted) and raises otherwise, so the outbox retries it.
@@ -9,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
+import re
 import smtplib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import aiohttp
 import orjson
 
-from alerting.escalation import Contacts
+from alerting.escalation import FILE_TARGET, Contacts
 from edge.mqtt import MqttConnection, MqttSettings
 from gateway.alarms.outbox import Notifier, PermanentDeliveryError
 from gateway.settings import NotifySettings
@@ -160,10 +163,38 @@ class EmailNotifier:
         """Nothing held open: a connection per message."""
 
 
+class FileNotifier:
+    """Appends each notification as one JSON line (``{"key", "at_ms", "message"}``) to a file
+    of the notification directory, synced before it counts as sent: a local sink for the demo,
+    a test or a site whose alarm relay reads files. A retry after a crash may append a line
+    twice; the key tells them apart."""
+
+    def __init__(self, s: NotifySettings) -> None:
+        self._dir = s.file_dir
+
+    def _append(self, target: str, key: str, payload: bytes) -> None:
+        if not re.match(FILE_TARGET, target):       # checked by the config too
+            raise PermanentDeliveryError(f"file target {target!r} is not a file name")
+        self._dir.mkdir(parents=True, exist_ok=True)
+        line = orjson.dumps({"key": key, "at_ms": int(time.time() * 1000),
+                             "message": orjson.Fragment(payload)}) + b"\n"
+        with open(self._dir / target, "ab") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    async def send(self, target: str, key: str, payload: bytes) -> None:
+        await asyncio.to_thread(self._append, target, key, payload)
+
+    def close(self) -> None:
+        """Nothing held open: the file is opened per message."""
+
+
 NOTIFIERS: dict[str, Callable[[MqttSettings, NotifySettings], Notifier]] = {
     "mqtt": lambda m, s: MqttNotifier(m),
     "webhook": lambda m, s: WebhookNotifier(s),
     "email": lambda m, s: EmailNotifier(s),
+    "file": lambda m, s: FileNotifier(s),
 }
 
 
@@ -178,6 +209,30 @@ def webhook_secret_problem(contacts: Contacts, s: NotifySettings) -> str | None:
     return None
 
 
-def build_notifiers(mqtt_settings: MqttSettings, s: NotifySettings) -> dict[str, Notifier]:
-    """One notifier per channel of the registry."""
-    return {channel: make(mqtt_settings, s) for channel, make in NOTIFIERS.items()}
+class Notifiers(Mapping[str, Notifier]):
+    """One notifier per channel of the registry, made when first used: a site that sends
+    no MQTT notifications never connects to a broker for them (the demo has none)."""
+
+    def __init__(self, mqtt_settings: MqttSettings, s: NotifySettings) -> None:
+        self._mqtt, self._s = mqtt_settings, s
+        self._made: dict[str, Notifier] = {}
+
+    def __getitem__(self, channel: str) -> Notifier:
+        if channel not in self._made:
+            self._made[channel] = NOTIFIERS[channel](self._mqtt, self._s)
+        return self._made[channel]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NOTIFIERS)
+
+    def __len__(self) -> int:
+        return len(NOTIFIERS)
+
+    def made(self) -> list[Notifier]:
+        """The notifiers made so far (to close)."""
+        return list(self._made.values())
+
+
+def build_notifiers(mqtt_settings: MqttSettings, s: NotifySettings) -> Notifiers:
+    """The notifiers of every channel of the registry, each made when first used."""
+    return Notifiers(mqtt_settings, s)

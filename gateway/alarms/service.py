@@ -20,7 +20,7 @@ from alerting.engine import AlarmEvent
 from edge.clock import Clock
 from gateway.alarms.escalation import Escalator
 from gateway.alarms.notifiers import build_notifiers, webhook_secret_problem
-from gateway.alarms.outbox import Delivery, Notifier
+from gateway.alarms.outbox import Delivery
 from gateway.alarms.register_feed import RegisterFeed
 from gateway.settings import Settings
 from gateway.store.models import Database
@@ -57,7 +57,7 @@ class EscalationService:
         problem = webhook_secret_problem(site.contacts, settings.notify)
         if problem is not None:
             raise ValueError(problem)
-        self.notifiers: dict[str, Notifier] = build_notifiers(settings.mqtt.model_copy(
+        self.notifiers = build_notifiers(settings.mqtt.model_copy(
             update={"client_id": f"{settings.mqtt.client_id}-notify"}), settings.notify)
         self.open: _Open | None = None
         self.pending: dict[str, deque[list[AlarmEvent]]] = {"escalator": deque(),
@@ -138,7 +138,7 @@ class EscalationService:
 
     def close(self) -> None:
         """Close the notifiers and the database."""
-        for n in self.notifiers.values():
+        for n in self.notifiers.made():
             n.close()
         if self.open is not None:
             self.open.db.close()

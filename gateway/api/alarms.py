@@ -51,13 +51,29 @@ class Comment(BaseModel):
 
 
 def standing_limit(ctx: ApiContext, e: AlarmEvent) -> float | None:
-    """A standing alarm's event carries no limit: a process alarm's is its level's."""
-    name = LIMIT_OF.get(e.level_name) if e.alarm_type == "process" else None
-    if name is None or e.point is None:
+    """A standing alarm's event carries no limit: a process alarm's is its level's, a rate
+    alarm's its rule's (units per minute), a predictive warning's the limit it heads for."""
+    if e.point is None:
         return None
     tb = ctx.core.table
     i = tb.position.get(e.point, -1)
-    value = float(getattr(tb, name)[i]) if i >= 0 else float("nan")
+    if i < 0:
+        return None
+    if e.alarm_type == "process":
+        name = LIMIT_OF.get(e.level_name)
+    elif e.alarm_type == "roc":
+        name = "roc_fall" if e.level < 0 else "roc_rise"
+    elif e.alarm_type == "predictive":      # the nearest limit beyond the value now
+        v = e.value if e.value is not None else float("nan")
+        if e.level < 0:
+            name = "lo" if v > float(tb.lo[i]) else "lolo"
+        else:
+            name = "hi" if v < float(tb.hi[i]) else "hihi"
+    else:
+        name = None
+    if name is None:
+        return None
+    value = float(getattr(tb, name)[i])
     return value if value == value else None
 
 

@@ -23,11 +23,20 @@ from sqlalchemy import func, select
 
 from alerting.register import RegisterError
 from gateway.api.auth import Ctx, allowed, client_of, errors, may
-from gateway.api.models import EntryWithHistory, Me, PointTrend, TransitionOut
+from gateway.api.models import (
+    EntryWithHistory,
+    Me,
+    PointTrend,
+    PointView,
+    SiteView,
+    SourceView,
+    TransitionOut,
+)
 from gateway.api.register import entry_out
 from gateway.settings import ApiUser
 from gateway.store.models import RegisterEntry, RegisterTransition
 from gateway.store.register import Register
+from gateway.stream.core import Core
 
 STATIC = Path(__file__).parent / "static"
 POLL_REGISTER_S = 1.0
@@ -67,6 +76,33 @@ async def me(ctx: Ctx, u: Annotated[ApiUser, may("read")]) -> Me:
               sources=sorted(set(core.table.sources)))
 
 
+LIMIT_COLUMNS = ("lolo", "lo", "hi", "hihi", "roc_rise", "roc_fall")
+
+
+def point_limits(core: Core, i: int) -> dict[str, float]:
+    """A point's configured limits (a NaN column is a limit not configured)."""
+    tb = core.table
+    return {k: v for k in LIMIT_COLUMNS if (v := float(getattr(tb, k)[i])) == v}
+
+
+@router.get("/site", responses=errors())
+async def site(ctx: Ctx, _: Annotated[ApiUser, may("read")]) -> SiteView:
+    """The plant with names, units, levels and limits: what the console shows instead of
+    ids (read once when it signs in)."""
+    core = ctx.core
+    tb, lab = core.table, core.labels
+    devices = {int(m): dg.name for dg in tb.devices for m in dg.members.tolist()}
+    points = {}
+    for i, pid in enumerate(tb.ids.tolist()):
+        name, unit = lab.points.get(pid, ("", ""))
+        points[pid] = PointView(name=name, unit=unit, kind=tb.kinds[i], source=tb.sources[i],
+                                equipment=tb.equipments[i], device=devices.get(i),
+                                limits=point_limits(core, i))
+    return SiteView(enterprise=core.enterprise, name=core.name, sources=[
+        SourceView(id=s, name=lab.sources.get(s, s), level=core.source_levels.get(s))
+        for s in dict.fromkeys(tb.sources)], equipment=lab.equipment, points=points)
+
+
 @router.get("/points/{point}/trend", responses=errors(404))
 async def point_trend(ctx: Ctx, point: str, _: Annotated[ApiUser, may("read")],
                       minutes: float = Query(default=30, gt=0, le=24 * 60)) -> PointTrend:
@@ -77,12 +113,13 @@ async def point_trend(ctx: Ctx, point: str, _: Annotated[ApiUser, may("read")],
     if i < 0:
         raise HTTPException(404, f"unknown point {point!r}")
     samples = await asyncio.to_thread(ctx.trend, point, minutes) if ctx.trend else None
-    limits = {k: float(getattr(tb, k)[i]) for k in ("lolo", "lo", "hi", "hihi")
-              if float(getattr(tb, k)[i]) == float(getattr(tb, k)[i])}
+    limits = {k: v for k, v in point_limits(ctx.core, i).items() if not k.startswith("roc")}
     return PointTrend(point=point, kind=tb.kinds[i], source=tb.sources[i],
                       equipment=tb.equipments[i], limits=limits,
+                      unit=ctx.core.labels.points.get(point, ("", ""))[1],
+                      now_ms=ctx.core.clock.now_ms(),
                       from_="influxdb" if samples is not None else "engine",
-                      samples=samples if samples is not None else ctx.core.recent(point))
+                      samples=samples if samples is not None else ctx.core.trend(point))
 
 
 @router.get("/register/{entry_id}", responses=errors(404))

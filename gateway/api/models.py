@@ -270,6 +270,37 @@ class Me(BaseModel):
     sources: list[str]
 
 
+class PointView(BaseModel):
+    """A point as people read it: name, unit, where it is, its limits."""
+
+    name: str
+    unit: str
+    kind: str
+    source: str
+    equipment: str
+    device: str | None = Field(description="<edge>/<device> that reads it, if any")
+    limits: dict[str, float] = Field(description="lolo, lo, hi, hihi; roc_rise and roc_fall "
+                                                 "(units per minute), where configured")
+
+
+class SourceView(BaseModel):
+    """A hazard source: its name and GB 18218 level (none: not a major hazard source)."""
+
+    id: str
+    name: str
+    level: str | None
+
+
+class SiteView(BaseModel):
+    """The plant as the console shows it: names instead of ids, units."""
+
+    enterprise: str
+    name: str
+    sources: list[SourceView]
+    equipment: dict[str, str]
+    points: dict[str, PointView]
+
+
 class PointTrend(BaseModel):
     """A point's limits and recent samples."""
 
@@ -280,5 +311,7 @@ class PointTrend(BaseModel):
     source: str
     equipment: str
     limits: dict[str, float]
+    unit: str = ""
+    now_ms: int = Field(default=0, description="the gateway's clock when answered")
     from_: Literal["influxdb", "engine"] = Field(alias="from")
     samples: list[tuple[int, float]]

@@ -8,6 +8,7 @@ validates and compiles in a short-lived child process and hands back only the co
 from __future__ import annotations
 
 import multiprocessing
+import sys
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -18,6 +19,27 @@ from alerting.shelving import ShelvingPolicy
 from alerting.table import RuleTable, compile_rules
 from gateway.site import SiteConfig
 from gateway.stream.boundary import edge_points
+
+
+@dataclass(frozen=True)
+class Labels:
+    """What people read instead of ids (the console, the demo): names, units, and what each
+    point is (a sparse map: a point without a name or a unit is not in it)."""
+
+    sources: dict[str, str] = field(default_factory=dict)
+    equipment: dict[str, str] = field(default_factory=dict)
+    points: dict[str, tuple[str, str]] = field(default_factory=dict)   # id → (name, unit)
+
+
+def labels_of(site: SiteConfig) -> Labels:
+    """The site's names and units (units interned: a few distinct strings for all points)."""
+    ent = site.enterprise
+    return Labels(
+        sources={sid: src.name for sid, src in ent.hazard_sources.items() if src.name},
+        equipment={eid: eq.name for src in ent.hazard_sources.values()
+                   for eid, eq in src.equipment.items() if eq.name},
+        points={pid: (p.name, sys.intern(p.unit)) for pid, (_, _, p) in ent.points().items()
+                if p.name or p.unit})
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,7 @@ class CompiledSite:
     # edge id → positions of the points it may send (empty: the site declares no edges)
     edge_points: dict[str, frozenset[int]] = field(default_factory=dict)
     shelving: ShelvingPolicy = field(default_factory=ShelvingPolicy)
+    labels: Labels = field(default_factory=Labels)
 
 
 def poll_intervals(site: SiteConfig) -> dict[str, float]:
@@ -54,7 +77,7 @@ def compile_site(site: SiteConfig) -> CompiledSite:
     return CompiledSite(site.enterprise.code, site.enterprise.name, table,
                         site.escalation, site.contacts, site.source_levels(),
                         site.register_rules, edge_points(site, [str(x) for x in table.ids]),
-                        site.shelving)
+                        site.shelving, labels_of(site))
 
 
 def _build_and_compile(factory: Callable[..., SiteConfig], args: tuple[object, ...],

@@ -33,6 +33,7 @@ from gateway.site import SiteConfig
 from gateway.stream.boundary import Boundary
 from gateway.stream.compiled import CompiledSite, as_compiled
 from gateway.stream.sequence import SequenceTracker
+from gateway.stream.tail import Tail
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,9 @@ class Core:
         # memory, and the core needs only the compiled rules (gateway.stream.compiled).
         compiled = as_compiled(site)
         self.enterprise = compiled.enterprise
+        self.name = compiled.name
         self.source_levels = dict(compiled.source_levels)
+        self.labels = compiled.labels           # names and units, for people (the console)
         self.shelving = compiled.shelving
         self.ack_within_s = compiled.escalation.ack_within_s     # for the daily report
         self.engine = Engine(compiled.table)
@@ -137,6 +140,7 @@ class Core:
         self.step_lock = asyncio.Lock()
         self.version = 0            # bumped by every such change: nothing new, nothing saved
         self.point_index = PointIndex(tb)
+        self.tail = Tail()          # the watched points' last readings (console trends)
         self.boundary = Boundary(limits or IngestLimits(), len(tb), compiled.edge_points)
         self._edge_stats: list[bytes] = []
 
@@ -285,6 +289,7 @@ class Core:
             return []
         self.version += 1
         events = self.engine.process(batch)
+        self.tail.feed(batch)
         # Alarms leave first: a slow database must not delay the regulator's alarm feed.
         await self.emit(events)
         await self.writer.put(self.lines.readings(batch), len(batch))
@@ -368,6 +373,16 @@ class Core:
     def recent(self, point: str) -> list[tuple[int, float]]:
         """A point's last valid samples that the windowed rules keep (oldest first)."""
         return self.engine.recent(point)
+
+    def trend(self, point: str) -> list[tuple[int, float]]:
+        """A point's recent good samples for people to look at: those of the windowed rules
+        or, when the tail has more (it keeps them once the point is watched), the tail's."""
+        i = self.table.position.get(point, -1)
+        if i < 0:
+            return []
+        tail = self.tail.samples(i, time.monotonic())
+        ring = self.engine.recent(point)
+        return tail if len(tail) > len(ring) else ring
 
     async def emit(self, events: list[AlarmEvent]) -> None:
         """Write alarm events and hand them to every alarm sink (MQTT, display, ...)."""
