@@ -89,16 +89,21 @@ def transition(entry: Entry, action: Action, *, five: Five | None = None,
         allowed = sorted(a for (s, a) in TRANSITIONS if s == entry.state)
         raise RegisterError(f"cannot {action} an entry that is {entry.state}; allowed: "
                             f"{', '.join(allowed) or 'nothing (closed entries are final)'}")
+    if five is not None and action not in ("start", "update_five"):
+        raise RegisterError(f"the five in place are given with start or update_five, not "
+                            f"with {action}")
+    # start may bring the five with it: rectification begins with them in place, one step
+    merged = entry.five if five is None else _merge(entry.five, five)
     if action == "update_five":
         if five is None:
             raise RegisterError("update_five needs the five-in-place fields")
-        return replace(entry, five=_merge(entry.five, five))
-    if action == "start" and entry.level == "major" and entry.five.missing():
+        return replace(entry, five=merged)
+    if action == "start" and entry.level == "major" and merged.missing():
         raise RegisterError("a major hazard enters rectification only with all five in place "
-                            f"(五到位); missing: {', '.join(entry.five.missing())}")
+                            f"(五到位); missing: {', '.join(merged.missing())}")
     if action in ("verify_pass", "verify_fail") and not (verifier and comment):
         raise RegisterError(f"{action} needs the verifier and a comment")
-    return replace(entry, state=nxt)
+    return replace(entry, state=nxt, five=merged)
 
 
 def _merge(old: Five, new: Five) -> Five:

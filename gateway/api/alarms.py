@@ -52,7 +52,8 @@ class Comment(BaseModel):
 
 def standing_limit(ctx: ApiContext, e: AlarmEvent) -> float | None:
     """A standing alarm's event carries no limit: a process alarm's is its level's, a rate
-    alarm's its rule's (units per minute), a predictive warning's the limit it heads for."""
+    alarm's its rule's (units per minute, as configured; the table keeps them per second),
+    a predictive warning's the limit it heads for."""
     if e.point is None:
         return None
     tb = ctx.core.table
@@ -73,7 +74,7 @@ def standing_limit(ctx: ApiContext, e: AlarmEvent) -> float | None:
         name = None
     if name is None:
         return None
-    value = float(getattr(tb, name)[i])
+    value = float(getattr(tb, name)[i]) * (60.0 if name.startswith("roc") else 1.0)
     return value if value == value else None
 
 

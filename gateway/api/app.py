@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from gateway.api import alarms, console, register, reports
+from gateway.api import alarms, console, register, reports, shift
 from gateway.api.auth import MAY, ApiContext, Trend
 from gateway.api.live import LiveFeed
 from gateway.api.tokens import TokenTable
@@ -56,7 +56,7 @@ def create_app(core: Core, register_: Register, tokens: Mapping[str, ApiUser],
                                max_live_streams=max_live_streams)
     app.middleware("http")(_security_headers)
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
-    for r in (reports.router, alarms.router, register.router):
+    for r in (reports.router, alarms.router, register.router, shift.router):
         app.include_router(r)
     if feed is not None:
         console.mount(app)

@@ -29,6 +29,7 @@ MAY: dict[str, frozenset[ApiRole]] = {
     "register_create": frozenset({"operator", "safety_manager", "admin"}),
     "register_transition": frozenset({"safety_manager", "admin"}),
     "supervise": frozenset({"regulator", "admin"}),
+    "shift_log": frozenset({"operator", "safety_manager", "admin"}),
 }
 # a point's recent (ts_ms, value) samples over ``minutes``, or None when there is no history
 Trend = Callable[[str, float], list[tuple[int, float]] | None]

@@ -80,9 +80,11 @@ LIMIT_COLUMNS = ("lolo", "lo", "hi", "hihi", "roc_rise", "roc_fall")
 
 
 def point_limits(core: Core, i: int) -> dict[str, float]:
-    """A point's configured limits (a NaN column is a limit not configured)."""
+    """A point's configured limits (a NaN column is a limit not configured); rates per
+    minute, as configured (the table keeps them per second)."""
     tb = core.table
-    return {k: v for k in LIMIT_COLUMNS if (v := float(getattr(tb, k)[i])) == v}
+    return {k: v * (60.0 if k.startswith("roc") else 1.0) for k in LIMIT_COLUMNS
+            if (v := float(getattr(tb, k)[i])) == v}
 
 
 @router.get("/site", responses=errors())

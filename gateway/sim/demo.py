@@ -224,10 +224,11 @@ async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
                    out: TextIO = sys.stdout, status_every_s: float = 5.0,
                    settings: Settings | None = None, scenario: Scenario | None = None,
                    base: Path = Path("."), speed: float | None = None,
-                   console: DemoConsole | None = None) -> dict[str, int]:
+                   console: DemoConsole | None = None, stop: asyncio.Event | None = None,
+                   ) -> dict[str, int]:
     """Run the whole path until ``duration_s`` elapses (forever when None; with a scenario,
-    at most until it ends); returns counters. ``settings`` (the environment's by default)
-    name the database of the alarm history and register."""
+    at most until it ends) or ``stop`` is set; returns counters. ``settings`` (the
+    environment's by default) name the database of the alarm history and register."""
     settings = settings or Settings()
     site = on_loopback(site)
     if console is not None:
@@ -244,6 +245,7 @@ async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
     t0 = time.monotonic()
     buffer = MessageBuffer(asyncio.get_running_loop())
     influx = InfluxSettings(kind="file", path=lp_path)
+    settings = settings.model_copy(update={"influx": influx})   # the console reads no InfluxDB
     n_points = len(site.enterprise.points())
     n_devices = sum(len(a.modbus) for a in site.edges.values())
     what = "the built-in leak script" if scenario is None else \
@@ -268,12 +270,13 @@ async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
                 if console is not None:
                     await announce_console(out, console, lp_path.parent / "notifications")
                 deadline = None if duration_s is None else t0 + duration_s
-                while (deadline is None or time.monotonic() < deadline) and not over.is_set():
+                while (deadline is None or time.monotonic() < deadline) and not over.is_set() \
+                        and not (stop is not None and stop.is_set()):
                     step = status_every_s if deadline is None else \
                         min(status_every_s, max(0.0, deadline - time.monotonic()))
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(step):
-                            await over.wait()
+                            await _either(over, stop)
                     standing = core.standing()
                     unack = sum(e.state in ("unack", "rtn_unack") for e in standing)
                     out.write(f"[{time.monotonic() - t0:6.1f}s] {core.stats.readings} readings, "
@@ -289,6 +292,16 @@ async def run_demo(site: SiteConfig, duration_s: float | None, lp_path: Path,
     return {"readings": core.stats.readings, "alarm_events": core.stats.alarm_events,
             "points_written": core.writer.stats.points_written,
             "malformed": core.stats.malformed_messages}
+
+
+async def _either(a: asyncio.Event, b: asyncio.Event | None) -> None:
+    """Until ``a`` or ``b`` is set."""
+    waits = [asyncio.create_task(e.wait()) for e in (a, b) if e is not None]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
 
 
 async def announce_console(out: TextIO, console: DemoConsole, notes: Path) -> None:

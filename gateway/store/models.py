@@ -132,6 +132,21 @@ class AlarmHistory(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class ShiftNote(Base):
+    """A shift handover (交接班): who hands over to whom, the note, and the alarms that stood
+    at that moment (JSON list of ``{alarm_id, state, level_name, priority}``)."""
+
+    __tablename__ = "shift_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise: Mapped[str] = mapped_column(String(32), index=True)
+    ts_ms: Mapped[int] = mapped_column(BigInteger, index=True)
+    author: Mapped[str] = mapped_column(String(128))
+    on_duty: Mapped[str] = mapped_column(String(500))
+    taking_over: Mapped[str | None] = mapped_column(String(500))
+    note: Mapped[str] = mapped_column(Text)
+    standing: Mapped[str] = mapped_column(Text)
+
+
 class Escalation(Base):
     """A step of an alarm's escalation that fired (at most once: unique per alarm and step)."""
 

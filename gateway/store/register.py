@@ -102,7 +102,7 @@ class Register:
                                      from_state=before.state, to_state=after.state,
                                      comment=comment))
             detail: dict[str, Any] = {"from": before.state, "to": after.state}
-            if action == "update_five":
+            if before.five != after.five:
                 detail["old"] = asdict(before.five)
                 detail["new"] = asdict(after.five)
             if verifier or comment:

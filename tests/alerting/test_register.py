@@ -13,7 +13,8 @@ FULL = Five(measures="replace gasket", funds_cny=12000.0, responsible_person="Li
 @pytest.mark.parametrize(("state", "action"), sorted(TRANSITIONS))
 def test_every_allowed_transition(state: str, action: str) -> None:
     e = Entry(state=state, level="major", five=FULL)  # type: ignore[arg-type]
-    after = transition(e, action, five=Five(measures="m2"),  # type: ignore[arg-type]
+    five = Five(measures="m2") if action in ("start", "update_five") else None
+    after = transition(e, action, five=five,  # type: ignore[arg-type]
                        verifier="Zhang", comment="ok")
     assert after.state == TRANSITIONS[(state, action)]  # type: ignore[index]
 
@@ -37,6 +38,20 @@ def test_a_major_hazard_needs_the_five_in_place_before_rectification() -> None:
     assert transition(e, "start").state == "rectifying"
     # a general hazard may start without them
     assert transition(Entry(state="registered", level="general"), "start").state == "rectifying"
+
+
+def test_rectification_starts_with_the_five_brought_in_the_same_step() -> None:
+    e = Entry(state="registered", level="major", five=Five(measures="m"))
+    with pytest.raises(RegisterError, match="missing: deadline_ms"):
+        transition(e, "start", five=Five(funds_cny=2.0, responsible_person="Li",
+                                         contingency_plan="EP"))
+    started = transition(e, "start", five=Five(funds_cny=2.0, responsible_person="Li",
+                                               deadline_ms=5, contingency_plan="EP"))
+    assert started.state == "rectifying" and started.five.measures == "m"
+    assert started.five.missing() == []
+    # the five come only with start or update_five
+    with pytest.raises(RegisterError, match="not with submit"):
+        transition(started, "submit", five=Five(measures="x"))
 
 
 def test_verification_needs_a_verifier_and_comment_and_failure_returns_to_rectifying() -> None:

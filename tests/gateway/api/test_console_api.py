@@ -92,7 +92,8 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
                                                              tmp_path: Path) -> None:
     async with console(demo_config_path, tmp_path) as (core, register, url), \
             async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True)
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                           args=["--autoplay-policy=no-user-gesture-required"])
         try:
             page = await browser.new_page(viewport={"width": 1440, "height": 900},
                                           locale="en-GB")
@@ -114,6 +115,20 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             assert [r for r in rows if r.endswith(":process")] == \
                 ["AT201:process", "GT101:process", "GT102:process"]
             assert "dike_A_2oo2:vote" in rows
+            # the banner names the most urgent, the sound plays, the tab counts them
+            await expect(page.locator("#banner")).to_be_visible()
+            await expect(page.locator("#banner-text")).to_contain_text("Tank room east")
+            await page.wait_for_function(
+                "!document.querySelector('#alarm-sound').paused", timeout=10_000)
+            assert (await page.title()).startswith("(4) Operator console")
+            await page.click("#silence")
+            await expect(page.locator("#silence")).to_have_text("Sound silenced")
+            assert await page.evaluate("document.querySelector('#alarm-sound').paused")
+            # a new high alarm after the silence sounds again (chlorine, west: L1)
+            await readings(core, {"AT202": 1.5})
+            await expect(page.locator("#silence")).to_have_text("Silence")
+            await page.wait_for_function(
+                "!document.querySelector('#alarm-sound').paused", timeout=10_000)
             row = 'tr[data-alarm="AT201:process"]'
             assert "L2" in await page.inner_text(f"{row} td.level")
             assert await page.inner_text(f"{row} td.state") == "unacknowledged"
@@ -124,6 +139,9 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             # register the toxic alarm as a hazard from its row
             await page.click(f"{row} button.register")
             await page.fill("#dialog input[name=title_col]", "Chlorine leak at T-201 valve")
+            # an emergency alarm proposes a major hazard: this one is registered as general
+            assert await page.input_value("#dialog select[name=level]") == "major"
+            await page.select_option("#dialog select[name=level]", "general")
             await page.click("#dialog-ok")
             entry_row = '#register tbody tr:has-text("Chlorine leak at T-201 valve")'
             await page.wait_for_selector(entry_row)
@@ -163,11 +181,12 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             # the gas L2 falls back to L1: the latched row keeps L2 with the level now beside
             await readings(core, {"GT101": 30.0})
             await expect(page.locator('tr[data-alarm="GT101:process"] td.level')).to_have_text(
-                "L2 (HH) · now L1 (H)")
+                "L2 (second level) · now L1 (first level)")
             await page.click('tr[data-alarm="GT101:process"] button.comment')
             await page.fill("#dialog textarea[name=text]", "field check sent")
             await page.click("#dialog-ok")
-            await expect(page.locator("#toast")).to_have_text("Comment saved")
+            await expect(page.locator("#toast")).to_have_text(
+                "Comment saved: Sphere V-101 manifold")
 
             # the chlorine PLC stops answering: one row for the device, its points listed,
             # no fault row per point (ISA-18.2 flood prevention)
@@ -175,8 +194,8 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
                                   "T201_temp": np.nan, "AT202": np.nan}, quality=3)
             device = 'tr[data-alarm="edge-01/plc-chlorine:device"]'
             await page.wait_for_selector(device)
-            assert "T201_level, T201_press, T201_temp" in await page.inner_text(
-                f"{device} td.point")
+            assert "Tank T-201 level, Tank T-201 pressure, Tank T-201 temperature" in \
+                await page.inner_text(f"{device} td.point")
             assert await page.inner_text(f"{device} td.level") == "off line"
             rows = await alarm_rows(page)
             assert not [r for r in rows if r.endswith(":fault") or r.endswith(":stale")], rows
@@ -184,7 +203,7 @@ async def test_console_live_alarms_acknowledge_and_register(demo_config_path: Pa
             # point detail with its limits and recent values
             await page.click(f"{row} td.point")
             await page.wait_for_selector("#detail-point:has-text('AT201')")
-            assert "hi 1.00, hihi 2.00" in await page.inner_text("#detail dl")
+            assert "hi 1, hihi 2" in await page.inner_text("#detail dl")
 
             await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
             await page.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
