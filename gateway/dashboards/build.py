@@ -120,6 +120,19 @@ def _last_status(field: str) -> str:
             'WHERE $timeFilter GROUP BY "source")')
 
 
+SOURCES_IN_ALARM = ('SELECT count("v") FROM (SELECT last("status") AS "v" FROM "source_status" '
+                    'WHERE $timeFilter GROUP BY "source") WHERE "v" = 2')
+# the lifecycle events that annunciate an alarm anew: an ISA-18.2 bad actor is counted by
+# them (a chattering L1 ↔ L2 raises without activating again)
+ANNUNCIATING_EVENTS = "/^(activate|raise|re-alarm)$/"
+
+
+def zero_when_empty(field_config: Json) -> Json:
+    """A count with no rows is 0, not "No data"."""
+    field_config["defaults"]["noValue"] = "0"
+    return field_config
+
+
 def plant_overview() -> Json:
     table = influx('SELECT last("level") AS "GB 18218 level", last("status") AS "status", '
                    'last("alarms_standing") AS "alarms", last("alarms_unacked") AS "unacked", '
@@ -144,10 +157,11 @@ def plant_overview() -> Json:
               fieldConfig=thresholds([(None, "green"), (1, "red")])),
         panel("stat", "Points off line", [influx(_last_status("points_offline"))], w=6, h=5,
               fieldConfig=thresholds([(None, "green"), (1, "yellow")])),
-        panel("stat", "Sources in alarm", [influx(
-            'SELECT sum("v") FROM (SELECT last("status") AS "v" FROM "source_status" WHERE '
-            '"status" = 2 AND $timeFilter GROUP BY "source")')], w=6, h=5,
-            fieldConfig=thresholds([(None, "green"), (1, "red")])),
+        # sources whose latest status is ALARM (2): counted, not summed (a sum of 2s counted
+        # each twice), and filtered after ``last`` (filtering before it counted a source
+        # that was in alarm at any time of the range)
+        panel("stat", "Sources in alarm", [influx(SOURCES_IN_ALARM)], w=6, h=5,
+              fieldConfig=zero_when_empty(thresholds([(None, "green"), (1, "red")]))),
         panel("table", "Latest annunciated alarm events", [events], w=24, h=10),
     ], description="Each hazard source with its GB 18218 level and status colour.")
 
@@ -203,8 +217,8 @@ def dust_explosion() -> Json:
               [influx(_series(f"{col} AND \"kind\" = 'temperature'")),
                influx(_limits(f"{col} AND \"kind\" = 'temperature'"), ref="B")],
               w=12, unit="celsius"),
-        panel("timeseries", "Spark detections (per min)",
-              [influx(_series("\"kind\" = 'spark'", agg='max("value")'))], w=12,
+        panel("timeseries", "Spark detections (per min) — $collector",
+              [influx(_series(f"{col} AND \"kind\" = 'spark'", agg='max("value")'))], w=12,
               fieldConfig=thresholds([(None, "green"), (1, "red")], line=True)),
         panel("state-timeline", "Lock-valve faults",
               [influx(_series(f"{col} AND \"kind\" = 'digital'", agg='max("value")'))], w=12,
@@ -223,7 +237,8 @@ def _health(field: str) -> str:
 
 def alarm_health() -> Json:
     bad_actors = influx('SELECT count("level_code") AS "annunciations" FROM "alarm_event" '
-                        "WHERE \"annunciated\" = true AND \"event\" = 'activate' AND $timeFilter "
+                        f"WHERE \"annunciated\" = true AND \"event\" =~ {ANNUNCIATING_EVENTS} AND "
+                        "$timeFilter "
                         'GROUP BY "point"', "table")
     return dashboard("hazgw-alarm-health", "Alarm system health", [
         panel("timeseries", "Annunciated alarms per 10 min, per console (EEMUA 191 lines)",
@@ -244,7 +259,7 @@ def alarm_health() -> Json:
             'last("alarms_rtn_unack") AS "rtn_unack", last("alarms_shelved") AS "shelved", '
             'last("alarms_out_of_service") AS "out of service" FROM "alarm_health" WHERE '
             "$timeFilter GROUP BY time($__interval) fill(previous)")], w=8, h=7),
-        panel("table", "Top bad actors (activations in range)", [bad_actors], w=24, h=8,
+        panel("table", "Top bad actors (annunciations in range)", [bad_actors], w=24, h=8,
               transformations=[
                   {"id": "reduce", "options": {"reducers": ["sum"], "mode": "seriesToRows"}},
                   {"id": "sortBy", "options": {"sort": [{"field": "Total", "desc": True}]}},
