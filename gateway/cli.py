@@ -336,26 +336,43 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = ("hazgw: check configs, generate schemas, run the core, an edge agent, the "
+               "simulator or the all-in-one demo with its console, print the daily regulator "
+               "report, verify the audit log. `hazgw COMMAND --help` for each command.")
+
+
+def _describe(parser: argparse.ArgumentParser) -> None:
+    """Each command's --help opens with the line its parent lists it with."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                sub = action.choices[choice.dest]
+                sub.description = sub.description or choice.help
+                _describe(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``hazgw``."""
-    p = argparse.ArgumentParser(prog="hazgw", description=__doc__)
-    p.add_argument("--log-level", default="INFO")
+    p = argparse.ArgumentParser(prog="hazgw", description=DESCRIPTION)
+    p.add_argument("--log-level", default="INFO",
+                   help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
     sub = p.add_subparsers(dest="cmd", required=True)
     c = sub.add_parser("check-config", help="validate a site YAML file")
-    c.add_argument("path")
+    c.add_argument("path", help="the site file (YAML or JSON)")
     c.set_defaults(func=cmd_check_config)
     s = sub.add_parser("schema", help="write JSON Schemas of the config files")
-    s.add_argument("--out", default="config/schema")
+    s.add_argument("--out", default="config/schema", help="directory (default: config/schema)")
     s.set_defaults(func=cmd_schema)
     g = sub.add_parser("grafana", help="the control room's dashboards")
     gsub = g.add_subparsers(dest="grafana_cmd", required=True)
     gb = gsub.add_parser("build", help="write the dashboards as provisioning files")
-    gb.add_argument("--out", default="grafana/dashboards")
+    gb.add_argument("--out", default="grafana/dashboards",
+                    help="directory (default: grafana/dashboards)")
     gb.set_defaults(func=cmd_grafana_build)
     gp = gsub.add_parser("push", help="upload the dashboards to a running Grafana (token in "
                          "HAZGW_GRAFANA_TOKEN, or HAZGW_GRAFANA_USER and _PASSWORD)")
-    gp.add_argument("--url", default="http://127.0.0.1:3000")
-    gp.add_argument("--dir", default="grafana/dashboards")
+    gp.add_argument("--url", default="http://127.0.0.1:3000", help="Grafana's address")
+    gp.add_argument("--dir", default="grafana/dashboards", help="the dashboard files")
     gp.set_defaults(func=cmd_grafana_push)
     d = sub.add_parser("demo", help="simulator + edge + core + console in one process")
     d.add_argument("--config", default="config/demo/plant.yaml", help="site file")
@@ -373,23 +390,23 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-console", action="store_true", help="terminal only")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("run", help="gateway core (settings from HAZGW_* environment)")
-    r.add_argument("--config", default=None)
+    r.add_argument("--config", default=None, help="site file (default: HAZGW_CONFIG)")
     r.set_defaults(func=cmd_run)
     e = sub.add_parser("edge", help="edge agent (settings from HAZGW_* environment)")
-    e.add_argument("--config", default=None)
-    e.add_argument("--edge-id", default=None)
+    e.add_argument("--config", default=None, help="site file (default: HAZGW_CONFIG)")
+    e.add_argument("--edge-id", default=None, help="which edge (default: HAZGW_EDGE_ID)")
     e.set_defaults(func=cmd_edge)
     dl = sub.add_parser("dead-letters", help="the MQTT sensors' last refused payloads, "
                         "per edge (settings from HAZGW_* environment)")
-    dl.add_argument("--config", default=None)
+    dl.add_argument("--config", default=None, help="site file (default: HAZGW_CONFIG)")
     dl.add_argument("--edge", default=None, help="one edge (default: every edge heard)")
     dl.add_argument("--wait", type=float, default=15.0,
                     help="seconds to listen (edges publish with their stats, every 10 s)")
     dl.set_defaults(func=cmd_dead_letters)
     im = sub.add_parser("import", help="a site YAML skeleton from a ThingsBoard IoT Gateway "
                         "Modbus connector (JSON) or a Telegraf inputs.modbus (TOML) config")
-    im.add_argument("format", choices=("thingsboard", "telegraf"))
-    im.add_argument("file")
+    im.add_argument("format", choices=("thingsboard", "telegraf"), help="whose config it is")
+    im.add_argument("file", help="the connector JSON or the Telegraf TOML")
     im.add_argument("--out", default="-", help="file to write (default: standard output)")
     im.add_argument("--edge", default="edge-01", help="the edge id of the imported devices")
     im.set_defaults(func=cmd_import)
@@ -437,15 +454,17 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--out", help="write the events with lead times (.csv, or .json)")
     rl.set_defaults(func=cmd_replay)
     rp = sub.add_parser("report", help="daily regulator report (JSON or CSV)")
-    rp.add_argument("--config", default=None)
+    rp.add_argument("--config", default=None, help="site file (default: HAZGW_CONFIG)")
     rp.add_argument("--day", default=None, help="YYYY-MM-DD, Beijing time (default: today)")
-    rp.add_argument("--format", choices=("json", "csv"), default="json")
+    rp.add_argument("--format", choices=("json", "csv"), default="json",
+                    help="json (default) or csv")
     rp.set_defaults(func=cmd_report)
     a = sub.add_parser("audit", help="the audit log")
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
     v.add_argument("--db", default=None, help="database URL (default: HAZGW_DATABASE_URL)")
     v.set_defaults(func=cmd_audit_verify)
+    _describe(p)
     return p
 
 

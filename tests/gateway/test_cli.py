@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
+from gateway.cli import build_parser, main
 from gateway.sim.ports import free_port
 
 
@@ -32,3 +34,23 @@ def test_settings_that_are_not_json_are_one_line(
     assert stop.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("environment settings (HAZGW_*): ")
+
+
+def _parsers(p: argparse.ArgumentParser, path: str = "hazgw",
+             ) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield path, p
+    for action in p._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, f"{path} {name}")
+
+
+def test_every_command_and_option_has_a_help_line_without_markup() -> None:
+    missing = [f"{path} {'/'.join(a.option_strings) or a.dest}"
+               for path, p in _parsers(build_parser()) for a in p._actions
+               if not isinstance(a, argparse._SubParsersAction) and not a.help]
+    assert missing == []
+    for path, p in _parsers(build_parser()):
+        text = p.format_help()
+        assert "``" not in text, path
+        assert p.description, f"{path}: no description"
