@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.workload import ENTERPRISE, point_ids, probe_ids, values
 from edge import wire
+from edge.signing import sign
 
 Message = tuple[str, bytes | None, float, tuple[Any, ...] | None]
 
@@ -59,8 +60,14 @@ def build(cfg: dict[str, Any], t0_ms: int) -> list[Message]:
             out.append((topic, None, m * gap_ms, parts))
         else:
             payload = wire.encode(edge, 1, m // edges, sel, ts, vals, np.zeros(per, np.uint8))
-            out.append((topic, payload, m * gap_ms, None))
+            out.append((topic, signed(cfg, topic, payload), m * gap_ms, None))
     return out
+
+
+def signed(cfg: dict[str, Any], topic: str, payload: bytes) -> bytes:
+    """The payload as the edge sends it: signed when the run has a key (edge.signing)."""
+    key = cfg.get("sign_key")
+    return sign(key.encode(), topic, payload) if key else payload
 
 
 def encode_probe(parts: tuple[Any, ...], send_ms: int) -> bytes:

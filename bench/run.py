@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import SecretStr
 
 from alerting.batch import ReadingBatch
 from alerting.engine import Engine
@@ -30,10 +31,11 @@ from alerting.table import compile_rules
 from bench import polling, replay, sensors
 from bench.workload import messages, synthetic_site, values
 from edge.mqtt import MqttSettings
+from edge.signing import Verifier, sign, verify
 from gateway.app import gateway_session
 from gateway.influx.targets import NullSink, influx_v1
 from gateway.influx.writer import BatchingWriter
-from gateway.settings import InfluxSettings, Settings, StateSettings
+from gateway.settings import InfluxSettings, Settings, SigningSettings, StateSettings
 from gateway.stream.core import Core
 from gateway.stream.runtime import tune_allocator
 from tests import services
@@ -63,10 +65,35 @@ def bench_engine(n_points: int, cycles: int, scattered: bool = False) -> float:
     return sum(len(b) for b in batches[20:]) / (time.perf_counter() - t0)
 
 
-async def bench_core(n_points: int, msgs: list[tuple[str, bytes]], step: int) -> float:
-    """Decode + engine + line protocol for every message, no I/O: readings/s."""
+SIGN_KEY = "bench-signing-key-" + "k" * 32
+
+
+def signing_of(msgs: list[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], Verifier]:
+    """The messages signed as their edges would sign them, and the core's verifier."""
+    edges = {t.split("/")[-2] for t, _ in msgs}
+    key = SIGN_KEY.encode()
+    return ([(t, sign(key, t, p)) for t, p in msgs],
+            Verifier({e: [key] for e in edges}, required=True))
+
+
+def signing_us_per_message(msgs: list[tuple[str, bytes]]) -> tuple[float, float]:
+    """(sign, verify) CPU µs per message of these messages."""
+    key = SIGN_KEY.encode()
+    t0 = time.perf_counter()
+    signed = [sign(key, t, p) for t, p in msgs]
+    t1 = time.perf_counter()
+    for (t, _), p in zip(msgs, signed, strict=True):
+        verify([key], t, p)
+    t2 = time.perf_counter()
+    return (t1 - t0) / len(msgs) * 1e6, (t2 - t1) / len(msgs) * 1e6
+
+
+async def bench_core(n_points: int, msgs: list[tuple[str, bytes]], step: int,
+                     signatures: Verifier | None = None) -> float:
+    """Decode + engine + line protocol for every message, no I/O: readings/s (with
+    ``signatures``: each message's signature checked first)."""
     async with BatchingWriter(NullSink(), batch_points=5000) as writer:
-        core = Core(synthetic_site(n_points), writer)
+        core = Core(synthetic_site(n_points), writer, signatures=signatures)
         t0 = time.perf_counter()
         for i in range(0, len(msgs), step):
             await core.handle(msgs[i:i + step])
@@ -111,7 +138,11 @@ async def run_e2e(mq: services.Server, influx: services.Server, db: str,
     marks = -(-pub["messages"] // pub["mark_every"]) if pub.get("mark_every") else 0
     total = pub["messages"] * pub["per_message"] + marks
     # with the spool a production gateway runs with (HAZGW_INFLUX__SPOOL_DIR's default)
+    signing = SigningSettings(keys={f"edge-{e}": [SecretStr(pub["sign_key"])]
+                                    for e in range(pub.get("edges", 4))}, required=True) \
+        if pub.get("sign_key") else SigningSettings()
     settings = Settings(mqtt=MqttSettings(port=mq.port, client_id=f"bench-core-{db}"),
+                        signing=signing,
                         influx=InfluxSettings(url=influx.url, database=db, batch_points=5000,
                                               writers=2, timeout_s=60,
                                               spool_dir=spool_dir / db),
@@ -207,6 +238,14 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
     f["core_readings_per_s"] = await bench_core(a.points, msgs, 20)
     say("core path alone (decode + engine + lines, no I/O)", f["core_readings_per_s"],
         "readings/s")
+    signed, verifier = signing_of(msgs)
+    f["core_signed_readings_per_s"] = await bench_core(a.points, signed, 20, verifier)
+    say("  the same, every message's signature checked first", f["core_signed_readings_per_s"],
+        "readings/s")
+    f["sign_us_per_message"], f["verify_us_per_message"] = signing_us_per_message(msgs)
+    say(f"  signing one message of {a.per_message:,} readings (edge)",
+        f["sign_us_per_message"], "µs")
+    say("  checking its signature (core)", f["verify_us_per_message"], "µs")
     base = {"points": a.points, "per_message": a.per_message}
     with tempfile.TemporaryDirectory(prefix="hazgw-bench-") as tmp_name, \
             services.mosquitto(Path(tmp_name) / "mq") as mq:
@@ -250,6 +289,15 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
             f"{a.repeats})", mx["readings_per_s"], "readings/s")
         say("  readings lost (sent − stored, all runs)", f["e2e_readings_lost"], "readings")
         say("  end to end / raw InfluxDB", f["e2e_vs_raw_influx"], "")
+        with services.influxdb(tmp / "influx-signed") as influx:
+            sg = await run_e2e(mq, influx, "e2e_signed",
+                               {**base, "messages": a.messages, "sign_key": SIGN_KEY},
+                               a.timeout, tmp / "spool-signed")
+        f["e2e_signed_readings_per_s"] = sg["readings_per_s"]
+        f["e2e_signed_lost"] = sg["readings"] - sg["stored"]
+        say("end to end with every message signed and checked (one run)",
+            sg["readings_per_s"], "readings/s")
+        say("  readings lost (sent − stored)", f["e2e_signed_lost"], "readings")
         f.update(await sustained_figures(a, mq, tmp, mx["readings_per_s"]))
     return f
 

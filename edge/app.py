@@ -15,8 +15,9 @@ from edge.agent import EdgeAgent
 from edge.clock import parse_clock
 from edge.config import EdgeConfig
 from edge.forward import StoreAndForward, spool_capacity
-from edge.mqtt import MqttUplink
+from edge.mqtt import MqttUplink, Uplink
 from edge.settings import EdgeSettings
+from edge.signing import SignedUplink, key_id
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,13 @@ async def run_edge(enterprise: str, edge_id: str, cfg: EdgeConfig, settings: Edg
     sensor_settings = settings.mqtt.model_copy(
         update={"client_id": f"hazgw-edge-{edge_id}-sensors"})
     async with StoreAndForward(MqttUplink(mqtt_settings), spool) as uplink:
-        agent = EdgeAgent(enterprise, edge_id, cfg, uplink, sensor_settings, uplink.stats,
+        key = settings.signing_key
+        signed: Uplink = uplink if key is None else \
+            SignedUplink(uplink, key.get_secret_value().encode())
+        if key is not None:
+            log.info("edge %s: signing every message (key %s)", edge_id,
+                     key_id(key.get_secret_value().encode()))
+        agent = EdgeAgent(enterprise, edge_id, cfg, signed, sensor_settings, uplink.stats,
                           parse_clock(settings.clock))
         async with asyncio.TaskGroup() as tg:
             task = tg.create_task(agent.run(), name=f"edge-{edge_id}")

@@ -7,11 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.clock import parse_clock
 from edge.mqtt import MqttSettings
+from edge.signing import MIN_KEY_CHARS
 
 
 def _valid_clock(v: str) -> str:
@@ -43,3 +44,7 @@ class EdgeSettings(BaseSettings):
                                         "load (edge.forward.spool_capacity)")
     clock: ClockSpec = ""
     mqtt: MqttSettings = MqttSettings()
+    signing_key: SecretStr | None = Field(
+        default=None, min_length=MIN_KEY_CHARS,
+        description="sign every message with this key (at least 32 characters; the core "
+                    "holds it in HAZGW_SIGNING__KEYS): edge.signing")

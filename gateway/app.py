@@ -22,10 +22,12 @@ from edge import app as edge_app
 from edge import wire
 from edge.clock import WALL, Clock, parse_clock
 from edge.settings import EdgeSettings
+from edge.signing import Verifier
 from edge.stats import stats_topic
 from edge.supervise import Loops, describe, supervised
 from gateway.alarms.publisher import AlarmPublisher
 from gateway.alarms.service import EscalationService
+from gateway.influx.schema import anchor_line
 from gateway.influx.targets import NullSink
 from gateway.influx.writer import BatchingWriter
 from gateway.settings import TOKEN_DIGEST_PREFIX, InfluxSettings, IngestLimits, Settings
@@ -75,7 +77,7 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
                        clock: Clock = WALL, linger_s: float = LINGER_S,
                        loops: Loops | None = None, limits: IngestLimits | None = None,
                        state: Path | None = None, state_every_s: float = 1.0,
-                       ) -> AsyncIterator[Running]:
+                       signatures: Verifier | None = None) -> AsyncIterator[Running]:
     """Build the writer (on ``influx``; none: readings are discarded), the core and its
     first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
     one TaskGroup while the context is open. On exit what is buffered is processed, then the
@@ -86,7 +88,7 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
     writer = writer_for(influx, loops) if influx is not None \
         else BatchingWriter(NullSink(), loops=loops)
     async with writer:
-        core = Core(site, writer, alarm_sinks, clock, loops, limits)
+        core = Core(site, writer, alarm_sinks, clock, loops, limits, signatures)
         if buffer is None:
             yield Running(core, DashboardStatus(core))
             return
@@ -148,7 +150,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
             async with running_core(site, settings.influx, buffer, sinks, clock,
                                     settings.ingest_linger_ms / 1000, loops,
                                     settings.limits, _state_file(settings, code),
-                                    settings.state.every_s) as run:
+                                    settings.state.every_s,
+                                    settings.signing.verifier()) as run:
                 core = run.core
                 running.append(core)
                 ingest.start()
@@ -207,6 +210,16 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
                                       lambda: 1.0 / clock.speed), name="escalation-clock")
             tg.create_task(supervised(loops, "outbox-delivery", svc.delivery_step, stop, 1.0),
                            name="outbox-delivery")
+
+            async def anchor_step() -> None:
+                # the head goes to InfluxDB, beyond the reach of the database's users
+                head = await svc.audit_step()
+                if head is not None and running:
+                    core = running[0]
+                    await core.writer.put(anchor_line(core.enterprise, *head,
+                                                      clock.now_ms()), 1)
+            tg.create_task(supervised(loops, "audit-seal", anchor_step, stop,
+                                      settings.audit.seal_every_s), name="audit-seal")
             try:
                 yield svc.sink
             finally:
@@ -238,13 +251,13 @@ async def run_gateway(site: SiteConfig | CompiledSite, settings: Settings,
         await supervised(core.loops, "stats", stats_step, stop, status_every_s)
 
 
-async def _open_database(url: str, who: str) -> Database:
+async def _open_database(url: str, who: str, audit_key: bytes | None = None) -> Database:
     """The database, waiting for it (one line when it does not answer, with the retry
     schedule; one when it does): the process does not end over it."""
     delay, said = 1.0, False
     while True:
         try:
-            db = await asyncio.to_thread(Database, url)
+            db = await asyncio.to_thread(Database, url, True, audit_key)
         except Exception as exc:      # driver errors differ by database: all are retried
             if not said:
                 log.error("%s: database %s does not answer (%s); retrying every 1–30 s",
@@ -278,7 +291,7 @@ async def serving_api(core: Core, settings: Settings) -> AsyncIterator[None]:
     if plain:
         log.warning("api: %d token(s) configured in plaintext: store their sha256 digests "
                     "instead (hazgw token new ROLE NAME prints the line)", plain)
-    db = await _open_database(settings.database_url, "api")
+    db = await _open_database(settings.database_url, "api", settings.audit.key_bytes())
     clock = core.clock
 
     def online(start_ms: int, end_ms: int) -> int | None:

@@ -15,13 +15,16 @@ Written to the output directory (the passwords only in ``credentials.env``, mode
   systems) reads the alarms and the notification targets; no one else anything;
 - ``mosquitto.conf``: the shipped settings with ``allow_anonymous false``, the password
   file and the ACL;
-- ``credentials.env``: each client's ``HAZGW_MQTT__USERNAME`` / ``__PASSWORD`` to hand over.
+- ``credentials.env``: each client's ``HAZGW_MQTT__USERNAME`` / ``__PASSWORD`` to hand over,
+  and a fresh signing key per edge with the core's ``HAZGW_SIGNING__KEYS`` line
+  (``edge.signing``).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -124,7 +127,17 @@ def write(site: SiteConfig, out_dir: Path, listener: str = "1883",
         conf = conf.replace("persistence_location /mosquitto/data/",
                             f"persistence_location {persistence_dir}/")
     (out_dir / "mosquitto.conf").write_text(conf)
+    keys = signing_keys(site)
     private("credentials.env", "".join(
         f"# {c.purpose}\n{c.name.upper().replace('-', '_')}_MQTT_USERNAME={c.name}\n"
-        f"{c.name.upper().replace('-', '_')}_MQTT_PASSWORD={c.password}\n" for c in cs))
+        f"{c.name.upper().replace('-', '_')}_MQTT_PASSWORD={c.password}\n" for c in cs)
+        + "".join(f"# edge {e} signs its messages with this (its HAZGW_SIGNING_KEY)\n"
+                  f"{e.upper().replace('-', '_')}_SIGNING_KEY={k}\n" for e, k in keys.items())
+        + "# the core checks them (its HAZGW_SIGNING__KEYS)\n"
+        + f"HAZGW_SIGNING__KEYS='{json.dumps({e: [k] for e, k in keys.items()})}'\n")
     return cs
+
+
+def signing_keys(site: SiteConfig) -> dict[str, str]:
+    """A fresh signing key per edge (256 bits; edge.signing)."""
+    return {edge: secrets.token_urlsafe(32) for edge in site.edges}

@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -220,18 +221,45 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _anchors(args: argparse.Namespace, settings: Settings) -> list[tuple[int, str]] | str:
+    """The anchors to check the chain against (``--anchor``, InfluxDB's), or what is wrong."""
+    from gateway.influx.query import query
+
+    out = []
+    for a in args.anchor or []:
+        rid, _, h = a.partition(":")
+        if not (rid.isdigit() and re.fullmatch(r"[0-9a-f]{64}", h)):
+            return f"--anchor {a!r}: expected ID:HASH (a record id and its 64 hex digits)"
+        out.append((int(rid), h))
+    if args.influx_anchors:
+        try:
+            series = query(settings.influx, 'SELECT "id", "hash" FROM "audit_anchor"')
+        except (OSError, RuntimeError) as exc:
+            return f"cannot read the anchors from InfluxDB at {settings.influx.url}: {exc}"
+        if series is None:
+            return "--influx-anchors needs a v1 InfluxDB target (HAZGW_INFLUX__KIND=v1)"
+        out += [(int(r[1]), str(r[2])) for s in series for r in s["values"]]
+    return out
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    """Check the audit log's hash chain; name the first record that was edited or deleted."""
+    """Check the audit log's hash chain, its anchors and what it covers; name the first
+    record that was edited or deleted."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from gateway.store.audit import verify_log
     from gateway.store.models import Database
 
-    url = args.db or _settings().database_url
+    settings = _settings()
+    anchors = _anchors(args, settings)
+    if isinstance(anchors, str):
+        print(anchors, file=sys.stderr)
+        return 2
+    url = args.db or settings.database_url
     db = Database(url, upgrade=False)
     try:
         with db.session() as s:
-            n, problem = verify_log(s)
+            n, problem = verify_log(s, settings.audit.all_keys(), anchors)
     except SQLAlchemyError as exc:
         print(f"cannot read the audit log at {db.url}: {type(exc).__name__}: "
               f"{str(exc).splitlines()[0]}", file=sys.stderr)
@@ -239,7 +267,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     finally:
         db.close()
     if problem is None:
-        print(f"audit log intact: {n} records")
+        print(f"audit log intact: {n} records, {len(anchors)} anchor(s) reached")
         return 0
     print(f"audit log BROKEN after checking {n} records: {problem}")
     return 1
@@ -463,6 +491,11 @@ def build_parser() -> argparse.ArgumentParser:
     asub = a.add_subparsers(dest="audit_cmd", required=True)
     v = asub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record")
     v.add_argument("--db", default=None, help="database URL (default: HAZGW_DATABASE_URL)")
+    v.add_argument("--anchor", action="append", metavar="ID:HASH",
+                   help="a head the chain must still hold, e.g. from a daily report "
+                        "(repeatable)")
+    v.add_argument("--influx-anchors", action="store_true",
+                   help="check every head the gateway anchored in InfluxDB (HAZGW_INFLUX__*)")
     v.set_defaults(func=cmd_audit_verify)
     _describe(p)
     return p

@@ -12,8 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from alerting.audit import key_id as audit_key_id
 from edge.mqtt import MqttSettings
 from edge.settings import ClockSpec
+from edge.signing import MIN_KEY_CHARS, Verifier
 
 
 class NotifySettings(BaseModel):
@@ -114,6 +116,59 @@ class ApiSettings(BaseModel):
         return v
 
 
+class SigningSettings(BaseModel):
+    """Signed wire messages (``edge.signing``, ``HAZGW_SIGNING__*``)."""
+
+    keys: dict[str, list[SecretStr]] = Field(
+        default_factory=dict,
+        description='edge id → its signing keys, two while one is rotated, e.g. '
+                    'HAZGW_SIGNING__KEYS=\'{"edge-01": ["<the edge\'s HAZGW_SIGNING_KEY>"]}\'')
+    required: bool = Field(default=False, description="every edge must sign (an edge with "
+                                                      "keys must anyway)")
+
+    @field_validator("keys")
+    @classmethod
+    def _keys(cls, v: dict[str, list[SecretStr]]) -> dict[str, list[SecretStr]]:
+        problems = [f"{edge}: {n} keys (at most 2: the old and the new while rotating)"
+                    for edge, ks in v.items() if (n := len(ks)) > 2]
+        problems += [f"{edge}: a key of {len(k.get_secret_value())} characters (at least "
+                     f"{MIN_KEY_CHARS})" for edge, ks in v.items() for k in ks
+                     if len(k.get_secret_value()) < MIN_KEY_CHARS]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
+
+    def verifier(self) -> Verifier:
+        """What the core checks each message with."""
+        return Verifier({edge: [k.get_secret_value().encode() for k in ks]
+                         for edge, ks in self.keys.items()}, self.required)
+
+
+class AuditSettings(BaseModel):
+    """The audit log's key and anchors (``gateway.store.audit``, ``HAZGW_AUDIT__*``)."""
+
+    key: SecretStr | None = Field(
+        default=None, min_length=MIN_KEY_CHARS,
+        description="keys the audit chain (HMAC-SHA256): kept outside the database, no "
+                    "database user can rewrite the chain; unset: plain SHA-256 links")
+    previous_keys: list[SecretStr] = Field(
+        default_factory=list, description="keys of older records (after a rotation): "
+                                          "``hazgw audit verify`` checks them too")
+    seal_every_s: float = Field(default=60.0, gt=0, description="how often the alarm "
+                                "history and register transitions are sealed and the head "
+                                "anchored in InfluxDB")
+
+    def key_bytes(self) -> bytes | None:
+        """The key records are keyed with now."""
+        return self.key.get_secret_value().encode() if self.key is not None else None
+
+    def all_keys(self) -> dict[str, bytes]:
+        """Key id → key, for verifying."""
+        keys = [k.get_secret_value().encode()
+                for k in ([self.key] if self.key else []) + self.previous_keys]
+        return {audit_key_id(k): k for k in keys}
+
+
 class IngestLimits(BaseModel):
     """What the ingest accepts (``HAZGW_LIMITS__*``; ``gateway.stream.boundary``)."""
 
@@ -161,6 +216,8 @@ class Settings(BaseSettings):
                     "lone message is evaluated at once; 0 turns it off")
     mqtt: MqttSettings = MqttSettings()
     limits: IngestLimits = IngestLimits()
+    signing: SigningSettings = SigningSettings()
+    audit: AuditSettings = AuditSettings()
     state: StateSettings = StateSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()

@@ -71,8 +71,9 @@ def test_environment_values_are_valid_settings(compose: dict[str, Any],
     for svc in ("gateway", "edge"):
         for key, value in compose["services"][svc]["environment"].items():
             # a secret from .env stands in as a placeholder; the token table as an empty one
-            value = re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x", str(value))
-            monkeypatch.setenv(key, "{}" if key == "HAZGW_API__TOKENS" else value)
+            value = re.sub(r"\$\{[A-Z_]+:\?[^}]*\}", "x" * 32, str(value))
+            json_valued = key in ("HAZGW_API__TOKENS", "HAZGW_SIGNING__KEYS")
+            monkeypatch.setenv(key, "{}" if json_valued else value)
         s = EdgeSettings() if svc == "edge" else Settings()
         assert s.mqtt.host == "mosquitto"
         assert load_site(ROOT / str(s.config).removeprefix("/app/")) is not None
@@ -129,7 +130,8 @@ def test_the_console_is_published_and_a_scenario_plays(compose: dict[str, Any],
     assert "127.0.0.1:8080:8080" in gw["ports"]
     for key, value in gw["environment"].items():
         monkeypatch.setenv(key, str(value))
-    monkeypatch.setenv("HAZGW_API__TOKENS", "{}")      # the .env's value, made by the user
+    monkeypatch.setenv("HAZGW_API__TOKENS", "{}")      # the .env's values, made by the user
+    monkeypatch.setenv("HAZGW_SIGNING__KEYS", "{}")
     assert Settings().api.port == 8080
     argv = [a.replace("/app/", "") for a in compose["services"]["simulator"]["command"]]
     args = build_parser().parse_args(argv)

@@ -23,6 +23,7 @@ from gateway.alarms.notifiers import build_notifiers, webhook_secret_problem
 from gateway.alarms.outbox import Delivery
 from gateway.alarms.register_feed import RegisterFeed
 from gateway.settings import Settings
+from gateway.store import audit
 from gateway.store.models import Database
 from gateway.store.register import Register
 from gateway.store.threshold_audit import record_changes
@@ -71,7 +72,7 @@ class EscalationService:
         database does not answer)."""
         if self.open is None:
             s, site = self.settings, self.site
-            db = await asyncio.to_thread(Database, s.database_url)
+            db = await asyncio.to_thread(Database, s.database_url, True, s.audit.key_bytes())
             try:
                 changed = await asyncio.to_thread(record_changes, db, site.enterprise,
                                                   site.table, str(s.config),
@@ -129,6 +130,19 @@ class EscalationService:
             log.warning("escalated: %s", ", ".join(
                 f"{f.alarm_id} step {f.step} → {'/'.join(f.roles)}" for f in fired))
             await o.delivery.run_once()
+
+    async def audit_step(self) -> tuple[int, str] | None:
+        """Seal the alarm history and transitions appended since the last seal; returns the
+        audit log's head (id, hash) to anchor where the database's users cannot write."""
+        o = await self.ready()
+        now = self.clock.now_ms()
+
+        def seal_and_head() -> tuple[int, str] | None:
+            with o.db.session.begin() as s:
+                audit.seal(s, now)
+            with o.db.session() as s:
+                return audit.head(s)
+        return await asyncio.to_thread(seal_and_head)
 
     async def delivery_step(self) -> None:
         """One round of the outbox (nothing while the database has not been opened yet:

@@ -101,8 +101,17 @@ def _silenced(ctx: ApiContext, u: ApiUser, alarms: list[str], now: int) -> None:
         audit.append(s, u.name, "console.silence", "console/sound", {"alarms": alarms}, now)
 
 
-@router.post("/console/silence", status_code=204, responses=errors())
-async def silence(ctx: Ctx, body: Silence, u: Annotated[ApiUser, may("read")]) -> None:
+class Silenced(BaseModel):
+    """The silence as recorded."""
+
+    silenced: int = Field(description="alarms that were sounding")
+    ts_ms: int
+
+
+@router.post("/console/silence", responses=errors())
+async def silence(ctx: Ctx, body: Silence, u: Annotated[ApiUser, may("read")]) -> Silenced:
     """Record that this person silenced the console's alarm sound (the audit log says who,
     when and over which alarms)."""
-    await asyncio.to_thread(_silenced, ctx, u, body.alarms, ctx.now_ms())
+    now = ctx.now_ms()
+    await asyncio.to_thread(_silenced, ctx, u, body.alarms, now)
+    return Silenced(silenced=len(body.alarms), ts_ms=now)

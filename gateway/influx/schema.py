@@ -20,6 +20,8 @@ query against it).
                    unacknowledged, points and points off line (``gateway.stream.status``).
 ``point_limits``   per point: its configured lolo, lo, hi, hihi.
 ``gateway_stats``  the gateway's self-metrics (``gateway.stream.selfmetrics``).
+``audit_anchor``   the audit log's head as it was: ``id`` (integer), ``hash`` (string), every
+                   ``HAZGW_AUDIT__SEAL_EVERY_S`` (``gateway.store.audit``).
 ``edge_stats``,    the edges' self-metrics as the edges name them (``edge.stats``).
 ``device_stats``
 
@@ -90,9 +92,10 @@ POINT_LIMITS = Measurement("point_limits", _POINT_TAGS, ("lolo", "lo", "hi", "hi
 GATEWAY_STATS = Measurement("gateway_stats", ("enterprise", "instance"))
 EDGE_STATS = Measurement("edge_stats", ("enterprise", "edge"))
 DEVICE_STATS = Measurement("device_stats", ("enterprise", "edge", "device"))
+AUDIT_ANCHOR = Measurement("audit_anchor", ("enterprise",), ("id", "hash"))
 MEASUREMENTS: dict[str, Measurement] = {m.name: m for m in (
     READING, ALARM_EVENT, ALARM_HEALTH, SOURCE_STATUS, POINT_LIMITS, GATEWAY_STATS,
-    EDGE_STATS, DEVICE_STATS)}
+    EDGE_STATS, DEVICE_STATS, AUDIT_ANCHOR)}
 
 Field = int | float | bool | str | None
 
@@ -157,6 +160,12 @@ def line(m: Measurement, tags: Mapping[str, str], fields: Mapping[str, Field],
 def lines(rows: list[str]) -> bytes:
     """The rows as one request body."""
     return "".join(rows).encode()
+
+
+def anchor_line(enterprise: str, record_id: int, record_hash: str, ts_ms: int) -> bytes:
+    """The audit log's head, anchored outside the database."""
+    return line(AUDIT_ANCHOR, {"enterprise": enterprise},
+                {"id": record_id, "hash": record_hash}, ts_ms).encode()
 
 
 def stats_lines(enterprise: str, s: EdgeStats) -> bytes:

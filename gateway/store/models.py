@@ -47,6 +47,7 @@ class AuditRecord(Base):
     detail: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(8))   # null: an unkeyed link
 
 
 class RegisterEntry(Base):
@@ -227,7 +228,7 @@ _MIGRATING = threading.Lock()
 class Database:
     """An engine and its sessions, on a migrated database."""
 
-    def __init__(self, url: str, upgrade: bool = True) -> None:
+    def __init__(self, url: str, upgrade: bool = True, audit_key: bytes | None = None) -> None:
         self.url = normalise_url(url)
         if self.url.startswith("sqlite:///"):
             Path(self.url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +238,9 @@ class Database:
             with _MIGRATING:
                 migrate(self.url)
         self.engine: Engine = create_engine(self.url)
-        self.session = sessionmaker(self.engine, expire_on_commit=False)
+        # every session carries the audit key: gateway.store.audit keys the records with it
+        self.session = sessionmaker(self.engine, expire_on_commit=False,
+                                    info={"audit_key": audit_key})
 
     def close(self) -> None:
         """Release the connections."""

@@ -78,7 +78,8 @@ class Register:
             auditlog.append(s, actor, "register.create", f"register/{row.id}",
                             {"level": level, "source": source, "title": title,
                              "hazard_source": hazard_source, "point": point,
-                             "five": asdict(five or Five())}, now)
+                             "five": asdict(five or Five()),
+                             "row": auditlog.row_digest(row)}, now)
             return row.id
 
     def transition(self, entry_id: int, action: Action, actor: str, *,
@@ -107,6 +108,8 @@ class Register:
                 detail["new"] = asdict(after.five)
             if verifier or comment:
                 detail.update({"verifier": verifier, "comment": comment})
+            s.flush()
+            detail["row"] = auditlog.row_digest(row)     # the entry as this change left it
             auditlog.append(s, actor, f"register.{action}", f"register/{entry_id}", detail,
                             now)
             return after.state
@@ -162,8 +165,9 @@ class Register:
                 raise RegisterError(f"entry {entry_id} is closed: nothing to supervise")
             if row.listed_ms is None:
                 row.listed_ms, row.listed_by = now, actor
+                s.flush()
                 auditlog.append(s, actor, "register.list_supervised", f"register/{entry_id}",
-                                {"state": row.state}, now)
+                                {"state": row.state, "row": auditlog.row_digest(row)}, now)
 
     def statistics(self) -> list[dict[str, Any]]:
         """Entry counts by hazard source, level and state."""

@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 # every reason a message is refused at the boundary (the self-metrics name them)
 REASONS = ("malformed", "too_large", "unknown_edge", "edge_mismatch", "too_many_ids",
-           "implausible_boot", "seq_jump", "core_error", "time_out_of_window")
+           "implausible_boot", "seq_jump", "core_error", "time_out_of_window",
+           "bad_signature")
 READING_REASONS = ("foreign_point", "time_out_of_window")
 
 

@@ -23,6 +23,7 @@ from alerting.batch import ReadingBatch
 from alerting.engine import AlarmEvent, Engine
 from alerting.table import RuleTable
 from edge.clock import WALL, Clock
+from edge.signing import SignatureError, Verifier
 from edge.stats import decode_stats
 from edge.supervise import Loops, to_completion
 from edge.wire import WireError, decode
@@ -111,7 +112,8 @@ class Core:
 
     def __init__(self, site: SiteConfig | CompiledSite, writer: BatchingWriter,
                  alarm_sinks: list[AlarmSink] | None = None, clock: Clock = WALL,
-                 loops: Loops | None = None, limits: IngestLimits | None = None) -> None:
+                 loops: Loops | None = None, limits: IngestLimits | None = None,
+                 signatures: Verifier | None = None) -> None:
         # No reference to the config model is kept: at 100 000 points it is most of the
         # memory, and the core needs only the compiled rules (gateway.stream.compiled).
         compiled = as_compiled(site)
@@ -142,6 +144,7 @@ class Core:
         self.point_index = PointIndex(tb)
         self.tail = Tail()          # the watched points' last readings (console trends)
         self.boundary = Boundary(limits or IngestLimits(), len(tb), compiled.edge_points)
+        self.signatures = signatures or Verifier({})     # who must sign (edge.signing)
         self._edge_stats: list[bytes] = []
 
     def dead_letter(self, topic: str, payload: bytes, reason: str,
@@ -195,6 +198,11 @@ class Core:
         if not edges.edge_known(topic_edge):
             self.dead_letter(topic, payload, f"edge {topic_edge!r} is not in the site",
                              "unknown_edge")
+            return None
+        try:        # before anything reads it: a forged message changes nothing
+            payload = self.signatures.body(topic_edge, topic, payload)
+        except SignatureError as exc:
+            self.dead_letter(topic, payload, f"signature: {exc}", "bad_signature")
             return None
         if topic.endswith("/stats"):
             self._decode_edge_stats(topic, payload)

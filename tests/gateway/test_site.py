@@ -25,10 +25,10 @@ def test_three_distinct_mistakes_are_all_reported_with_paths(
     assert "range_low: 0, range_high: 100, hi: 20, hihi: 40," in text
     text = text.replace("range_low: 0, range_high: 100, hi: 20, hihi: 40,",
                         "range_low: 0, range_high: 100, hi: 20, hihi: 60,")
-    text = text.replace("T201_level: {kind: level, unit: m, range_low: 0, range_high: 2.6, "
-                        "hi: 2.2, hihi: 2.35}",
-                        "T201_level: {kind: level, unit: m, range_low: 0, range_high: 2.6, "
-                        "hi: 2.4, hihi: 2.35}")
+    old = ("T201_level: {kind: level, name: Tank T-201 level, unit: m, range_low: 0, "
+           "range_high: 2.6, hi: 2.2, hihi: 2.35}")
+    assert old in text
+    text = text.replace(old, old.replace("hi: 2.2,", "hi: 2.4,"))
     text = text.replace("poll_interval_s: 1\n        registers:\n          T201_level",
                         "poll_interval_s: 1\n        pol_interval: 2\n        registers:\n"
                         "          T201_level")

@@ -205,6 +205,7 @@ async def test_demo_opens_the_control_room_and_it_works_in_a_browser(tmp_path: P
             await expect(reg.locator('.tile[data-source="al_polishing"] .tile-level')
                          ).to_have_text("非重大危险源")
             await expect(reg.locator("#register-tabs button.picked")).to_have_text("挂牌督办")
+            await expect(reg.locator("#entry dl").first).to_contain_text("危险源")
             body = await reg.inner_text("main")
             for english in ("unacknowledged", "process", "Hazard source", "emergency",
                             "registered", "Shift log", "second level"):
