@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from alerting.register import RegisterError
 from gateway.api.auth import Ctx, allowed, client_of, errors, may
 from gateway.api.models import (
+    EntryId,
     EntryWithHistory,
     Me,
     PointTrend,
@@ -125,7 +126,8 @@ async def point_trend(ctx: Ctx, point: str, _: Annotated[ApiUser, may("read")],
 
 
 @router.get("/register/{entry_id}", responses=errors(404))
-def entry(ctx: Ctx, entry_id: int, _: Annotated[ApiUser, may("read")]) -> EntryWithHistory:
+def entry(ctx: Ctx, entry_id: EntryId, _: Annotated[ApiUser, may("read")],
+          ) -> EntryWithHistory:
     """One entry with its transitions (SQL only: in a worker thread)."""
     try:
         row = ctx.register.get(entry_id)

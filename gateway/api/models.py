@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+from fastapi import Path
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
@@ -36,6 +37,9 @@ Name = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_line)
 Title = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_line)]
 Reason = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_line)]
 Paragraph = Annotated[str, Field(min_length=1, max_length=10_000), AfterValidator(_para)]
+# a register entry's id: an integer column (a larger one was a 500 on PostgreSQL)
+EntryId = Annotated[int, Path(ge=1, le=2_147_483_647,
+                              description="a register entry's id")]
 CommentText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_para)]
 
 

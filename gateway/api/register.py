@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerting.register import Action, Five, Level, RegisterError, Source
 from gateway.api.auth import ApiContext, Ctx, errors, may
 from gateway.api.models import (
+    EntryId,
     EntryOut,
     Ident,
     Name,
@@ -154,7 +155,7 @@ def create(ctx: Ctx, body: NewEntry,
 
 
 @router.post("/register/{entry_id}/transition", responses=errors(404, 409))
-def step(ctx: Ctx, entry_id: int, body: Step,
+def step(ctx: Ctx, entry_id: EntryId, body: Step,
          u: Annotated[ApiUser, may("register_transition")]) -> EntryOut:
     """Move an entry one step through the closed loop."""
     five = body.five.five() if body.five is not None else None
@@ -165,7 +166,8 @@ def step(ctx: Ctx, entry_id: int, body: Step,
 
 
 @router.post("/register/{entry_id}/supervise", responses=errors(404, 409))
-def supervise(ctx: Ctx, entry_id: int, u: Annotated[ApiUser, may("supervise")]) -> EntryOut:
+def supervise(ctx: Ctx, entry_id: EntryId,
+              u: Annotated[ApiUser, may("supervise")]) -> EntryOut:
     """List an open entry for supervision (挂牌督办)."""
     register_call(lambda: ctx.register.list_for_supervision(entry_id, u.name))
     return entry_out(ctx, ctx.register.get(entry_id))
