@@ -208,7 +208,11 @@ async def escalating(site: CompiledSite, settings: Settings, running: list[Core]
             # (with the retry schedule) when it does not answer; ingest does not wait
             tg.create_task(supervised(loops, "escalation-clock", svc.clock_step, stop,
                                       lambda: 1.0 / clock.speed), name="escalation-clock")
-            tg.create_task(supervised(loops, "outbox-delivery", svc.delivery_step, stop, 1.0),
+            async def delivery_step() -> None:
+                await svc.delivery_step()
+                if running:         # /health, gateway_stats and the console show it
+                    running[0].stats.notifications_failed = svc.failed_notifications
+            tg.create_task(supervised(loops, "outbox-delivery", delivery_step, stop, 1.0),
                            name="outbox-delivery")
 
             async def anchor_step() -> None:

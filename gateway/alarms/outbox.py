@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerting.escalation import WARNING_COLOUR, Contacts
@@ -89,6 +89,13 @@ def enqueue_for_roles(s: Session, contacts: Contacts, source: str, roles: list[s
             key = f"{base_key}/{c.channel}:{c.target}"
             n += enqueue(s, key, c.channel, c.target, {**message, "key": key}, now_ms)
     return n
+
+
+def failed_count(db: Database) -> int:
+    """Notifications given up for good (in the failed state), since the outbox began."""
+    with db.session() as s:
+        return int(s.execute(select(func.count(Outbox.id))
+                             .where(Outbox.failed_ms.is_not(None))).scalar_one())
 
 
 class Delivery:

@@ -20,7 +20,7 @@ from alerting.engine import AlarmEvent
 from edge.clock import Clock
 from gateway.alarms.escalation import Escalator
 from gateway.alarms.notifiers import build_notifiers, webhook_secret_problem
-from gateway.alarms.outbox import Delivery
+from gateway.alarms.outbox import Delivery, failed_count
 from gateway.alarms.register_feed import RegisterFeed
 from gateway.settings import Settings
 from gateway.store import audit
@@ -65,6 +65,8 @@ class EscalationService:
                                                             "feed": deque()}
         self._pending_events = {name: 0 for name in self.pending}
         self.dropped_events = 0         # events dropped from full queues (all consumers)
+        # notifications given up for good: the gateway is degraded while there are any
+        self.failed_notifications = 0
         self._lock = asyncio.Lock()
 
     async def ready(self) -> _Open:
@@ -146,9 +148,10 @@ class EscalationService:
 
     async def delivery_step(self) -> None:
         """One round of the outbox (nothing while the database has not been opened yet:
-        the escalation clock reports that)."""
+        the escalation clock reports that), then how many notifications are given up."""
         if self.open is not None:
             await self.open.delivery.run_once()
+            self.failed_notifications = await asyncio.to_thread(failed_count, self.open.db)
 
     def close(self) -> None:
         """Close the notifiers and the database."""

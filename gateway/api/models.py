@@ -242,20 +242,24 @@ class HealthStatus(BaseModel):
     """Without a token: only whether the gateway is ok."""
 
     status: Literal["ok", "degraded"] = Field(
-        description="degraded: at least one loop is failing now")
+        description="degraded: at least one loop is failing now, or a notification was "
+                    "given up")
 
 
 class Health(BaseModel):
     """The running gateway's counters and its loops (with a token)."""
 
     status: Literal["ok", "degraded"] = Field(
-        description="degraded: at least one loop is failing now (see loops)")
+        description="degraded: at least one loop is failing now (see loops), or a "
+                    "notification was given up (notifications_failed)")
     failed_token_attempts: int = Field(default=0, description="requests refused for a "
                                                               "wrong token since start")
     messages: int
     readings: int
     malformed_messages: int
     alarm_events: int
+    notifications_failed: int = Field(default=0, description="notifications given up for "
+                                      "good (outbox.failed_ms): someone was not told")
     pending_points: int
     console_streams: int | None = Field(default=None, description="open console streams")
     console_resyncs: int | None = Field(

@@ -23,13 +23,16 @@ async def health(ctx: Ctx, u: Annotated[ApiUser | None, Depends(maybe_user)],
     """Whether the gateway is ok (no token needed: for probes); with a token, its counters
     and loops as well."""
     st, feed, loops = ctx.core.stats, ctx.feed, ctx.core.loops
-    status: Literal["ok", "degraded"] = "degraded" if loops.failing() else "ok"
+    # degraded: a loop fails now, or a notification was given up (someone was not told)
+    status: Literal["ok", "degraded"] = \
+        "degraded" if loops.failing() or st.notifications_failed else "ok"
     if u is None:
         return HealthStatus(status=status)
     return Health(status=status, failed_token_attempts=ctx.failed.total,
                   loops={n: LoopState.model_validate(h) for n, h in loops.health().items()},
                   messages=st.messages, readings=st.readings,
                   malformed_messages=st.malformed_messages, alarm_events=st.alarm_events,
+                  notifications_failed=st.notifications_failed,
                   pending_points=ctx.core.writer.pending_points,
                   console_streams=feed.subscribers if feed is not None else None,
                   console_resyncs=feed.resyncs if feed is not None else None)

@@ -54,6 +54,7 @@ class CoreStats:
     alarm_events: int = 0
     accepted_messages: int = 0
     sink_failures: int = 0
+    notifications_failed: int = 0   # given up for good (set by the escalation service)
     dead_letters: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=20))
 
 

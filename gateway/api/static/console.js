@@ -12,6 +12,23 @@ import { handOver, refreshEscalations, refreshShift } from "./shift.js";
 import { $, api, session, toast } from "./util.js";
 
 let events = null;
+let healthTimer = null;
+const HEALTH_EVERY_MS = 10_000;
+
+// The gateway's own trouble, beside the plant's: a notification given up (someone was not
+// told) or a loop failing now, from /health
+async function checkHealth() {
+  if (!session.me) return;
+  const h = await api("/health");
+  const el = $("#gateway-banner");
+  const failing = Object.entries(h.loops || {}).filter(([, l]) => l.state === "failing")
+    .map(([n]) => n);
+  const parts = [];
+  if (h.notifications_failed) parts.push(t("gw_failed", { n: h.notifications_failed }));
+  if (failing.length) parts.push(t("gw_loops", { loops: failing.join(", ") }));
+  el.textContent = parts.length ? `${t("gw_degraded")}: ${parts.join(" · ")}` : "";
+  el.classList.toggle("hidden", !parts.length);
+}
 
 function titleKey() { return `title_${session.me?.role || "operator"}`; }
 
@@ -139,6 +156,9 @@ async function signIn() {
   applyLanguage();
   await everything();
   listen();
+  clearInterval(healthTimer);
+  healthTimer = setInterval(() => checkHealth().catch(() => {}), HEALTH_EVERY_MS);
+  checkHealth().catch(() => {});
 }
 
 function signOut() {
@@ -146,6 +166,7 @@ function signOut() {
   session.token = "";
   session.me = null;
   stopDetail();
+  clearInterval(healthTimer);
   if (events) { events.close(); events = null; }
   setLive("offline");
   $("#alarm-sound").pause();

@@ -94,6 +94,9 @@ export const I18N = {
     role_operator: "operator", role_operational: "operational person",
     role_technical: "technical person", role_main: "main responsible person",
     role_regulator: "regulator",
+    gw_degraded: "Gateway degraded",
+    gw_failed: "{n} notification(s) could not be delivered and were given up: check the contacts and the gateway log",
+    gw_loops: "not working now: {loops}",
   },
   zh: {
     title_operator: "操作员控制台", title_safety_manager: "安全管理控制台",
@@ -164,6 +167,8 @@ export const I18N = {
     step_n: "第 {n} 级", esc_roles: "已通知",
     role_operator: "操作员", role_operational: "操作负责人", role_technical: "技术负责人",
     role_main: "主要负责人", role_regulator: "监管部门",
+    gw_degraded: "网关异常", gw_failed: "{n} 条通知无法送达，已放弃：请检查联系人设置和网关日志",
+    gw_loops: "当前故障：{loops}",
   },
 };
 

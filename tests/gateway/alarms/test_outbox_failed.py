@@ -8,19 +8,35 @@ retried forever with no failed state."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from alerting.batch import ReadingBatch
+from alerting.escalation import Contacts, EscalationConfig
+from edge.mqtt import MqttSettings
 from gateway.alarms import outbox
 from gateway.alarms.notifiers import WebhookNotifier
 from gateway.alarms.outbox import Delivery, enqueue
-from gateway.settings import NotifySettings
+from gateway.api.app import create_app
+from gateway.app import escalating, running_core
+from gateway.settings import NotifySettings, Settings
 from gateway.store.models import Database, Outbox
+from gateway.store.register import Register
+from gateway.stream.compiled import as_compiled
+from gateway.stream.core import Core
+from gateway.stream.selfmetrics import snapshot
 from tests.gateway.alarms.hooks import serving
+from tests.gateway.api.test_api import TOKENS, as_
+from tests.gateway.test_e2e import small_site
+from tests.waiting import wait_until
 
 T0 = 1_800_000_000_000
 
@@ -64,3 +80,38 @@ async def test_refused_for_good_is_given_up_at_once_and_a_server_error_is_retrie
     given_up = [r.getMessage() for r in caplog.records if "given up" in r.getMessage()]
     assert len(given_up) == 2 and all(r.levelno == logging.ERROR for r in caplog.records
                                       if "given up" in r.getMessage())
+
+
+async def test_a_notification_given_up_degrades_the_gateway_where_people_look(
+        tmp_path: Path, hooks: tuple[int, dict[str, int]]) -> None:
+    """Given up is not silent: /health says degraded with the count, gateway_stats counts
+    it (the console shows a gateway banner from /health)."""
+    port, hits = hooks
+    site = as_compiled(small_site(1502).model_copy(update={
+        "escalation": EscalationConfig.model_validate(
+            {"default": {1: {"steps": [{"after_s": 0, "roles": ["operator"]}]}}}),
+        "contacts": Contacts.model_validate({"default": {"operator": [
+            {"channel": "webhook", "target": f"http://127.0.0.1:{port}/gone"}]}})}))
+    settings = Settings(database_url=str(tmp_path / "gw.sqlite3"), mqtt=MqttSettings(port=1),
+                        notify=NotifySettings(webhook_secret=SecretStr("a-long-enough-secret")))
+    running: list[Core] = []
+    async with escalating(site, settings, running) as sink, \
+            running_core(site, None, None, [sink]) as run:
+        core = run.core
+        running.append(core)
+        await core.process(ReadingBatch(core.table.index(np.array(["G1"])),
+                                        np.array([int(time.time() * 1000)]),
+                                        np.array([62.0]), np.zeros(1, np.uint8)))
+        await wait_until(lambda: core.stats.notifications_failed == 1, 20)
+        db = Database(settings.database_url)
+        app = create_app(core, Register(db), TOKENS)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                         base_url="http://api") as c:
+                assert (await c.get("/health")).json() == {"status": "degraded"}
+                full = (await c.get("/health", headers=as_("t-op"))).json()
+        finally:
+            db.close()
+        assert full["status"] == "degraded" and full["notifications_failed"] == 1
+        assert snapshot(core)["notifications_failed"] == 1
+    assert hits["gone"] == 1
