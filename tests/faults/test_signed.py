@@ -31,6 +31,9 @@ from tests.gateway.test_e2e import RecordingUplink, small_site
 from tests.services import Server, influx_query
 from tests.waiting import wait_until
 
+# the security suite (pytest -m security), item 1: forged and replayed messages (signing)
+pytestmark = pytest.mark.security
+
 NEW = b"n" * 40
 OLD = b"o" * 40
 WRONG = b"w" * 40

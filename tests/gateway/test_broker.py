@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -23,6 +24,9 @@ from gateway.sim.ports import free_port
 from gateway.site import SiteConfig
 from tests import services
 from tests.gateway.test_e2e import small_site
+
+# the security suite (pytest -m security), item 1. only the site's clients on the broker
+pytestmark = pytest.mark.security
 
 ENT = "91320582MA1W3K4X5R"
 

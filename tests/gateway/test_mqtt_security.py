@@ -14,6 +14,9 @@ from gateway.stream.ingest import MessageBuffer, MqttIngest
 from tests import services
 from tests.waiting import wait_until
 
+# the security suite (pytest -m security), item 1. TLS and passwords on the broker
+pytestmark = pytest.mark.security
+
 
 async def test_tls_and_password_connect_and_a_wrong_password_is_said_once(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -47,6 +47,9 @@ from tests.gateway.test_e2e import small_site
 from tests.services import Server
 from tests.waiting import wait_until
 
+# the security suite (pytest -m security), item 5. webhooks and e-mail
+pytestmark = pytest.mark.security
+
 T0 = 1_800_000_000_000
 S = 1000
 SECRET = "s3cret-for-tests"

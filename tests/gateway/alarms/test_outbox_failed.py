@@ -38,6 +38,9 @@ from tests.gateway.api.test_api import TOKENS, as_
 from tests.gateway.test_e2e import small_site
 from tests.waiting import wait_until
 
+# the security suite (pytest -m security), item 5. notifications that can never be sent
+pytestmark = pytest.mark.security
+
 T0 = 1_800_000_000_000
 
 

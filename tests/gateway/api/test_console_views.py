@@ -110,6 +110,8 @@ async def test_shift_log_records_the_standing_alarms_and_the_silence_is_audited(
 
 
 def keys(block: str) -> set[str]:
+    # the words themselves first (a colon inside one is not a key)
+    block = re.sub(r':\s*"(?:[^"\\]|\\.)*"', ': ""', block)
     return set(re.findall(r'(?:^|[\s{,])"?([\w-]+)"?:\s', block))
 
 

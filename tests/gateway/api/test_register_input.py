@@ -17,6 +17,9 @@ from gateway.api import register as register_api
 from tests.gateway.api.test_api import as_
 from tests.gateway.api.test_operator_actions import Api, api  # noqa: F401 (the fixture)
 
+# the security suite (pytest -m security), item 4. API input
+pytestmark = pytest.mark.security
+
 NOW = 1_800_000_000_000          # the core's clock is the wall clock; deadlines far ahead
 AHEAD = 4_000_000_000_000
 

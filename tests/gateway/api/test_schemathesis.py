@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import hypothesis
 import numpy as np
+import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, Phase
@@ -32,6 +33,9 @@ from gateway.store.models import Database
 from gateway.store.register import Register
 from gateway.stream.core import Core
 from tests.gateway.api.test_api import TOKENS
+
+# the security suite (pytest -m security), item 4. API input, generated
+pytestmark = pytest.mark.security
 
 EXAMPLES = 20              # per operation: bounded (about a minute for both databases)
 ADMIN = {"Authorization": "Bearer t-adm"}

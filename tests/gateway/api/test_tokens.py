@@ -29,6 +29,9 @@ from gateway.stream.core import Core
 from tests.gateway.api.test_api import TOKENS, as_
 from tests.gateway.test_e2e import small_site
 
+# the security suite (pytest -m security), item 6. tokens and headers
+pytestmark = pytest.mark.security
+
 
 def test_a_short_plaintext_token_stops_start_up_naming_its_user_not_the_token(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

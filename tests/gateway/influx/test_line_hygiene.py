@@ -28,6 +28,9 @@ from gateway.settings import InfluxSettings
 from tests import services
 from tests.services import Server, influx_query
 
+# the security suite (pytest -m security), item 2. line-protocol injection
+pytestmark = pytest.mark.security
+
 T = 1_800_000_000_000
 HOSTILE = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]),
                   min_size=1, max_size=12)

@@ -33,6 +33,9 @@ from gateway.stream.core import Core
 from tests.gateway.test_e2e import small_site
 from tests.services import Server, influx_query
 
+# the security suite (pytest -m security), item 3. rewriting the audit chain
+pytestmark = pytest.mark.security
+
 KEY = "the-site-audit-key-kept-off-the-database"
 
 

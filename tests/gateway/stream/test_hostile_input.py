@@ -25,6 +25,9 @@ from gateway.sim.ports import free_port
 from gateway.stream.core import Core
 from tests.gateway.test_e2e import small_site
 
+# the security suite (pytest -m security), item 1, 6. foreign edges and points, spoofed sequences
+pytestmark = pytest.mark.security
+
 NOW = 1_800_000_000_000
 EDGE = "edge-t"
 
