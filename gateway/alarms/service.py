@@ -142,8 +142,10 @@ class EscalationService:
         now = self.clock.now_ms()
 
         def seal_and_head() -> tuple[int, str] | None:
-            with o.db.session.begin() as s:
-                audit.seal(s, now)
+            for _ in range(20):         # bounded: 20 × SEAL_MAX_ROWS rows a step
+                with o.db.session.begin() as s:
+                    if audit.seal(s, now) is None:
+                        break
             with o.db.session() as s:
                 return audit.head(s)
         return await asyncio.to_thread(seal_and_head)

@@ -91,20 +91,26 @@ def _range_digest(session: Session, table: str, first: int, last: int) -> tuple[
     return len(rows), digest({"rows": [row_dict(r) for r in rows]})
 
 
+# rows sealed by one record at most: a seal after a long outage or an alarm storm is taken
+# in steps (``seal`` returns each), not in one transaction over millions of rows
+SEAL_MAX_ROWS = 5000
+
+
 def seal(session: Session, ts_ms: int) -> AuditRecord | None:
     """One ``audit.seal`` record over the alarm-history and transition rows appended since
-    the last seal (None when there were none)."""
+    the last seal, at most ``SEAL_MAX_ROWS`` of each (None when there were none)."""
     done = _last_sealed(session)
     detail: dict[str, Any] = {}
     for table, model in SEALED.items():
         first = done.get(table, 0) + 1
-        top = session.execute(select(model.id).order_by(model.id.desc()).limit(1)).scalar()
-        if top is None or top < first:
+        ids = session.execute(select(model.id).where(model.id >= first).order_by(model.id)
+                              .limit(SEAL_MAX_ROWS)).scalars().all()
+        if not ids:
             detail[table] = {"from": first, "to": first - 1, "n": 0,
                              "digest": digest({"rows": []})}
             continue
-        n, d = _range_digest(session, table, first, top)
-        detail[table] = {"from": first, "to": top, "n": n, "digest": d}
+        n, d = _range_digest(session, table, first, ids[-1])
+        detail[table] = {"from": first, "to": ids[-1], "n": n, "digest": d}
     if all(r["n"] == 0 for r in detail.values()):
         return None
     return append(session, "gateway", "audit.seal", "audit/seal", detail, ts_ms)

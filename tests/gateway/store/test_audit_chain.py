@@ -229,3 +229,26 @@ async def test_the_gateway_seals_and_anchors_the_head_in_influxdb(
             mp.undo()
     finally:
         db.close()
+
+
+def test_a_long_backlog_is_sealed_in_steps(keyed: Database, database_url: str,
+                                           monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(audit, "SEAL_MAX_ROWS", 2)
+    with keyed.session.begin() as s:
+        for k in range(5):
+            s.execute(text("INSERT INTO alarm_history (alarm_id, ts_ms, event, from_state, "
+                           "to_state, level_name, priority, value, \"limit\", \"user\", "
+                           "reason) VALUES ('G1:process', :t, 'change', 'unack', 'unack', "
+                           "'H', 2, 30.0, 25, NULL, NULL)"), {"t": k})
+    seals = []
+    with keyed.session.begin() as s:
+        while (r := audit.seal(s, 9)) is not None:
+            seals.append(json.loads(r.detail)["alarm_history"])
+    assert [(x["from"], x["to"], x["n"]) for x in seals] == [(1, 2, 2), (3, 4, 2), (5, 5, 1)]
+    assert verify(database_url) == 0
+    capsys.readouterr()
+    with keyed.engine.begin() as c:
+        c.execute(text("DELETE FROM alarm_history WHERE id = 4"))
+    assert verify(database_url) == 1
+    assert "alarm_history rows 3–4 do not match their seal" in capsys.readouterr().out
