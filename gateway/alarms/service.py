@@ -142,7 +142,7 @@ class EscalationService:
         now = self.clock.now_ms()
 
         def seal_and_head() -> tuple[int, str] | None:
-            for _ in range(20):         # bounded: 20 × SEAL_MAX_ROWS rows a step
+            for _ in range(5):          # bounded: 5 × SEAL_MAX_ROWS rows a step
                 with o.db.session.begin() as s:
                     if audit.seal(s, now) is None:
                         break

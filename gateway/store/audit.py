@@ -93,7 +93,7 @@ def _range_digest(session: Session, table: str, first: int, last: int) -> tuple[
 
 # rows sealed by one record at most: a seal after a long outage or an alarm storm is taken
 # in steps (``seal`` returns each), not in one transaction over millions of rows
-SEAL_MAX_ROWS = 5000
+SEAL_MAX_ROWS = 2000
 
 
 def seal(session: Session, ts_ms: int) -> AuditRecord | None:
