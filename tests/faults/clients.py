@@ -40,6 +40,28 @@ def client(port: int, client_id: str, feed: str | None = None,
         c.loop_stop()
 
 
+async def through_the_gateway(port: int, client_id: str, site: SiteConfig, settings: Any,
+                              messages: list[tuple[str, bytes]], influx: Any, db: str,
+                              ) -> tuple[Any, set[tuple[str, int]]]:
+    """Publish ``messages`` with a plain client into a gateway session until the core has
+    taken them all and written what it keeps; returns the core and the stored (point, time)
+    pairs of the readings."""
+    from gateway.app import gateway_session
+    from tests.services import influx_query
+    from tests.waiting import wait_until
+
+    with client(port, client_id) as pub:
+        async with gateway_session(site, settings) as (core, ingest):
+            await wait_until(ingest.subscribed.is_set, 10)
+            for t, p in messages:
+                pub.publish(t, p, qos=1)
+            await wait_until(lambda: core.stats.messages >= len(messages), 60)
+            await core.writer.flush()
+    stored = {(s["tags"]["point"], int(r[0])) for s in influx_query(
+        influx, db, 'SELECT "value" FROM reading GROUP BY point') for r in s["values"]}
+    return core, stored
+
+
 def steps(got: list[dict[str, Any]], alarm_type: str = "process") -> dict[tuple[str, int], int]:
     """How often each (alarm, step) of one alarm type was notified (the feed's key is
     ``<alarm>@<ts>/step<n>/...``)."""

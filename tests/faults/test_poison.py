@@ -13,13 +13,11 @@ import time
 
 from edge import wire
 from edge.mqtt import MqttSettings
-from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, Settings
 from gateway.sim.ports import free_port
-from tests.faults.clients import client
+from tests.faults.clients import through_the_gateway
 from tests.gateway.test_e2e import small_site
 from tests.services import Server, influx_query
-from tests.waiting import wait_until
 
 YEAR_MS = 365 * 86_400_000
 
@@ -53,16 +51,8 @@ async def test_poison_in_a_burst_takes_nothing_with_it(
                          wire.encode("intruder", 1, 0, ["G1"], [now], [45.0], [0])))
     messages.insert(50, (topic, wire.encode("edge-t", 1, 10**9, ["G1"], [now], [1.0],
                                             [0])))                                # seq jump
-    with client(mosquitto_server.port, "poison-edge") as pub:
-        async with gateway_session(site, settings) as (core, ingest):
-            await wait_until(ingest.subscribed.is_set, 10)
-            for t, p in messages:
-                pub.publish(t, p, qos=1)
-            await wait_until(lambda: core.stats.messages >= len(messages), 60)
-            await core.writer.flush()
-    stored = {(s["tags"]["point"], int(r[0])) for s in influx_query(
-        influx_server, influx_db, 'SELECT "value" FROM reading GROUP BY point')
-        for r in s["values"]}
+    core, stored = await through_the_gateway(mosquitto_server.port, "poison-edge", site, settings,
+                                             messages, influx_server, influx_db)
     assert stored == expected
     alarms = influx_query(influx_server, influx_db,
                           "SELECT \"event\", \"level\", \"value\" FROM alarm_event WHERE "

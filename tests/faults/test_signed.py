@@ -26,9 +26,9 @@ from edge.stats import stats_topic
 from gateway.app import gateway_session
 from gateway.settings import InfluxSettings, Settings, SigningSettings
 from gateway.sim.ports import free_port
-from tests.faults.clients import client
+from tests.faults.clients import through_the_gateway
 from tests.gateway.test_e2e import RecordingUplink, small_site
-from tests.services import Server, influx_query
+from tests.services import Server
 from tests.waiting import wait_until
 
 # the security suite (pytest -m security), item 1: forged and replayed messages (signing)
@@ -52,6 +52,10 @@ def test_sign_and_verify() -> None:
         verify([NEW], topic.replace("edge-t", "edge-u"), signed)       # moved
     with pytest.raises(SignatureError, match="bad signature"):
         verify([NEW], topic, signed.replace(b'"v":1', b'"v":2'))        # altered
+    with pytest.raises(SignatureError, match="malformed signature"):
+        verify([NEW], topic, body + b"\n#hmac-sha256 abcdef12 short")
+    with pytest.raises(SignatureError, match="unknown key"):       # not ASCII: still refused
+        verify([NEW], topic, body + b"\n#hmac-sha256 \xff\xfe " + b"0" * 64)
     v = Verifier({"edge-t": [NEW]})
     assert v.body("edge-x", topic, signed) == body     # need not sign: trailer taken off
     with pytest.raises(SignatureError):
@@ -97,16 +101,8 @@ async def test_forged_altered_moved_and_replayed_messages_change_nothing(
     forged += 2
     messages.append((topic, good))
     messages.append((topic, good))                       # replayed: a duplicate, dropped
-    with client(mosquitto_server.port, "signed-attacker") as pub:
-        async with gateway_session(site, settings) as (core, ingest):
-            await wait_until(ingest.subscribed.is_set, 10)
-            for t, p in messages:
-                pub.publish(t, p, qos=1)
-            await wait_until(lambda: core.stats.messages >= len(messages), 60)
-            await core.writer.flush()
-    stored = {(s["tags"]["point"], int(r[0])) for s in influx_query(
-        influx_server, influx_db, 'SELECT "value" FROM reading GROUP BY point')
-        for r in s["values"]}
+    core, stored = await through_the_gateway(mosquitto_server.port, "signed-attacker", site,
+                                             settings, messages, influx_server, influx_db)
     assert stored == expected
     assert core.boundary.refused["bad_signature"] == forged
     assert core.stats.duplicate_messages == 1 and core.stats.accepted_messages == 11

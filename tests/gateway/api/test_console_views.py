@@ -99,13 +99,22 @@ async def test_shift_log_records_the_standing_alarms_and_the_silence_is_audited(
     assert (row["author"], row["on_duty"], row["taking_over"], row["note"]) == \
         ("op.liu", "Liu, Chen", "Zhao", "GT101 isolated")
     # silencing the sound: anyone who reads may, and it is on the record
+    for bad in ({"alarms": ["x" * 201]}, {"alarms": ["a"] * 1001}, {"alarms": "GT101"},
+                {"alarms": [], "extra": 1}):
+        refused = await client.post("/console/silence", json=bad, headers=as_("t-reg"))
+        assert refused.status_code == 422, bad
     r = await client.post("/console/silence", json={"alarms": ["GT101:process"]},
                           headers=as_("t-reg"))
     assert r.status_code == 200 and r.json()["silenced"] == 1
     with db.session() as s:
         records = {a.action: (a.actor, json.loads(a.detail))
                    for a in s.scalars(select(AuditRecord))}
+    # refused bodies left nothing on the record
     assert records["console.silence"] == ("yjj.zhou", {"alarms": ["GT101:process"]})
+    with db.session() as s:
+        silences = s.scalars(select(AuditRecord).where(
+            AuditRecord.action == "console.silence")).all()
+    assert len(silences) == 1
     assert records["shift.handover"][0] == "op.liu"
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from alerting.audit import GENESIS, canonical, chain_hash
 from alerting.batch import ReadingBatch
@@ -61,6 +62,15 @@ def history(db: Database) -> int:
         audit.append(s, "op.liu", "alarm.shelve", "alarm/AT201:process", {"minutes": 60}, 4)
         audit.append(s, "op.liu", "alarm.acknowledge", "alarm/GT101:process", {}, 5)
     return eid
+
+
+def history_row(s: Session, alarm_id: str, ts_ms: int, event: str, level: str,
+                value: float) -> None:
+    """An alarm-history row as the gateway writes them (raw SQL: the test's own hand)."""
+    s.execute(text("INSERT INTO alarm_history (alarm_id, ts_ms, event, from_state, to_state, "
+                   "level_name, priority, value, \"limit\", \"user\", reason) VALUES (:a, :t, "
+                   ":e, 'unack', 'unack', :l, 1, :v, 25, NULL, NULL)"),
+              {"a": alarm_id, "t": ts_ms, "e": event, "l": level, "v": value})
 
 
 def verify(url: str, *extra: str) -> int:
@@ -161,10 +171,7 @@ def test_register_rows_history_and_transitions_are_covered(
     capsys.readouterr()
     # alarm history rows and the transitions are sealed; then one of each is tampered with
     with keyed.session.begin() as s:
-        s.execute(text("INSERT INTO alarm_history (alarm_id, ts_ms, event, from_state, "
-                       "to_state, level_name, priority, value, \"limit\", \"user\", reason) "
-                       "VALUES ('GT101:process', 7, 'activate', 'normal', 'unack', 'HH', 1, "
-                       "61.5, 50, NULL, NULL)"))
+        history_row(s, "GT101:process", 7, "activate", "HH", 61.5)
     with keyed.session.begin() as s:
         seal = audit.seal(s, 8)
         assert seal is not None and audit.seal(s, 9) is None     # nothing new: no record
@@ -237,10 +244,7 @@ def test_a_long_backlog_is_sealed_in_steps(keyed: Database, database_url: str,
     monkeypatch.setattr(audit, "SEAL_MAX_ROWS", 2)
     with keyed.session.begin() as s:
         for k in range(5):
-            s.execute(text("INSERT INTO alarm_history (alarm_id, ts_ms, event, from_state, "
-                           "to_state, level_name, priority, value, \"limit\", \"user\", "
-                           "reason) VALUES ('G1:process', :t, 'change', 'unack', 'unack', "
-                           "'H', 2, 30.0, 25, NULL, NULL)"), {"t": k})
+            history_row(s, "G1:process", k, "change", "H", 30.0)
     seals = []
     with keyed.session.begin() as s:
         while (r := audit.seal(s, 9)) is not None:
