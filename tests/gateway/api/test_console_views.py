@@ -99,10 +99,11 @@ async def test_shift_log_records_the_standing_alarms_and_the_silence_is_audited(
     assert (row["author"], row["on_duty"], row["taking_over"], row["note"]) == \
         ("op.liu", "Liu, Chen", "Zhao", "GT101 isolated")
     # silencing the sound: anyone who reads may, and it is on the record
-    for bad in ({"alarms": ["x" * 201]}, {"alarms": ["a"] * 1001}, {"alarms": "GT101"},
-                {"alarms": [], "extra": 1}):
-        refused = await client.post("/console/silence", json=bad, headers=as_("t-reg"))
-        assert refused.status_code == 422, bad
+    wrong: list[dict[str, object]] = [{"alarms": ["x" * 201]}, {"alarms": ["a"] * 1001},
+                                      {"alarms": "GT101"}, {"alarms": [], "extra": 1}]
+    for body in wrong:
+        refused = await client.post("/console/silence", json=body, headers=as_("t-reg"))
+        assert refused.status_code == 422, body
     r = await client.post("/console/silence", json={"alarms": ["GT101:process"]},
                           headers=as_("t-reg"))
     assert r.status_code == 200 and r.json()["silenced"] == 1
