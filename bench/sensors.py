@@ -7,7 +7,7 @@
 
 Each runs in a process of its own (the publisher must not share the agent's interpreter);
 the agent's uplink counts the wire messages instead of sending them, so what is measured is
-the sensor path: paho's network thread, parsing, and the batcher.
+the sensor path: the edge's MQTT subscriber (edge.mqttsub), parsing, and the batcher.
 """
 
 from __future__ import annotations

@@ -150,14 +150,13 @@ class EdgeAgent:
             if self._sensor_broker is None:
                 raise ValueError(f"edge {self.edge_id} has MQTT sensors but no broker to read")
             self.sensors = MqttSensorSource(self._sensor_broker, self.cfg.mqtt_sensors,
-                                            self.collect, asyncio.get_running_loop(),
-                                            self.clock)
-            self.sensors.start()
+                                            self.collect, self.clock)
+            tasks.append(asyncio.create_task(
+                keep_running(self.loops, "sensors", self.sensors.run),
+                name=f"sensors-{self.edge_id}"))
         try:
             await supervised(self.loops, "batcher", self._batch, never, 0.0)
         finally:
-            if self.sensors is not None:
-                self.sensors.stop()
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -218,6 +218,8 @@ class MqttSensor(Strict):
 
     def resolve(self, template: str, topic: str) -> str:
         """A point id with its ``{N}`` topic levels filled in from ``topic``."""
+        if "{" not in template:          # the common case, once per sensor message
+            return template
         levels = topic.split("/")
         return _LEVEL.sub(lambda m: levels[int(m.group(1))] if int(m.group(1)) < len(levels)
                           else "", template)

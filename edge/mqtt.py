@@ -1,6 +1,7 @@
 """MQTT connections of ours (paho-mqtt 2): settings, the one connection type that every
-client of the project uses (ingest, edge uplink, sensors, alarm publisher, notifier,
-simulator), and the edge uplink.
+client of the project uses (ingest, edge uplink, alarm publisher, notifier, simulator), and
+the edge uplink. The edge's sensor subscriber has its own asyncio client (edge.mqttsub):
+one reading per message made paho's per-message cost the whole cost there.
 
 paho's own network thread is used rather than aiomqtt: DESIGN.md measured 50–85 µs per message
 for paho against 120–180 µs for aiomqtt, and the core's ingest is bound by per-message cost.
@@ -75,7 +76,7 @@ class Refusals:
         self.count = 0
         self.last: str | None = None
 
-    def refused(self, reason: ReasonCode) -> None:
+    def refused(self, reason: ReasonCode | str) -> None:
         """Note one refusal (from paho's thread)."""
         self.count += 1
         if str(reason) != self.last:

@@ -6,20 +6,19 @@ last dead letters of each mapping are kept for the edge's stats and dead-letter 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import threading
 from collections import deque
 from typing import Any
 
 import numpy as np
 import orjson
-import paho.mqtt.client as mqtt
+from paho.mqtt.client import topic_matches_sub
 
 from edge.clock import WALL, Clock
 from edge.config import MqttSensor
-from edge.mqtt import MqttConnection, MqttSettings
+from edge.mqtt import MqttSettings
+from edge.mqttsub import Batch, MqttSubscriber
 from edge.poller import Samples, SampleSink
 from edge.wire import Quality
 
@@ -125,84 +124,96 @@ def parse_payload(sensor: MqttSensor, payload: bytes, now_ms: int,
 
 
 class MqttSensorSource:
-    """Subscribes to the sensors' topics and hands each reading to ``sink`` on the loop."""
+    """Subscribes to the sensors' topics and hands each read's readings to ``sink`` as one
+    batch, on the event loop (``run``, supervised by the agent)."""
 
     def __init__(self, s: MqttSettings, sensors: dict[str, MqttSensor], sink: SampleSink,
-                 loop: asyncio.AbstractEventLoop, clock: Clock = WALL) -> None:
+                 clock: Clock = WALL) -> None:
         self._clock = clock
         # exact topics by a dict look-up; filters with wildcards are tried one by one
         self._by_topic = {sen.topic: sen for sen in sensors.values()
                           if "+" not in sen.topic and "#" not in sen.topic}
         self._filters = [sen for sen in sensors.values() if sen.topic not in self._by_topic]
         self._sink = sink
-        self._loop = loop
         self._names = {id(sen): name for name, sen in sensors.items()}
-        self.conn = MqttConnection(
-            "sensors", s, persistent=True,
-            subscriptions=[(t, 1) for t in self._by_topic] + [(f.topic, 1) for f in self._filters],
-            on_message=self._on_message)
+        self.conn = MqttSubscriber(
+            "sensors", s, [*self._by_topic, *(f.topic for f in self._filters)],
+            self.receive_batch, on_oversize=self._oversize)
         self.refusals = self.conn.refusals
         self.received = 0
         self.malformed = 0
         self.missing_fields = 0          # fields absent or unusable in delivered payloads
         # the last dead letters of each mapping (published by the agent, see dead_letter_doc)
         self.dead_letters: dict[str, deque[dict[str, Any]]] = {}
-        self._dead_lock = threading.Lock()      # paho's thread adds, the loop publishes
 
-    def start(self) -> None:
-        """Connect in the background (paho reconnects by itself)."""
-        self.conn.start()
+    async def run(self) -> None:
+        """Connect, subscribe and deliver until cancelled (reconnects by itself)."""
+        await self.conn.run()
 
-    def stop(self) -> None:
-        """Disconnect and stop paho's thread."""
-        self.conn.stop()
+    def receive_batch(self, batch: Batch) -> None:
+        """The readings of one read's messages, to the sink in one piece; a message that
+        cannot be read is counted and dead-lettered, whatever it raises."""
+        ids: list[str] = []
+        ts: list[int] = []
+        vals: list[float] = []
+        now = self._clock.now_ms()
+        for topic, payload in batch:
+            try:
+                got = self._parse(topic, payload, now)
+            except Exception as exc:
+                self._refuse("?", topic, payload, f"unexpected {type(exc).__name__}: {exc}")
+                continue
+            if got is not None:
+                ids += got[0]
+                vals += got[1]
+                ts += [got[2]] * len(got[0])
+        if ids:
+            n = len(ids)
+            self._sink((ids, np.array(ts, np.int64), np.array(vals, np.float64),
+                        np.full(n, Quality.GOOD, np.uint8)))
 
-    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
-        # paho's thread: nothing may escape, or the thread ends and every sensor of the
-        # edge with it (silently); what the checks did not foresee is dead-lettered too
-        try:
-            samples = self.receive(msg.topic, bytes(msg.payload))
-        except Exception as exc:
-            self._refuse("?", msg.topic, bytes(msg.payload),
-                         f"unexpected {type(exc).__name__}: {exc}")
-            return
-        if samples is not None:
-            self._loop.call_soon_threadsafe(self._sink, samples)
+    def _oversize(self, topic: str, size: int) -> None:
+        self.received += 1
+        self._refuse("?", topic, b"", f"payload of {size} bytes is over the limit of "
+                     f"{self.conn.max_payload_bytes} bytes")
 
     def _refuse(self, sensor: str, topic: str, payload: bytes, reason: str) -> None:
         self.malformed += 1
-        with self._dead_lock:
-            kept = self.dead_letters.setdefault(sensor, deque(maxlen=DEAD_LETTERS_KEPT))
-            kept.append({"topic": topic, "reason": reason, "ts_ms": self._clock.now_ms(),
-                         "sample": payload[:256].decode(errors="replace")})
+        kept = self.dead_letters.setdefault(sensor, deque(maxlen=DEAD_LETTERS_KEPT))
+        kept.append({"topic": topic, "reason": reason, "ts_ms": self._clock.now_ms(),
+                     "sample": payload[:256].decode(errors="replace")})
         if self.malformed in (1, 10, 100, 1000, 10000):
             log.warning("sensors: dead-lettered payload on %s (%d so far): %s",
                         topic[:200], self.malformed, reason)
 
-    def receive(self, topic: str, payload: bytes) -> Samples | None:
-        """The samples of one message (None if no sensor listens or it is malformed:
-        counted and dead-lettered). paho's thread calls it; so does the test kit."""
+    def _parse(self, topic: str, payload: bytes,
+               now_ms: int) -> tuple[list[str], list[float], int] | None:
         sensor = self._by_topic.get(topic) or next(
-            (f for f in self._filters if mqtt.topic_matches_sub(f.topic, topic)), None)
+            (f for f in self._filters if topic_matches_sub(f.topic, topic)), None)
         if sensor is None:
             return None
         self.received += 1
-        name = self._names[id(sensor)]
         try:
-            points, values, ts, missing = parse_payload(sensor, payload,
-                                                        self._clock.now_ms(), topic)
+            points, values, ts, missing = parse_payload(sensor, payload, now_ms, topic)
         except PayloadError as exc:
-            self._refuse(name, topic, payload, str(exc))
+            self._refuse(self._names[id(sensor)], topic, payload, str(exc))
             return None
         if missing:
             self.missing_fields += len(missing)
-        n = len(points)
-        return (points, np.full(n, ts, np.int64), np.array(values, np.float64),
+        return points, values, ts
+
+    def receive(self, topic: str, payload: bytes) -> Samples | None:
+        """The samples of one message (None if no sensor listens or it is malformed:
+        counted and dead-lettered); the simulation kit calls it."""
+        got = self._parse(topic, payload, self._clock.now_ms())
+        if got is None:
+            return None
+        n = len(got[0])
+        return (got[0], np.full(n, got[2], np.int64), np.array(got[1], np.float64),
                 np.full(n, Quality.GOOD, np.uint8))
 
     def dead_letter_doc(self) -> bytes:
         """The last dead letters of every mapping, as the agent publishes them on the edge's
         dead-letter topic with its stats (``hazgw dead-letters`` reads them)."""
-        with self._dead_lock:
-            sensors = {name: list(kept) for name, kept in self.dead_letters.items()}
+        sensors = {name: list(kept) for name, kept in self.dead_letters.items()}
         return orjson.dumps({"malformed": self.malformed, "sensors": sensors})

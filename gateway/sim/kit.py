@@ -196,14 +196,13 @@ async def run_site(sim: SimulatedSite, duration_s: float | None = None,
         async with running_core(sim.site, influx, None, [collect], sim.clock) as run:
             core = run.core
             code = sim.site.enterprise.code
-            loop = asyncio.get_running_loop()
             edges = []
             for eid, agent in sim.site.edges.items():
                 runner = EdgeAgent(code, eid, agent, _CoreUplink(core), clock=sim.clock)
                 for i, p in enumerate(runner.pollers):     # the same backoff every run
                     p.rnd = random.Random(sim.scenario.seed * 1000 + i)
                 sensors = (MqttSensorSource(_NO_BROKER, agent.mqtt_sensors, runner.collect,
-                                            loop, sim.clock) if agent.mqtt_sensors else None)
+                                            sim.clock) if agent.mqtt_sensors else None)
                 edges.append(_Edge(runner, sensors))
             start_ms = sim.clock.now_ms()
             end_ms = start_ms + int(duration_s * 1000)

@@ -1,7 +1,7 @@
 """Hostile MQTT sensor payloads (property-based, 10 000 of them) through the handler that
-paho's network thread calls: nothing escapes it (an escape ends the thread and every sensor
-of the edge with it), every payload is either delivered or dead-lettered, exactly one of the
-two, and a good payload afterwards is delivered.
+the sensor subscriber calls with each read's messages: nothing escapes it (an escape once
+ended paho's thread and every sensor of the edge with it), every payload is either delivered
+or dead-lettered, exactly one of the two, and a good payload afterwards is delivered.
 
 Seen before: 939 of 10 000 fuzzed payloads raised inside paho's thread (a ``ts`` of NaN,
 infinity or 1e19), which ended it; ``edge_stats`` kept coming with ``sensor_messages``
@@ -9,12 +9,10 @@ frozen, and the broker redelivered the payload after a restart to kill it again.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -55,49 +53,52 @@ PAYLOADS = (JSONISH.map(encoded) | st.binary(max_size=64)
             | NUMBERS.map(lambda x: str(x).encode()))
 
 
-def message(topic: str, payload: bytes) -> mqtt.MQTTMessage:
-    msg = mqtt.MQTTMessage(topic=topic.encode())
-    msg.payload = payload
-    return msg
-
-
 def test_ten_thousand_hostile_sensor_payloads_are_each_counted_and_none_escapes() -> None:
-    loop = asyncio.new_event_loop()
     delivered: list[Samples] = []
-    # never started: the test calls paho's handler itself, as paho's thread would
+    # never started: the test hands each payload to the subscriber's handler itself, as a
+    # read of one message would
     source = MqttSensorSource(MqttSettings(port=free_port(), client_id="hostile-sensors"),
-                              SENSORS, delivered.append, loop)
+                              SENSORS, delivered.append)
     seen = [0]
 
     def flush() -> int:
-        loop.run_until_complete(asyncio.sleep(0))          # the sink runs on the loop
         return len(delivered)
 
-    try:
-        @settings(max_examples=10_000, deadline=None, database=None, derandomize=True,
-                  suppress_health_check=list(HealthCheck))
-        @given(st.sampled_from(TOPICS), PAYLOADS)
-        def one(topic: str, payload: bytes) -> None:
-            before = (source.received, source.malformed, flush())
-            source._on_message(message(topic, payload))      # raises: the test fails
-            after = (source.received, source.malformed, flush())
-            if after[0] == before[0]:                        # no sensor listens there
-                assert after == before
-            else:
-                # exactly one of: delivered, dead-lettered
-                assert (after[1] - before[1]) + (after[2] - before[2]) == 1, payload
-            seen[0] += 1
+    @settings(max_examples=10_000, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(TOPICS), PAYLOADS)
+    def one(topic: str, payload: bytes) -> None:
+        before = (source.received, source.malformed, flush())
+        source.receive_batch([(topic, payload)])      # raises: the test fails
+        after = (source.received, source.malformed, flush())
+        if after[0] == before[0]:                        # no sensor listens there
+            assert after == before
+        else:
+            # exactly one of: delivered, dead-lettered
+            assert (after[1] - before[1]) + (after[2] - before[2]) == 1, payload
+        seen[0] += 1
 
-        one()
-        assert seen[0] >= 10_000 and source.malformed > 1000 and len(delivered) > 100
-        # a good payload afterwards is delivered
-        n = flush()
-        source._on_message(message("plant/at1", json.dumps(
-            {"data": {"conc": 0.5, "t": NOW}}).encode()))
-        assert flush() == n + 1 and delivered[-1][0] == ["AT1"] \
-            and delivered[-1][2].tolist() == [0.5] and delivered[-1][1].tolist() == [NOW]
-        # every mapping keeps its last dead letters, bounded
-        assert all(len(kept) <= 5 for kept in source.dead_letters.values())
-        assert json.loads(source.dead_letter_doc())["malformed"] == source.malformed
-    finally:
-        loop.close()
+    one()
+    assert seen[0] >= 10_000 and source.malformed > 1000 and len(delivered) > 100
+    # a good payload afterwards is delivered
+    n = flush()
+    source.receive_batch([("plant/at1", json.dumps(
+        {"data": {"conc": 0.5, "t": NOW}}).encode())])
+    assert flush() == n + 1 and delivered[-1][0] == ["AT1"] \
+        and delivered[-1][2].tolist() == [0.5] and delivered[-1][1].tolist() == [NOW]
+    # every mapping keeps its last dead letters, bounded
+    assert all(len(kept) <= 5 for kept in source.dead_letters.values())
+    assert json.loads(source.dead_letter_doc())["malformed"] == source.malformed
+
+
+def test_a_hostile_payload_in_a_read_costs_only_itself() -> None:
+    delivered: list[Samples] = []
+    source = MqttSensorSource(MqttSettings(port=free_port(), client_id="hostile-batch"),
+                              SENSORS, delivered.append)
+    good = json.dumps({"data": {"conc": 0.5, "t": NOW}}).encode()
+    source.receive_batch([("plant/at1", good), ("plant/at1", b'{"data": {"conc": 1, "t": NaN}}'),
+                          ("plant/gt1", b"inf"), ("plant/gt1", b"2.5"), ("nobody/here", b"1")])
+    assert len(delivered) == 1          # one read, one hand-over
+    ids, ts, val, q = delivered[0]
+    assert ids == ["AT1", "GT1"] and val.tolist() == [0.5, 2.5] and q.tolist() == [0, 0]
+    assert ts[0] == NOW and source.received == 4 and source.malformed == 2
