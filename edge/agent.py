@@ -75,20 +75,23 @@ class EdgeAgent:
         ts = np.concatenate([s[1] for s in pending])
         val = np.concatenate([s[2] for s in pending])
         q = np.concatenate([s[3] for s in pending])
+        qd = np.concatenate([s[4] for s in pending])
         step = self.cfg.max_batch_readings
         for start in range(0, len(ids), step):
             end = start + step
             try:
                 await self._publish(ids[start:end], ts[start:end], val[start:end],
-                                    q[start:end])
+                                    q[start:end], qd[start:end])
             except BaseException:
-                self._pending[:0] = [(ids[start:], ts[start:], val[start:], q[start:])]
+                self._pending[:0] = [(ids[start:], ts[start:], val[start:], q[start:],
+                                      qd[start:])]
                 self._pending_n += len(ids) - start
                 raise
 
     async def _publish(self, ids: list[str], ts: npt.NDArray[np.int64],
-                       val: npt.NDArray[np.float64], q: npt.NDArray[np.uint8]) -> None:
-        payload = wire.encode(self.edge_id, self.boot, self.seq, ids, ts, val, q)
+                       val: npt.NDArray[np.float64], q: npt.NDArray[np.uint8],
+                       qd: npt.NDArray[np.uint8]) -> None:
+        payload = wire.encode(self.edge_id, self.boot, self.seq, ids, ts, val, q, qd)
         self.seq += 1
         await self.uplink.publish(self.topic, payload, len(ids))
         self.readings_published += len(ids)

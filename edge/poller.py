@@ -42,8 +42,10 @@ from edge.wire import Quality
 
 log = logging.getLogger(__name__)
 
-# (point ids, ts_ms, values, quality) of one poll
-Samples = tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.uint8]]
+# (point ids, ts_ms, values, quality, quality detail) of one poll; the detail is the Modbus
+# exception code of a block the device refused, 0 otherwise (wire field "qd")
+Samples = tuple[list[str], npt.NDArray[np.int64], npt.NDArray[np.float64],
+                npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
 SampleSink = Callable[[Samples], None]
 JITTER = 0.2          # a backoff wait is stretched by up to this fraction, at random
 _READ = {"holding": "read_holding_registers", "input": "read_input_registers",
@@ -256,6 +258,7 @@ class DevicePoller:
             return f"cannot connect to {self.line.endpoint}: {exc}"
         vals: list[npt.NDArray[np.float64]] = []
         quals: list[npt.NDArray[np.uint8]] = []
+        details: list[npt.NDArray[np.uint8]] = []
         refused: dict[int, int] = {}
         for i, block in enumerate(self.blocks):
             try:
@@ -264,6 +267,7 @@ class DevicePoller:
                 # the device answered: this block is bad, the rest is read as usual
                 values = np.full(len(block.point_ids), np.nan)
                 quality = np.full(len(block.point_ids), Quality.BAD, np.uint8)
+                details.append(np.full(len(block.point_ids), exc.code & 0xFF, np.uint8))
                 refused[i] = exc.code
                 self.stats.exception_responses += 1
                 self.stats.last_exception_code = exc.code
@@ -271,13 +275,15 @@ class DevicePoller:
                 # The stream may hold a late answer (RTU has no transaction id): start
                 # afresh, on a shared line too, before anyone's next request.
                 self.line.close()
-                self._emit(ts, vals, quals)
+                self._emit(ts, vals, quals, details)
                 # the blocks after this one were not asked: nothing to say of them
                 self._say_refused({**self._refused, **refused})
                 return f"{type(exc).__name__}: {exc}"
+            else:
+                details.append(np.zeros(len(block.point_ids), np.uint8))
             vals.append(values)
             quals.append(quality)
-        self._emit(ts, vals, quals)
+        self._emit(ts, vals, quals, details)
         self._say_refused(refused)
         return None
 
@@ -296,20 +302,25 @@ class DevicePoller:
         self._refused = refused
 
     def _emit(self, ts: int, vals: list[npt.NDArray[np.float64]],
-              quals: list[npt.NDArray[np.uint8]]) -> None:
+              quals: list[npt.NDArray[np.uint8]],
+              details: list[npt.NDArray[np.uint8]] | None = None) -> None:
         """Samples of every point: what was read, then, for the blocks not read because the
         device or its line did not answer, Quality.STALE (the core raises one "device off
         line" alarm for them instead of a fault alarm per point). A block the device refused
-        with an exception is in ``quals`` as BAD: the device answered."""
+        with an exception is in ``quals`` as BAD (the device answered) with its exception
+        code in ``details``."""
         ids = self._ids
         n = len(ids)
         if len(vals) == len(self.blocks) == 1:          # the common case: one read, all of it
             values, quality = vals[0], quals[0]
+            detail = details[0] if details else np.zeros(n, np.uint8)
         else:
             rest = n - sum(len(v) for v in vals)
             values = np.concatenate([*vals, np.full(rest, np.nan)])
             quality = np.concatenate([*quals, np.full(rest, Quality.STALE, np.uint8)])
-        self._sink((ids, np.full(n, ts, np.int64), values, quality))
+            detail = np.concatenate([*(details or [])[:len(vals)],
+                                     np.zeros(rest, np.uint8)])
+        self._sink((ids, np.full(n, ts, np.int64), values, quality, detail))
 
     def _set_online(self, online: bool, reason: str | None) -> None:
         if online == self.online:

@@ -170,7 +170,7 @@ class MqttSensorSource:
         if ids:
             n = len(ids)
             self._sink((ids, np.array(ts, np.int64), np.array(vals, np.float64),
-                        np.full(n, Quality.GOOD, np.uint8)))
+                        np.full(n, Quality.GOOD, np.uint8), np.zeros(n, np.uint8)))
 
     def _oversize(self, topic: str, size: int) -> None:
         self.received += 1
@@ -210,7 +210,7 @@ class MqttSensorSource:
             return None
         n = len(got[0])
         return (got[0], np.full(n, got[2], np.int64), np.array(got[1], np.float64),
-                np.full(n, Quality.GOOD, np.uint8))
+                np.full(n, Quality.GOOD, np.uint8), np.zeros(n, np.uint8))
 
     def dead_letter_doc(self) -> bytes:
         """The last dead letters of every mapping, as the agent publishes them on the edge's

@@ -11,7 +11,9 @@ A message is one orjson-encoded JSON object, published at QoS 1 on
      "ids": ["V101_level", ...],  # point ids               ┐
      "ts":  [1732345679000, ...], # Unix time, ms           │ columns of equal length
      "val": [42.1, null, ...],    # engineering value; null when there is none (bad quality)
-     "q":   [0, 2, ...]}          # quality: 0 good, 1 uncertain, 2 bad, 3 stale ┘
+     "q":   [0, 2, ...],          # quality: 0 good, 1 uncertain, 2 bad, 3 stale ┘
+     "qd":  [0, 2, ...]}          # optional, only when a reading has one: quality detail,
+                                  # the Modbus exception code (1..255) of a refused block
 
 Columns are flat lists: ``ts`` and ``q`` integers (a fraction is refused, not truncated),
 ``val`` finite numbers or null. Anything else is a ``WireError`` naming the field.
@@ -67,24 +69,31 @@ class WireBatch:
     ts_ms: npt.NDArray[np.int64]
     value: npt.NDArray[np.float64]
     quality: npt.NDArray[np.uint8]
+    detail: npt.NDArray[np.uint8] | None = None      # "qd", when the message has it
 
     def __len__(self) -> int:
         return len(self.ids)
 
 
 def encode(edge: str, boot: int, seq: int, ids: list[str], ts_ms: npt.ArrayLike,
-           value: npt.ArrayLike, quality: npt.ArrayLike) -> bytes:
-    """Serialise one batch; NaN values go out as null."""
+           value: npt.ArrayLike, quality: npt.ArrayLike,
+           detail: npt.ArrayLike | None = None) -> bytes:
+    """Serialise one batch; NaN values go out as null; ``detail`` goes out as "qd" only
+    when some reading has one."""
     ts = np.asarray(ts_ms, dtype=np.int64)
     val = np.asarray(value, dtype=np.float64)
     q = np.asarray(quality, dtype=np.uint8)
     if not (len(ids) == len(ts) == len(val) == len(q)):
         raise WireError("ids, ts, val and q must have equal lengths")
-    return orjson.dumps(
-        {"v": VERSION, "edge": edge, "boot": boot, "seq": seq, "ids": ids, "ts": ts,
-         "val": val, "q": q},
-        option=orjson.OPT_SERIALIZE_NUMPY,
-    )
+    doc = {"v": VERSION, "edge": edge, "boot": boot, "seq": seq, "ids": ids, "ts": ts,
+           "val": val, "q": q}
+    if detail is not None:
+        qd = np.asarray(detail, dtype=np.uint8)
+        if len(qd) != len(ids):
+            raise WireError("ids and qd must have equal lengths")
+        if qd.any():
+            doc["qd"] = qd
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 _NUMBER_OR_NULL = {float, int, type(None)}
@@ -159,4 +168,12 @@ def decode(payload: bytes) -> WireBatch:
         raise WireError("field 'q' holds a quality code outside 0..3")
     if n and np.isinf(val).any():
         raise WireError("field 'val' holds a value that is not finite")
-    return WireBatch(edge, boot, seq, ids, ts, val, q.astype(np.uint8))
+    detail = None
+    if "qd" in msg:
+        qd = _column(msg, "qd", "i", n)
+        if n and (qd.min() < 0 or qd.max() > 255):
+            raise WireError("field 'qd' holds a quality detail outside 0..255")
+        if n and (qd[q == Quality.GOOD] != 0).any():
+            raise WireError("field 'qd' gives a detail to a reading of good quality")
+        detail = qd.astype(np.uint8)
+    return WireBatch(edge, boot, seq, ids, ts, val, q.astype(np.uint8), detail)

@@ -5,8 +5,10 @@ query against it).
 
 ``reading``        tags ``enterprise, source, equipment, point, kind``; fields ``value``
                    (float, omitted when there is none), ``quality`` (integer 0 good,
-                   1 uncertain, 2 bad, 3 stale, written sparsely: see below); time = sample
-                   time (ms precision).
+                   1 uncertain, 2 bad, 3 stale, written sparsely: see below),
+                   ``quality_detail`` (integer, only on a reading that has one: the Modbus
+                   exception code of a block its device refused); time = sample time (ms
+                   precision).
 ``alarm_event``    one row per alarm lifecycle event (``alerting.engine.AlarmEvent``): tags
                    ``enterprise, source, equipment, point, kind, alarm_type, console``; fields
                    ``event``, ``state``, ``level`` (string: as shown, a latching alarm's
@@ -78,7 +80,7 @@ class Measurement:
 
 
 _POINT_TAGS = ("enterprise", "source", "equipment", "point", "kind")
-READING = Measurement("reading", _POINT_TAGS, ("value", "quality"))
+READING = Measurement("reading", _POINT_TAGS, ("value", "quality", "quality_detail"))
 ALARM_EVENT = Measurement(
     "alarm_event", (*_POINT_TAGS, "alarm_type", "console"),
     ("event", "state", "level", "priority", "level_code", "prev_level", "current_level",
@@ -252,6 +254,15 @@ class LineBuilder:
         flat[1::3] = fields
         flat[2::3] = times
         return b"".join(flat)
+
+    def details(self, point: npt.NDArray[np.int32], ts_ms: npt.NDArray[np.int64],
+                detail: npt.NDArray[np.uint8]) -> bytes:
+        """Lines of ``quality_detail`` for the readings that have one (few: a refused
+        block's points). InfluxDB merges them into the reading of the same series and time,
+        so the detail stands beside that reading's ``quality``."""
+        rows = np.flatnonzero((detail != 0) & (point >= 0))
+        return b"".join(self._prefix[point[i]] + b"quality_detail=%di %d\n"
+                        % (detail[i], ts_ms[i]) for i in rows.tolist())
 
     def events(self, enterprise: str, events: list[AlarmEvent]) -> bytes:
         """Line protocol for alarm events (few per batch, so formatted per event)."""

@@ -236,6 +236,11 @@ class Core:
             return None
         part = ReadingBatch(self.point_index(wb.ids), wb.ts_ms, wb.value, wb.quality)
         keep = edges.readings(wb.edge, part.point, part.ts_ms, now_ms)
+        if wb.detail is not None:       # written with the step's edge stats (same writer)
+            d = wb.detail if keep is None else wb.detail[keep]
+            p, t = (part.point, part.ts_ms) if keep is None else \
+                (part.point[keep], part.ts_ms[keep])
+            self._edge_stats.append(self.lines.details(p, t, d))
         return part if keep is None else part.take(np.flatnonzero(keep))
 
     def _decode_edge_stats(self, topic: str, payload: bytes) -> None:

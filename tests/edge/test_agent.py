@@ -42,7 +42,7 @@ async def test_a_failing_publish_is_said_once_retried_and_loses_no_reading(
         task = asyncio.create_task(agent.run())
         for i in range(5):
             agent.collect(([f"P{i}"], np.array([1000 + i], np.int64), np.array([float(i)]),
-                           np.zeros(1, np.uint8)))
+                           np.zeros(1, np.uint8), np.zeros(1, np.uint8)))
             await asyncio.sleep(0.01)
         await wait_until(lambda: sum(len(wire.decode(p).ids) for p in uplink.sent) == 5)
         task.cancel()

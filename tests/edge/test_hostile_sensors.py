@@ -99,6 +99,7 @@ def test_a_hostile_payload_in_a_read_costs_only_itself() -> None:
     source.receive_batch([("plant/at1", good), ("plant/at1", b'{"data": {"conc": 1, "t": NaN}}'),
                           ("plant/gt1", b"inf"), ("plant/gt1", b"2.5"), ("nobody/here", b"1")])
     assert len(delivered) == 1          # one read, one hand-over
-    ids, ts, val, q = delivered[0]
-    assert ids == ["AT1", "GT1"] and val.tolist() == [0.5, 2.5] and q.tolist() == [0, 0]
+    ids, ts, val, q, qd = delivered[0]
+    assert ids == ["AT1", "GT1"] and val.tolist() == [0.5, 2.5]
+    assert q.tolist() == qd.tolist() == [0, 0]
     assert ts[0] == NOW and source.received == 4 and source.malformed == 2

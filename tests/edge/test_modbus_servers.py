@@ -80,7 +80,7 @@ async def read_all(port: int, regs: dict[str, Register]) -> dict[str, float]:
         await poller.poll_once()
     finally:
         poller.line.close()
-    ids, _, vals, q = got[0]
+    ids, _, vals, q, _ = got[0]
     assert (q == 0).all(), "every field read with good quality"
     return dict(zip(ids, vals.tolist(), strict=True))
 

@@ -50,7 +50,7 @@ async def test_poll_reads_every_type_from_a_real_modbus_server() -> None:
     finally:
         poller.line.close()
         await sim.stop()
-    ids, ts, vals, q = got[0]
+    ids, ts, vals, q, _ = got[0]
     assert dict(zip(ids, vals.tolist(), strict=True)) == {
         "L1": 6.25, "T1": pytest.approx(21.7), "G1": pytest.approx(12.3)}
     assert q.tolist() == [Quality.GOOD] * 3

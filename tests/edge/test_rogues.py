@@ -34,12 +34,16 @@ class Seen:
     good_polls: int = 0                              # every point good
     wrong: list[tuple[str, float, int]] = field(default_factory=list)
     good: dict[str, int] = field(default_factory=dict)
+    details: set[tuple[str, int, int]] = field(default_factory=set)    # (point, q, detail)
 
     def __call__(self, s: Samples) -> None:
-        ids, _, vals, quals = s
+        ids, _, vals, quals, details = s
         self.polls += 1
         self.good_polls += int((quals == Quality.GOOD).all())
-        for pid, v, q in zip(ids, vals.tolist(), quals.tolist(), strict=True):
+        for pid, v, q, d in zip(ids, vals.tolist(), quals.tolist(), details.tolist(),
+                                strict=True):
+            if d:
+                self.details.add((pid, q, d))
             if q == Quality.GOOD:
                 self.good[pid] = self.good.get(pid, 0) + 1
                 held = value(*self.where[pid])
@@ -109,6 +113,8 @@ async def test_one_bad_address_leaves_the_other_blocks_read_every_poll(
     assert seen.wrong == []
     assert seen.good["a"] == seen.good["c"] == seen.polls       # every poll
     assert "b" not in seen.good
+    # the refusal's exception code is the detail of b's samples (bad), of no other point's
+    assert seen.details == {("b", Quality.BAD, 2)}
     p = pollers["dev"]
     assert p.online and p.offline_events == 0 and connections == 1      # kept open
     assert p.stats.polls_failed == 0 and p.stats.exception_responses == seen.polls

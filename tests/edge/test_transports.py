@@ -179,9 +179,12 @@ async def test_an_exception_response_makes_only_its_block_bad_and_the_device_sta
                 got = await poll(poller, 2)
         finally:
             poller.line.close()
-    for ids, _, values, quality in got:
+    for ids, _, values, quality, detail in got:
         q = dict(zip(ids, quality.tolist(), strict=True))
         assert q.pop("missing") == Quality.BAD and np.isnan(values[ids.index("missing")])
+        # the exception code is the missing point's quality detail, nobody else's
+        assert dict(zip(ids, detail.tolist(), strict=True)) == \
+            {i: 2 if i == "missing" else 0 for i in ids}
         assert set(q.values()) == {Quality.GOOD}             # the other blocks are read
     said = [r.message for r in caplog.records]
     assert len(said) == 1 and "with exception code 2" in said[0]

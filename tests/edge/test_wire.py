@@ -84,3 +84,27 @@ def test_nulls_and_integers_in_the_value_column_are_numbers() -> None:
                               "ts": [1, 2, 3], "val": [None, 2, 2.5], "q": [2, 0, 0]}))
     assert np.isnan(wb.value[0]) and wb.value[1:].tolist() == [2.0, 2.5]
     assert wb.ts_ms.dtype == np.int64 and wb.quality.dtype == np.uint8
+
+
+def test_a_quality_detail_round_trips_and_is_left_out_when_there_is_none() -> None:
+    payload = wire.encode("e", 1, 0, ["a", "b"], [1, 2], [1.0, math.nan], [0, 2], [0, 2])
+    assert orjson.loads(payload)["qd"] == [0, 2]
+    wb = wire.decode(payload)
+    assert wb.detail is not None and wb.detail.tolist() == [0, 2]
+    plain = wire.encode("e", 1, 0, ["a"], [1], [1.0], [0], [0])
+    assert "qd" not in orjson.loads(plain) and wire.decode(plain).detail is None
+
+
+@pytest.mark.parametrize(("qd", "message"), [
+    ([300], "outside 0..255"), ([-1], "outside 0..255"), ([2, 2], "has 2 entries"),
+    ([[2]], "'qd' must be a flat list"), (["2"], "'qd' must be a flat list"),
+    ([0.5], "'qd' must be a flat list"),
+])
+def test_a_bad_quality_detail_is_refused(qd: list[object], message: str) -> None:
+    with pytest.raises(wire.WireError, match=message):
+        wire.decode(orjson.dumps({**GOOD, "q": [2], "val": [None], "qd": qd}))
+
+
+def test_a_detail_on_a_good_reading_is_refused() -> None:
+    with pytest.raises(wire.WireError, match="detail to a reading of good quality"):
+        wire.decode(orjson.dumps({**GOOD, "qd": [2]}))

@@ -70,7 +70,7 @@ async def test_an_imported_config_polls_the_same_values_from_the_same_server(
         await poller.poll_once()
     finally:
         poller.line.close()
-    ids, _, values, quality = got[0]
+    ids, _, values, quality, _ = got[0]
     assert sorted(ids) == sorted(NAMES)
     assert set(quality.tolist()) == {Quality.GOOD}
     for pid, v in zip(ids, values.tolist(), strict=True):

@@ -18,7 +18,7 @@ from gateway.influx.writer import BatchingWriter
 from gateway.settings import InfluxSettings, Settings
 from gateway.site import load_site
 from gateway.stream.core import Core, PointIndex
-from tests.services import Server, stored_readings
+from tests.services import Server, influx_query, stored_readings
 from tests.waiting import wait_until
 
 TOPIC = "mhs/v1/91320582MA1W3K4X5R/edge-01/readings"
@@ -163,3 +163,26 @@ async def test_an_mqtt_template_cannot_speak_for_points_another_edge_polls(
             await core.handle([reading])
         assert core.stats.readings == kept
         assert core.boundary.dropped["foreign_point"] == 1 - kept
+
+
+async def test_a_quality_detail_reaches_influxdb_beside_its_reading(
+        demo_config_path: Path, mosquitto_server: Server, influx_server: Server,
+        influx_db: str) -> None:
+    """A block the device refused (Modbus exception 2) arrives as bad readings with the
+    code in "qd"; InfluxDB keeps it as quality_detail on those readings only."""
+    site = load_site(demo_config_path)
+    mqtt = MqttSettings(port=mosquitto_server.port, client_id="core-detail")
+    settings = Settings(mqtt=mqtt, influx=InfluxSettings(url=influx_server.url,
+                                                         database=influx_db))
+    now = int(time.time() * 1000)
+    async with gateway_session(site, settings) as (core, ingest):
+        await wait_until(ingest.subscribed.is_set)
+        up = MqttUplink(mqtt.model_copy(update={"client_id": "edge-detail"}))
+        await up.publish(TOPIC, wire.encode("edge-01", 1, 0, ["GT101", "AT201"], [now, now],
+                                            [3.5, math.nan], [0, 2], [0, 2]))
+        await up.close()
+        await wait_until(lambda: core.stats.readings >= 2)
+    rows = influx_query(influx_server, influx_db,
+                        "SELECT value, quality, quality_detail FROM reading GROUP BY point")
+    got = {s["tags"]["point"]: [tuple(r[1:]) for r in s["values"]] for s in rows}
+    assert got == {"GT101": [(3.5, 0, None)], "AT201": [(None, 2, 2)]}
