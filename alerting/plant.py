@@ -10,9 +10,10 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from alerting.codes import division_problem, industry_problem
 from alerting.grading import SUBSTANCES, Grading, Inventory, alpha_for_population, grade
 from alerting.rulecfg import (
     DEFAULT_DELAYS_S,
@@ -268,9 +269,31 @@ class Enterprise(Strict):
     code: str = Field(pattern=r"^[0-9A-HJ-NPQRTUWXY]{18}$",
                       description="unified social credit code (统一社会信用代码)")
     name: str
+    division: str | None = Field(
+        default=None, description="administrative division (GB/T 2260, six digits): "
+        "where the enterprise is; required in a deployment of several enterprises")
+    industry: str | None = Field(
+        default=None, description="industry (GB/T 4754-2017, e.g. C2614); required in a "
+        "deployment of several enterprises")
     hazard_sources: dict[Identifier, HazardSource]
     consoles: dict[Identifier, Console] = Field(
         default_factory=dict, description="default: one console 'control_room' for all")
+
+    @field_validator("division")
+    @classmethod
+    def _division(cls, v: str | None) -> str | None:
+        problem = None if v is None else division_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("industry")
+    @classmethod
+    def _industry(cls, v: str | None) -> str | None:
+        problem = None if v is None else industry_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
 
     @model_validator(mode="after")
     def _unique_point_ids(self) -> Enterprise:

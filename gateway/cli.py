@@ -43,15 +43,41 @@ def _settings() -> Settings:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a site file; print every error by path, or a summary."""
+    """Validate a site file, or a deployment's directory of them; print every error by
+    (file and) path, or a summary."""
     from gateway.site import summary, warnings
 
+    if Path(args.path).is_dir():
+        return _check_deployment(Path(args.path))
     site = _site(args.path)
     notes = warnings(site)
     print(f"{args.path}: OK" + (f", {len(notes)} warning(s)" if notes else ""))
     for line in notes:
         print(f"warning: {line}")
     print(summary(site))
+    return 0
+
+
+def _check_deployment(path: Path) -> int:
+    from gateway.deployment import load_deployment
+    from gateway.site import ConfigError, warnings
+
+    try:
+        dep = load_deployment(path)
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
+        for line in exc.errors:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    print(f"{path}: OK, {len(dep.sites)} enterprise(s) in "
+          f"{len(dep.by_division())} division(s)")
+    for code, site in sorted(dep.sites.items()):
+        e = site.enterprise
+        points = sum(len(src.iter_points()) for src in e.hazard_sources.values())
+        print(f"  {dep.files[code].name}: {code} {e.name} (division {e.division}, industry "
+              f"{e.industry}): {len(e.hazard_sources)} hazard source(s), {points} point(s)")
+        for line in warnings(site):
+            print(f"warning: {dep.files[code].name}: {line}")
     return 0
 
 
@@ -385,8 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", default="INFO",
                    help="DEBUG, INFO, WARNING or ERROR (default: INFO)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    c = sub.add_parser("check-config", help="validate a site YAML file")
-    c.add_argument("path", help="the site file (YAML or JSON)")
+    c = sub.add_parser("check-config", help="validate a site YAML file, or a deployment's "
+                       "directory of them (one enterprise a file)")
+    c.add_argument("path", help="the site file (YAML or JSON), or a directory of them")
     c.set_defaults(func=cmd_check_config)
     s = sub.add_parser("schema", help="write JSON Schemas of the config files")
     s.add_argument("--out", default="config/schema", help="directory (default: config/schema)")

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # lower first; a room may import the rooms before it
 LAYERS: list[set[str]] = [
     {"settings", "site", "importers"},
+    {"deployment"},
     {"influx", "broker"},
     {"store"},
     {"stream"},

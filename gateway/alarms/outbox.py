@@ -6,6 +6,12 @@ Delivery is at least once: a gateway killed after sending but before recording t
 sends again after its restart, with the same idempotency key, by which receivers drop the
 copy (webhook ``Idempotency-Key`` header, MQTT ``key`` field, e-mail ``Message-ID``).
 
+Several gateway instances may share one database: each claims due messages before sending
+them (``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL, then a conditional update that
+makes a row its own for ``CLAIM_LEASE_MS``), so each message goes out from one instance. A
+claim that is never recorded (its instance died mid-send) is due again when the lease ends;
+an instance that starts again under the same name takes back its own claims at once.
+
 Regulator feed, JSON v1 (the payload of every channel)::
 
     {"v": 1, "key": "GT101:process@1800000000000/step3/mqtt:reg/feed",
@@ -29,7 +35,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from alerting.escalation import WARNING_COLOUR, Contacts
@@ -46,6 +52,8 @@ class PermanentDeliveryError(Exception):
 
 # failed attempts after which a message is given up (with backoff to 300 s: ~8 hours)
 MAX_ATTEMPTS = 100
+CLAIM_ROWS = 20             # claimed at a time: what one instance sends before it claims more
+CLAIM_LEASE_MS = 120_000    # a claim not recorded by then is another instance's to take
 
 
 class Notifier(Protocol):
@@ -102,8 +110,11 @@ class Delivery:
     """Delivers due outbox messages through the notifiers of their channels."""
 
     def __init__(self, db: Database, notifiers: Mapping[str, Notifier],
-                 max_backoff_s: float = 300.0, clock: Clock = WALL) -> None:
+                 max_backoff_s: float = 300.0, clock: Clock = WALL,
+                 instance: str = "hazgw-core") -> None:
         self.db = db
+        self.instance = instance[:64]       # the MQTT client id: unique per instance
+        self._reclaimed = False
         self.clock = clock
         self.notifiers = notifiers
         self.max_backoff_s = max_backoff_s
@@ -111,12 +122,34 @@ class Delivery:
         self.failed_attempts = 0
         self.failed_messages = 0        # given up (permanently refused, or MAX_ATTEMPTS)
 
-    def _due(self, now_ms: int) -> list[Outbox]:
-        with self.db.session() as s:
-            return list(s.execute(select(Outbox).where(Outbox.delivered_ms.is_(None),
-                                                       Outbox.failed_ms.is_(None),
-                                                       Outbox.next_attempt_ms <= now_ms)
-                                  .order_by(Outbox.id).limit(100)).scalars())
+    def _claim(self, now_ms: int) -> list[Outbox]:
+        """Due messages made this instance's for ``CLAIM_LEASE_MS``, oldest first."""
+        open_ = (Outbox.delivered_ms.is_(None), Outbox.failed_ms.is_(None))
+        due = (*open_, Outbox.next_attempt_ms <= now_ms)
+        lease_end = now_ms + CLAIM_LEASE_MS
+        with self.db.session.begin() as s:
+            if not self._reclaimed:     # ours from before a restart: due now, not in 2 min
+                s.execute(update(Outbox).where(*open_, Outbox.claimed_by == self.instance)
+                          .values(next_attempt_ms=now_ms, claimed_by=None))
+                self._reclaimed = True
+            ids = list(s.execute(select(Outbox.id).where(*due).order_by(Outbox.id)
+                                 .limit(CLAIM_ROWS).with_for_update(skip_locked=True))
+                       .scalars())
+            if not ids:
+                return []
+            # the condition again: a row another instance claimed since (SQLite has no row
+            # locks; on PostgreSQL this is what the lock already ensured) stays its
+            s.execute(update(Outbox).where(Outbox.id.in_(ids), *due)
+                      .values(claimed_by=self.instance, next_attempt_ms=lease_end))
+            return list(s.execute(select(Outbox).where(
+                Outbox.id.in_(ids), Outbox.claimed_by == self.instance,
+                Outbox.next_attempt_ms == lease_end).order_by(Outbox.id)).scalars())
+
+    def _release(self, ids: list[int]) -> None:
+        with self.db.session.begin() as s:
+            s.execute(update(Outbox).where(Outbox.id.in_(ids),
+                                           Outbox.claimed_by == self.instance)
+                      .values(claimed_by=None, next_attempt_ms=self.clock.now_ms()))
 
     def _record(self, msg_id: int, ok: bool, error: str | None, now_ms: int,
                 permanent: bool = False) -> bool:
@@ -125,6 +158,7 @@ class Delivery:
             row = s.get(Outbox, msg_id)
             assert row is not None
             row.attempts += 1
+            row.claimed_by = None
             s.add(DeliveryAttempt(outbox_id=msg_id, ts_ms=now_ms, ok=ok, error=error))
             if ok:
                 row.delivered_ms = now_ms
@@ -142,7 +176,13 @@ class Delivery:
         """Try every due message once; returns how many were delivered."""
         now = self.clock.now_ms() if now_ms is None else now_ms
         done = 0
-        for msg in await asyncio.to_thread(self._due, now):
+        claimed = await asyncio.to_thread(self._claim, now)
+        for k, msg in enumerate(claimed):
+            if self.clock.now_ms() > now + CLAIM_LEASE_MS // 2:
+                # slow sends: hand the rest back before the lease could pass to another
+                # instance while this one still sends
+                await asyncio.to_thread(self._release, [m.id for m in claimed[k:]])
+                break
             notifier = self.notifiers.get(msg.channel)
             error: str | None = None
             permanent = False

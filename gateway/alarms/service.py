@@ -90,7 +90,8 @@ class EscalationService:
                               site.source_levels),
                 RegisterFeed(Register(db, self.clock), site.register_rules, site.enterprise,
                              self.recent, site.contacts),
-                Delivery(db, self.notifiers, clock=self.clock))
+                Delivery(db, self.notifiers, clock=self.clock,
+                         instance=s.mqtt.client_id))
         return self.open
 
     async def _record_pending(self) -> None:

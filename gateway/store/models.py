@@ -178,6 +178,8 @@ class Outbox(Base):
     # given up: a permanent refusal, or MAX_ATTEMPTS failures (not retried, counted, said)
     failed_ms: Mapped[int | None] = mapped_column(BigInteger)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # the claim of the instance sending it now (gateway.alarms.outbox.Delivery._claim)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class DeliveryAttempt(Base):
