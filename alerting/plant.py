@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from alerting.codes import division_problem, industry_problem
@@ -279,18 +280,11 @@ class Enterprise(Strict):
     consoles: dict[Identifier, Console] = Field(
         default_factory=dict, description="default: one console 'control_room' for all")
 
-    @field_validator("division")
+    @field_validator("division", "industry")
     @classmethod
-    def _division(cls, v: str | None) -> str | None:
-        problem = None if v is None else division_problem(v)
-        if problem is not None:
-            raise ValueError(problem)
-        return v
-
-    @field_validator("industry")
-    @classmethod
-    def _industry(cls, v: str | None) -> str | None:
-        problem = None if v is None else industry_problem(v)
+    def _national_code(cls, v: str | None, info: ValidationInfo) -> str | None:
+        check = division_problem if info.field_name == "division" else industry_problem
+        problem = None if v is None else check(v)
         if problem is not None:
             raise ValueError(problem)
         return v
