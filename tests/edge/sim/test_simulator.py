@@ -142,7 +142,7 @@ async def test_a_timeout_fault_never_answers_and_the_poller_marks_the_points_bad
         await poller.poll_once()
         assert poller.online is True
         poller.line.close()
-    _, _, values, quality = got[0]
+    _, _, values, quality, _ = got[0]
     # no answer: stale quality (the device off line alarm), no value
     assert set(quality.tolist()) == {3} and all(v != v for v in values)
     assert set(got[1][3].tolist()) == {0}
