@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiohttp import web
@@ -38,6 +38,15 @@ async def receiver() -> AsyncIterator[tuple[int, Counter[str]]]:
 
     async with serving({"/hook": hook}) as port:
         yield port, got
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    d = Database(database_url)
+    try:
+        yield d
+    finally:
+        d.close()
 
 
 def notifier() -> WebhookNotifier:
@@ -77,32 +86,24 @@ async def test_three_instances_on_one_database_send_each_message_once(
 
 
 async def test_a_claim_left_by_a_dead_instance_is_sent_after_its_lease_and_once(
-        database_url: str, receiver: tuple[int, Counter[str]]) -> None:
+        db: Database, receiver: tuple[int, Counter[str]]) -> None:
     port, got = receiver
-    db = Database(database_url)
-    try:
-        keys = fill(db, port, 5)
-        dead = Delivery(db, {"webhook": notifier()}, instance="gw-dead")
-        assert len(await asyncio.to_thread(dead._claim, T0)) == 5   # claimed, then it died
-        other = Delivery(db, {"webhook": notifier()}, instance="gw-other")
-        assert await other.run_once(T0 + outbox.CLAIM_LEASE_MS - 1) == 0      # still leased
-        assert not got
-        assert await other.run_once(T0 + outbox.CLAIM_LEASE_MS) == 5
-        assert set(got) == keys and set(got.values()) == {1}
-    finally:
-        db.close()
+    keys = fill(db, port, 5)
+    dead = Delivery(db, {"webhook": notifier()}, instance="gw-dead")
+    assert len(await asyncio.to_thread(dead._claim, T0)) == 5       # claimed, then it died
+    other = Delivery(db, {"webhook": notifier()}, instance="gw-other")
+    assert await other.run_once(T0 + outbox.CLAIM_LEASE_MS - 1) == 0          # still leased
+    assert not got
+    assert await other.run_once(T0 + outbox.CLAIM_LEASE_MS) == 5
+    assert set(got) == keys and set(got.values()) == {1}
 
 
 async def test_an_instance_started_again_takes_back_its_own_claims_at_once(
-        database_url: str, receiver: tuple[int, Counter[str]]) -> None:
+        db: Database, receiver: tuple[int, Counter[str]]) -> None:
     port, got = receiver
-    db = Database(database_url)
-    try:
-        keys = fill(db, port, 5)
-        before = Delivery(db, {"webhook": notifier()}, instance="gw-a")
-        await asyncio.to_thread(before._claim, T0)                 # killed mid-send
-        again = Delivery(db, {"webhook": notifier()}, instance="gw-a")     # its restart
-        assert await again.run_once(T0 + 1000) == 5
-        assert set(got) == keys and set(got.values()) == {1}
-    finally:
-        db.close()
+    keys = fill(db, port, 5)
+    before = Delivery(db, {"webhook": notifier()}, instance="gw-a")
+    await asyncio.to_thread(before._claim, T0)                     # killed mid-send
+    again = Delivery(db, {"webhook": notifier()}, instance="gw-a")         # its restart
+    assert await again.run_once(T0 + 1000) == 5
+    assert set(got) == keys and set(got.values()) == {1}
