@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from edge.agent import EdgeAgent
 from edge.clock import parse_clock
 from edge.config import EdgeConfig
-from edge.forward import StoreAndForward, spool_capacity
+from edge.forward import Sender, StoreAndForward, spool_capacity
+from edge.jetstream import JetStreamUplink
 from edge.mqtt import MqttUplink, Uplink
 from edge.settings import EdgeSettings
 from edge.signing import SignedUplink, key_id
@@ -74,7 +75,12 @@ async def run_edge(enterprise: str, edge_id: str, cfg: EdgeConfig, settings: Edg
     log.info("edge %s: spool %s holds up to %.0f MB", edge_id, spool.dir, capacity / 2**20)
     sensor_settings = settings.mqtt.model_copy(
         update={"client_id": f"hazgw-edge-{edge_id}-sensors"})
-    async with StoreAndForward(MqttUplink(mqtt_settings), spool) as uplink:
+    sender: Sender = MqttUplink(mqtt_settings) if settings.transport == "mqtt" \
+        else JetStreamUplink(settings.nats, f"edge-{edge_id}")
+    if settings.transport == "nats":
+        log.info("edge %s: publishing to JetStream %s (stream %s)", edge_id,
+                 settings.nats.where(), settings.nats.stream)
+    async with StoreAndForward(sender, spool) as uplink:
         key = settings.signing_key
         signed: Uplink = uplink if key is None else \
             SignedUplink(uplink, key.get_secret_value().encode())

@@ -11,13 +11,12 @@ import contextlib
 import logging
 from collections import deque
 from types import TracebackType
+from typing import Protocol
 
 import numpy as np
-import paho.mqtt.client as mqtt
 
 from edge import wire
 from edge.config import EdgeConfig
-from edge.mqtt import MqttUplink
 from edge.spool import Spool
 
 log = logging.getLogger(__name__)
@@ -37,10 +36,32 @@ def spool_capacity(agent: EdgeConfig, hours: float = 24.0, floor_mb: int = 64) -
     return max(int(rate * hours * 3600 * per_reading), floor_mb * 1024 * 1024)
 
 
+class Handle(Protocol):
+    """Follows one message sent: paho's ``MQTTMessageInfo`` or ``edge.jetstream.Pending``."""
+
+    def is_published(self) -> bool: ...
+
+
+class Sender(Protocol):
+    """What store and forward sends through: ``edge.mqtt.MqttUplink`` (MQTT QoS 1) or
+    ``edge.jetstream.JetStreamUplink`` (JetStream publish with a dedup id)."""
+
+    published: int
+    acknowledged: int
+    publish_waits: int
+
+    @property
+    def is_connected(self) -> bool: ...
+
+    async def send(self, topic: str, payload: bytes) -> Handle: ...
+
+    async def close(self, timeout_s: float = 5.0) -> None: ...
+
+
 class StoreAndForward:
     """An uplink that spools what it cannot send now."""
 
-    def __init__(self, uplink: MqttUplink, spool: Spool) -> None:
+    def __init__(self, uplink: Sender, spool: Spool) -> None:
         self.uplink = uplink
         self.spool = spool
         self.replayed = 0
@@ -48,7 +69,7 @@ class StoreAndForward:
         self.rescued_messages = 0
         # Live messages handed to paho and not yet acknowledged, oldest first: what a broker
         # outage or an edge restart would otherwise lose from paho's memory.
-        self._inflight: deque[tuple[mqtt.MQTTMessageInfo, bytes, int]] = deque()
+        self._inflight: deque[tuple[Handle, bytes, int]] = deque()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 

@@ -5,12 +5,13 @@ on a machine that runs both) are ignored here."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from edge.clock import parse_clock
+from edge.jetstream import NatsSettings
 from edge.mqtt import MqttSettings
 from edge.signing import MIN_KEY_CHARS
 
@@ -43,7 +44,11 @@ class EdgeSettings(BaseSettings):
         default=None, ge=1, description="spool capacity; unset: 24 h of the edge's configured "
                                         "load (edge.forward.spool_capacity)")
     clock: ClockSpec = ""
+    transport: Literal["mqtt", "nats"] = Field(
+        default="mqtt", description="the uplink: MQTT QoS 1 to the broker (one box) or "
+                                    "JetStream publishes with a dedup id (edge.jetstream)")
     mqtt: MqttSettings = MqttSettings()
+    nats: NatsSettings = NatsSettings()
     signing_key: SecretStr | None = Field(
         default=None, min_length=MIN_KEY_CHARS,
         description="sign every message with this key (at least 32 characters; the core "

@@ -37,6 +37,7 @@ from gateway.store.register import Register
 from gateway.stream.compiled import CompiledSite, as_compiled
 from gateway.stream.core import AlarmSink, Core
 from gateway.stream.ingest import MessageBuffer, MqttIngest
+from gateway.stream.jsingest import JetStreamIngest
 from gateway.stream.runtime import (
     LINGER_S,
     Acknowledgements,
@@ -52,6 +53,8 @@ from gateway.stream.status import DashboardStatus
 
 log = logging.getLogger(__name__)
 
+Ingest = MqttIngest | JetStreamIngest
+
 # how long the stop waits for the last state's writes to be durable before giving it up
 FINAL_SAVE_WAIT_S = 15.0
 
@@ -62,6 +65,8 @@ class Running:
 
     core: Core
     status: DashboardStatus
+    # the stream sequence the restored state covers (JetStream transport), else None
+    position: int | None = None
 
     def status_lines(self, now_ms: int, instance: str | None = None) -> bytes:
         """Dashboard status, and with ``instance`` a ``gateway_stats`` line, at ``now_ms``."""
@@ -77,7 +82,8 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
                        clock: Clock = WALL, linger_s: float = LINGER_S,
                        loops: Loops | None = None, limits: IngestLimits | None = None,
                        state: Path | None = None, state_every_s: float = 1.0,
-                       signatures: Verifier | None = None) -> AsyncIterator[Running]:
+                       signatures: Verifier | None = None, positions: bool = False,
+                       ) -> AsyncIterator[Running]:
     """Build the writer (on ``influx``; none: readings are discarded), the core and its
     first status; with a ``buffer``, run the consumer and the alarm clock as named tasks of
     one TaskGroup while the context is open. On exit what is buffered is processed, then the
@@ -102,6 +108,7 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
         acks = Acknowledgements(buffer, writer, gated=state is not None)
         keeper = StateKeeper(state, core, acks) if state is not None else None
         if keeper is not None:
+            keeper.positions = positions    # tokens are stream sequences: saved with it
             await keeper.restore()          # before the first status: it shows the alarms
         status = await first_status(core, writer, clock)
         stop = asyncio.Event()
@@ -114,7 +121,7 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
                 tg.create_task(supervised(core.loops, "state-writer", keeper.write_step,
                                           stop, 0.0), name="state-writer")
             try:
-                yield Running(core, status)
+                yield Running(core, status, keeper.position if keeper else None)
             finally:
                 # Process what is already buffered before the writer flushes and closes.
                 stop.set()
@@ -132,40 +139,60 @@ async def running_core(site: SiteConfig | CompiledSite, influx: InfluxSettings |
 
 @asynccontextmanager
 async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
-                          ) -> AsyncIterator[tuple[Core, MqttIngest]]:
-    """MQTT ingest feeding the core while the context is open; drains and flushes on exit."""
+                          ) -> AsyncIterator[tuple[Core, Ingest]]:
+    """Ingest (MQTT, or the enterprise's JetStream consumer) feeding the core while the
+    context is open; drains, acknowledges and flushes on exit."""
     site = as_compiled(site)
     code = site.enterprise
     buffer = MessageBuffer(asyncio.get_running_loop())
     clock = parse_clock(settings.clock)
-    topics = [wire.readings_topic(code, "+"), stats_topic(code, "+")]
-    ingest = MqttIngest(settings.mqtt, topics, buffer)
+    loops = Loops(clock)
+    ingest: Ingest
+    if settings.transport == "nats":
+        if settings.state.dir is None:
+            raise ValueError("the nats transport keeps its place in the stream with the "
+                             "saved state: set HAZGW_STATE__DIR (hazgw run and hazgw "
+                             "cluster use var/state)")
+        ingest = JetStreamIngest(settings.nats, code, buffer, loops, settings.mqtt.client_id)
+    else:
+        ingest = MqttIngest(settings.mqtt, [wire.readings_topic(code, "+"),
+                                            stats_topic(code, "+")], buffer)
     publisher = AlarmPublisher(code, settings.mqtt)
     sinks: list[AlarmSink] = [publisher]
     running: list[Core] = []        # for the register's evidence snapshots, once it exists
-    loops = Loops(clock)
+    feeding = asyncio.Event()       # set at the stop, once what was taken is acknowledged
     async with escalating(site, settings, running, clock, loops) as escalation_sink:
         sinks.append(escalation_sink)
         try:
-            async with running_core(site, settings.influx, buffer, sinks, clock,
-                                    settings.ingest_linger_ms / 1000, loops,
-                                    settings.limits, _state_file(settings, code),
-                                    settings.state.every_s,
-                                    settings.signing.verifier()) as run:
-                core = run.core
-                running.append(core)
-                ingest.start()
+            async with asyncio.TaskGroup() as tg:
                 try:
-                    yield core, ingest
+                    async with running_core(site, settings.influx, buffer, sinks, clock,
+                                            settings.ingest_linger_ms / 1000, loops,
+                                            settings.limits, _state_file(settings, code),
+                                            settings.state.every_s,
+                                            settings.signing.verifier(),
+                                            positions=isinstance(ingest, JetStreamIngest),
+                                            ) as run:
+                        core = run.core
+                        running.append(core)
+                        if isinstance(ingest, JetStreamIngest):
+                            # from where the restored state stops, once it is restored
+                            ingest.start_at(run.position)
+                            tg.create_task(ingest.run(feeding), name="jetstream-ingest")
+                        ingest.start()
+                        try:
+                            yield core, ingest
+                        finally:
+                            # Take no more: what is buffered is processed, written and
+                            # acknowledged before the connection closes; what comes
+                            # meanwhile stays unacknowledged and comes to the next process.
+                            ingest.pause()
+                            # the last snapshot: a clean stop leaves final totals
+                            await core.writer.put(stats_line(
+                                code, settings.mqtt.client_id,
+                                snapshot(core, buffer, ingest), clock.now_ms()), 1)
                 finally:
-                    # Take no more: what is buffered is processed, written and acknowledged
-                    # before the connection closes; what the broker sends meanwhile stays
-                    # unacknowledged in our session and comes to the next process.
-                    ingest.pause()
-                    # the last snapshot, so a clean stop leaves final totals in the database
-                    await core.writer.put(stats_line(code, settings.mqtt.client_id,
-                                                     snapshot(core, buffer, ingest),
-                                                     clock.now_ms()), 1)
+                    feeding.set()
         finally:
             ingest.stop()
             await publisher.close()

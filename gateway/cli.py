@@ -19,14 +19,19 @@ from gateway.settings import Settings
 from gateway.site import ConfigError, SiteConfig, format_errors, load_site
 
 
+def _config_errors(exc: ConfigError) -> int:
+    """Every error of a config, by path, on stderr; the exit status of a bad config."""
+    print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
+    for line in exc.errors:
+        print(f"  {line}", file=sys.stderr)
+    return 2
+
+
 def _site(path: str) -> SiteConfig:
     try:
         return load_site(path)
     except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(_config_errors(exc)) from None
 
 
 def _settings() -> Settings:
@@ -65,10 +70,7 @@ def _check_deployment(path: Path) -> int:
     try:
         dep = load_deployment(path)
     except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
+        return _config_errors(exc)
     print(f"{path}: OK, {len(dep.sites)} enterprise(s) in "
           f"{len(dep.by_division())} division(s)")
     for code, site in sorted(dep.sites.items()):
@@ -153,25 +155,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keeping_state(settings: Settings) -> Settings:
+    """A process of its own keeps its alarm state: in var/state unless set."""
+    if settings.state.dir is not None:
+        return settings
+    return settings.model_copy(update={"state": settings.state.model_copy(
+        update={"dir": Path("var/state")})})
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """The gateway core: MQTT ingest → rules → InfluxDB."""
     from gateway.app import run_gateway
     from gateway.stream.compiled import compile_in_child
 
-    settings = _settings()
-    if settings.state.dir is None:      # a process of its own keeps its alarm state
-        settings = settings.model_copy(update={"state": settings.state.model_copy(
-            update={"dir": Path("var/state")})})
+    settings = _keeping_state(_settings())
     path = args.config or str(settings.config)
     try:
         # validated and compiled in a child: this long-running process never holds the model
         compiled = compile_in_child(load_site, path)
     except ConfigError as exc:
-        print(f"{exc.source}: {len(exc.errors)} error(s)", file=sys.stderr)
-        for line in exc.errors:
-            print(f"  {line}", file=sys.stderr)
-        return 2
+        return _config_errors(exc)
     return run_until_signal(lambda stop: run_gateway(compiled, settings, stop), "gateway")
+
+
+def cmd_cluster(args: argparse.Namespace) -> int:
+    """One instance of a partitioned deployment: the enterprises of the partitions it owns,
+    from the NATS JetStream cluster (gateway.cluster)."""
+    from gateway.cluster.runtime import run_instance
+    from gateway.deployment import load_deployment
+
+    settings = _keeping_state(_settings())     # shared by the instances: it moves
+    try:
+        dep = load_deployment(args.directory)
+    except ConfigError as exc:
+        return _config_errors(exc)
+    return run_until_signal(lambda stop: run_instance(dep, settings, stop), "cluster")
+
+
+def cmd_relay(args: argparse.Namespace) -> int:
+    """MQTT-only edges' wire messages from the broker into JetStream (edge.mqttrelay)."""
+    from edge.mqttrelay import MqttRelay
+
+    settings = _settings()
+
+    async def relay(stop: asyncio.Event) -> None:
+        await MqttRelay(settings.mqtt, settings.nats, args.enterprise).run(stop)
+    return run_until_signal(relay, "relay")
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
@@ -447,6 +476,15 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="gateway core (settings from HAZGW_* environment)")
     r.add_argument("--config", default=None, help="site file (default: HAZGW_CONFIG)")
     r.set_defaults(func=cmd_run)
+    cl = sub.add_parser("cluster", help="one instance of a partitioned deployment (NATS "
+                        "JetStream, PostgreSQL leases; settings from HAZGW_* environment)")
+    cl.add_argument("directory", help="the deployment: a directory of site files")
+    cl.set_defaults(func=cmd_cluster)
+    rl = sub.add_parser("relay", help="MQTT-only edges' messages from the broker into NATS "
+                        "JetStream, acknowledged once stored (HAZGW_MQTT__*, HAZGW_NATS__*)")
+    rl.add_argument("--enterprise", action="append", default=None,
+                    help="only this enterprise's topics (repeatable; default: every one)")
+    rl.set_defaults(func=cmd_relay)
     e = sub.add_parser("edge", help="edge agent (settings from HAZGW_* environment)")
     e.add_argument("--config", default=None, help="site file (default: HAZGW_CONFIG)")
     e.add_argument("--edge-id", default=None, help="which edge (default: HAZGW_EDGE_ID)")

@@ -6,6 +6,7 @@ Secrets (passwords, tokens, the webhook secret) come only from here, never from 
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from alerting.audit import key_id as audit_key_id
+from edge.jetstream import NatsSettings
 from edge.mqtt import MqttSettings
 from edge.settings import ClockSpec
 from edge.signing import MIN_KEY_CHARS, Verifier
@@ -198,6 +200,17 @@ class StateSettings(BaseModel):
                                        "(and at a clean stop)")
 
 
+class ClusterSettings(BaseModel):
+    """One instance of a partitioned deployment (``hazgw cluster DIR``, gateway.cluster)."""
+
+    instance: str = Field(default_factory=lambda: socket.gethostname()[:64],
+                          pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$",
+                          description="this instance's name, unique among the live ones "
+                                      "(default: the host name)")
+    lease_every_s: float = Field(default=1.0, gt=0, le=30,
+                                 description="how often partitions are taken or given up")
+
+
 class Settings(BaseSettings):
     """Runtime settings from the environment (``HAZGW_``, nested with ``__``)."""
 
@@ -214,11 +227,17 @@ class Settings(BaseSettings):
         description="under load (several messages waiting), how long the core waits for "
                     "more to evaluate with them: fewer, larger steps cost far less CPU; a "
                     "lone message is evaluated at once; 0 turns it off")
+    transport: Literal["mqtt", "nats"] = Field(
+        default="mqtt", description="where wire messages come from: the MQTT broker (one "
+                                    "box) or the NATS JetStream cluster (gateway.stream."
+                                    "jsingest; alarms still go out over MQTT)")
     mqtt: MqttSettings = MqttSettings()
+    nats: NatsSettings = NatsSettings()
     limits: IngestLimits = IngestLimits()
     signing: SigningSettings = SigningSettings()
     audit: AuditSettings = AuditSettings()
     state: StateSettings = StateSettings()
+    cluster: ClusterSettings = ClusterSettings()
     notify: NotifySettings = NotifySettings()
     api: ApiSettings = ApiSettings()
     # A process configured from the environment spools by default: nothing lost.

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from alerting.audit import (
@@ -56,11 +56,23 @@ def row_digest(row: Any) -> str:
     return digest(row_dict(row))
 
 
+# the advisory lock (one bigint key) that serialises audit appends across instances
+AUDIT_APPEND_LOCK = 0x687A_0A0D
+
+
 def append(session: Session, actor: str, action: str, subject: str, detail: dict[str, Any],
            ts_ms: int) -> AuditRecord:
     """Add one record after the newest (flushed, not committed: the caller's transaction
     decides, so a change and its audit record land together or not at all). ``ts_ms`` is
-    the caller's clock: simulated under ``HAZGW_CLOCK``, so the log sorts with the events."""
+    the caller's clock: simulated under ``HAZGW_CLOCK``, so the log sorts with the events.
+
+    Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, taken
+    before the newest record is read, so that instances (and sessions of one process)
+    appending at once chain one after another. Locking the newest row alone did not: the
+    second transaction, once let through, still read the row it had waited on and wrote
+    the same id (and with no row yet there is nothing to lock)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": AUDIT_APPEND_LOCK})
     last = session.execute(select(AuditRecord).order_by(AuditRecord.id.desc()).limit(1)
                            .with_for_update()).scalar_one_or_none()
     prev = last.hash if last is not None else GENESIS

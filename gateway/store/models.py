@@ -182,6 +182,27 @@ class Outbox(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(64))
 
 
+class ClusterInstance(Base):
+    """A gateway instance of a partitioned deployment and the key of the advisory lock it
+    holds while it lives (``gateway.cluster.lease``: alive means holding it)."""
+
+    __tablename__ = "cluster_instance"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    lock_key: Mapped[int] = mapped_column(Integer)
+    started_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PartitionLease(Base):
+    """Who owns a partition now and its epoch: +1 at every change of owner, so that what
+    a former owner still tries to write is recognised as stale and refused."""
+
+    __tablename__ = "partition_lease"
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    owner: Mapped[str] = mapped_column(String(64))
+    epoch: Mapped[int] = mapped_column(BigInteger)
+    since_ms: Mapped[int] = mapped_column(BigInteger)
+
+
 class DeliveryAttempt(Base):
     """Every attempt to deliver an outbox message, successful or not."""
 

@@ -72,11 +72,12 @@ class MessageBuffer:
             self._waiting = False
             self._loop.call_soon_threadsafe(self._ready.set)
 
-    async def put(self, item: Message) -> None:
-        """Add a message from the event loop itself (in-process uplink); waits when full."""
+    async def put(self, item: Message, token: int = 0) -> None:
+        """Add a message from the event loop itself (in-process uplink, JetStream ingest);
+        waits when full."""
         while not self._slots.acquire(blocking=False):
             await asyncio.sleep(0.005)
-        self._tokens.append(0)
+        self._tokens.append(token)
         self._items.append(item)
         self._ready.set()
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from gateway.influx.schema import gateway_stats_line
 from gateway.stream.core import Core
 from gateway.stream.ingest import MessageBuffer, MqttIngest
+from gateway.stream.jsingest import JetStreamIngest
 
 
 def snapshot(core: Core, buffer: MessageBuffer | None = None,
-             ingest: MqttIngest | None = None) -> dict[str, int]:
+             ingest: MqttIngest | JetStreamIngest | None = None) -> dict[str, int]:
     """Current counters and gauges by name."""
     s, w = core.stats, core.writer.stats
     out = {
@@ -44,6 +45,13 @@ def snapshot(core: Core, buffer: MessageBuffer | None = None,
         out["ingest_buffered_messages"] = len(buffer)
     if ingest is not None:
         out["mqtt_connected"] = int(ingest.connected.is_set())
+        if isinstance(ingest, JetStreamIngest):
+            out["jetstream_delivered"] = ingest.delivered
+            out["jetstream_acknowledged"] = ingest.acknowledged
+            out["jetstream_consumers"] = ingest.consumers
+            out["jetstream_position"] = ingest.position
+            out["jetstream_lost_deliveries"] = ingest.lost_deliveries
+            out["jetstream_stalls"] = ingest.stalls
         if ingest.broker_dropped is not None:
             out["broker_dropped_messages"] = ingest.broker_dropped
     return out

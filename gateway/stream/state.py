@@ -66,8 +66,10 @@ def _strings(names: Any) -> list[str]:
     return strings
 
 
-def save(path: Path, snap: Snapshot, sequences: dict[str, Any], saved_ms: int) -> None:
-    """Write atomically (blocking: call from a worker thread)."""
+def save(path: Path, snap: Snapshot, sequences: dict[str, Any], saved_ms: int,
+         position: int | None = None) -> None:
+    """Write atomically (blocking: call from a worker thread); ``position``: the stream
+    sequence of the newest message the state covers (JetStream transport)."""
     meta = {k: v for k, v in snap.items() if not isinstance(v, np.ndarray)}
     meta["points"] = _strings(snap["points"])
     meta["votes"] = _strings(snap["votes"])
@@ -76,6 +78,8 @@ def save(path: Path, snap: Snapshot, sequences: dict[str, Any], saved_ms: int) -
     meta["chattering"] = {str(k): v for k, v in snap["chattering"].items()}
     meta["sequences"] = sequences
     meta["saved_ms"] = saved_ms
+    if position is not None:
+        meta["stream_position"] = position
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as f:
@@ -91,8 +95,9 @@ def save(path: Path, snap: Snapshot, sequences: dict[str, Any], saved_ms: int) -
     os.replace(tmp, path)
 
 
-def load(path: Path) -> tuple[Snapshot, dict[str, Any], int] | None:
-    """(snapshot, sequences, saved at) from ``path``; None if there is none. A damaged file
+def load(path: Path) -> tuple[Snapshot, dict[str, Any], int, int | None] | None:
+    """(snapshot, sequences, saved at, stream position or None) from ``path``; None if
+    there is none. A damaged file
     is said and ignored (the core starts fresh) rather than stopping the gateway."""
     if not path.exists():
         return None
@@ -100,7 +105,7 @@ def load(path: Path) -> tuple[Snapshot, dict[str, Any], int] | None:
         with zipfile.ZipFile(path) as z:
             meta = orjson.loads(z.read(_META))
             snap: Snapshot = {k: v for k, v in meta.items()
-                              if k not in ("sequences", "saved_ms")}
+                              if k not in ("sequences", "saved_ms", "stream_position")}
             snap["points"] = np.asarray(meta["points"], dtype=object)
             snap["votes"] = np.asarray(meta["votes"], dtype=object)
             if "devices" in meta:             # kept since snapshot version 3
@@ -110,7 +115,9 @@ def load(path: Path) -> tuple[Snapshot, dict[str, Any], int] | None:
             for name in z.namelist():
                 if name.endswith(".npy"):
                     snap[name[:-4]] = np.load(io.BytesIO(z.read(name)), allow_pickle=False)
-        return snap, dict(meta["sequences"]), int(meta["saved_ms"])
+        position = meta.get("stream_position")
+        return snap, dict(meta["sequences"]), int(meta["saved_ms"]), \
+            None if position is None else int(position)
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         log.error("state: %s is damaged (%s): starting without it", path, exc)
         return None
@@ -130,6 +137,7 @@ class _Capture:
     sequences: dict[str, Any]
     tokens: list[int]
     durable: asyncio.Future[None]
+    position: int | None
 
 
 class StateKeeper:
@@ -151,13 +159,17 @@ class StateKeeper:
         self._free: list[Snapshot] = []
         self._wake = asyncio.Event()
         self.saves = 0
+        # JetStream transport: the tokens are stream sequences, and the newest one a state
+        # covers is saved with it (the next owner replays the stream from there)
+        self.positions = False
+        self.position: int | None = None
 
     async def restore(self) -> bool:
         """Load and apply the saved state, if any; False when starting fresh."""
         loaded = await asyncio.to_thread(load, self.path)
         if loaded is None:
             return False
-        snap, sequences, saved_ms = loaded
+        snap, sequences, saved_ms, position = loaded
         core = self.core
         try:
             points = restore(core.engine, snap, core.clock.now_ms())
@@ -165,6 +177,7 @@ class StateKeeper:
             log.error("state: %s cannot be used (%s): starting without it", self.path, exc)
             return False
         core.sequences = SequenceTracker.from_state(sequences)
+        self.position = position
         self._captured_version = core.version
         standing = len(core.standing())
         log.info("state: restored %d points' alarm state (%d alarms standing) and %d edges' "
@@ -184,9 +197,12 @@ class StateKeeper:
             durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             core.writer.mark(functools.partial(_resolve, durable))
             reuse = self._free.pop() if self._free else None
+            tokens = acks.take() if acks is not None else []
+            if self.positions and tokens:
+                self.position = max(max(tokens), self.position or 0)
             self._pending.append(_Capture(core.version, capture(core.engine, reuse),
-                                          core.sequences.state(),
-                                          acks.take() if acks is not None else [], durable))
+                                          core.sequences.state(), tokens, durable,
+                                          self.position))
             self._captured_version = core.version
         self._wake.set()
 
@@ -211,7 +227,7 @@ class StateKeeper:
         k = max(i for i, c in enumerate(self._pending) if c.durable.done())
         newest = self._pending[k]
         await asyncio.to_thread(save, self.path, newest.snap, newest.sequences,
-                                self.core.clock.now_ms())
+                                self.core.clock.now_ms(), newest.position)
         covered = [self._pending.popleft() for _ in range(k + 1)]
         self._free = [c.snap for c in covered][-MAX_PENDING:]      # their memory, reused
         self.saves += 1

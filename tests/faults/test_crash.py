@@ -52,19 +52,23 @@ def values(seq: int) -> np.ndarray:
     return vals
 
 
-def site_file(path: Path) -> Path:
-    points = {pid: {"kind": "level", "unit": "m", "range_low": 0, "range_high": 12,
-                    "hi": 10, "on_delay_s": 0, "off_delay_s": 0} for pid in POINTS}
+def site_file(path: Path, code: str = ENTERPRISE, points: list[str] = POINTS,
+              **enterprise: str) -> Path:
+    """A tank farm of level points (high limit 10 m) on one Modbus edge ``EDGE``;
+    ``enterprise``: more fields of it (a deployment's division and industry)."""
+    limits = {pid: {"kind": "level", "unit": "m", "range_low": 0, "range_high": 12,
+                    "hi": 10, "on_delay_s": 0, "off_delay_s": 0} for pid in points}
     path.write_text(yaml.safe_dump({
-        "enterprise": {"code": ENTERPRISE, "name": "Crash Test Co.", "hazard_sources": {
+        "enterprise": {"code": code, "name": "Crash Test Co.", **enterprise,
+                       "hazard_sources": {
             "farm": {"name": "farm", "unit_type": "storage", "exposed_population_500m": 0,
                      "substances": [{"substance": "lpg", "quantity_t": 100}],
                      "responsible_persons": PERSONS,
-                     "equipment": {"T": {"kind": "tank", "points": points}}}}},
+                     "equipment": {"T": {"kind": "tank", "points": limits}}}}},
         "edges": {EDGE: {"modbus": {"plc": {
             "host": "127.0.0.1", "port": 1502,
             "registers": {pid: {"address": 2 * i, "type": "float32"}
-                          for i, pid in enumerate(POINTS)}}}}}}))
+                          for i, pid in enumerate(points)}}}}}}))
     return path
 
 
@@ -114,9 +118,9 @@ class Publisher:
 
 
 def start_gateway(tmp: Path, broker: Server, influx: Server, db: str,
-                  ) -> subprocess.Popen[bytes]:
+                  extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """``hazgw run`` as a child process (the test ends it by its PID)."""
-    env = {**os.environ, "HAZGW_CONFIG": str(tmp / "site.yaml"),
+    env = {**os.environ, **(extra_env or {}), "HAZGW_CONFIG": str(tmp / "site.yaml"),
            "HAZGW_MQTT__PORT": str(broker.port), "HAZGW_MQTT__CLIENT_ID": "crash-core",
            "HAZGW_INFLUX__URL": influx.url, "HAZGW_INFLUX__DATABASE": db,
            "HAZGW_INFLUX__SPOOL_DIR": str(tmp / "spool"),
@@ -156,20 +160,29 @@ def count(influx: Server, db: str) -> int:
 Event = tuple[str, str, int, str, str]          # point, alarm type, time, event, state
 
 
-def expected_events(site: Path, messages: list[tuple[int, int]]) -> set[Event]:
-    """What one engine that is never interrupted makes of the messages, one by one, as
-    InfluxDB keeps them (one per alarm series and time). Flood events are left out: console
-    flood windows are not part of the saved state by design (``alerting.snapshot``)."""
+def engine_events(site: Path, points: list[str], messages: list[tuple[int, int]],
+                  values_of: Callable[[int], np.ndarray]) -> dict[tuple[str, str, int],
+                                                                tuple[str, str]]:
+    """(point, alarm type, time) -> (event, state): what one engine that is never
+    interrupted makes of the (seq, ts) messages, one by one, as InfluxDB keeps them (one per
+    alarm series and time)."""
     engine = Engine(as_compiled(load_site(site)).table)
-    pos = engine.table.index(POINTS)
+    pos = engine.table.index(points)
     out: dict[tuple[str, str, int], tuple[str, str]] = {}
     for seq, ts in sorted(messages):
-        batch = ReadingBatch(pos, np.full(len(POINTS), ts, np.int64), values(seq),
-                             np.zeros(len(POINTS), np.uint8))
+        batch = ReadingBatch(pos, np.full(len(points), ts, np.int64), values_of(seq),
+                             np.zeros(len(points), np.uint8))
         for e in engine.process(batch):
             if e.point is not None:
                 out[(e.point, e.alarm_type, e.ts)] = (e.event, e.state)
-    return {(*k, *v) for k, v in out.items()}
+    return out
+
+
+def expected_events(site: Path, messages: list[tuple[int, int]]) -> set[Event]:
+    """The alarm events of an uninterrupted engine over the messages. Flood events are left
+    out: console flood windows are not part of the saved state by design
+    (``alerting.snapshot``)."""
+    return {(*k, *v) for k, v in engine_events(site, POINTS, messages, values).items()}
 
 
 def stored_events(influx: Server, db: str) -> set[Event]:

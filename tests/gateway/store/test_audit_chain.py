@@ -256,3 +256,39 @@ def test_a_long_backlog_is_sealed_in_steps(keyed: Database, database_url: str,
         c.execute(text("DELETE FROM alarm_history WHERE id = 4"))
     assert verify(database_url) == 1
     assert "alarm_history rows 3–4 do not match their seal" in capsys.readouterr().out
+
+
+def test_appends_from_many_sessions_at_once_make_one_chain(postgres_url: str) -> None:
+    """Eight threads, each its own session, append at once (instances of a partitioned
+    deployment, or one process's enterprise sessions): one intact chain, nothing lost.
+    Seen before: 'duplicate key value violates unique constraint "audit_log_pkey"' when
+    two transactions read the same newest record."""
+    import threading
+    db = Database(postgres_url)
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+    with db.session() as s:
+        before = len(s.execute(select(AuditRecord.id)).all())
+
+    def work(i: int) -> None:
+        try:
+            barrier.wait(10)
+            for n in range(10):
+                with db.session.begin() as s:
+                    audit.append(s, f"inst-{i}", "test.concurrent", f"t/{i}", {"n": n}, n)
+        except BaseException as exc:    # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert not errors, errors[:2]
+        with db.session() as s:
+            checked, problem = audit.verify_log(s)
+        assert problem is None
+        assert checked == before + 80
+    finally:
+        db.close()

@@ -38,8 +38,12 @@ def test_saved_state_comes_back_whole(tmp_path: Path) -> None:
     save(path, capture(engine()), {"edge-t": {"1": [5, [[1, 2]], 0]}}, 42)
     loaded = load(path)
     assert loaded is not None
-    snap, sequences, saved = loaded
+    snap, sequences, saved, position = loaded
     assert saved == 42 and sequences == {"edge-t": {"1": [5, [[1, 2]], 0]}}
+    assert position is None
+    save(path, capture(engine()), {}, 43, position=1234)     # the JetStream transport's
+    again = load(path)
+    assert again is not None and again[3] == 1234
     assert list(snap["points"]) == list(engine().table.names)
     assert not list(tmp_path.glob("*.tmp"))
 
