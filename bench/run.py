@@ -28,7 +28,7 @@ from pydantic import SecretStr
 from alerting.batch import ReadingBatch
 from alerting.engine import Engine
 from alerting.table import compile_rules
-from bench import polling, replay, sensors
+from bench import partitioned, polling, replay, sensors
 from bench.workload import messages, synthetic_site, values
 from edge.mqtt import MqttSettings
 from edge.signing import Verifier, sign, verify
@@ -306,6 +306,12 @@ async def main_async(a: argparse.Namespace) -> dict[str, float]:
         say("  readings lost (sent − stored − spool)", f["e2e_signed_lost"], "readings")
         say("  messages refused for their signature", f["e2e_signed_refused"], "messages")
         f.update(await sustained_figures(a, mq, tmp, mx["readings_per_s"]))
+    if a.partitioned_messages:
+        # beside the single process: instances of hazgw cluster over NATS JetStream
+        pf2 = await asyncio.to_thread(partitioned.figures, 1000, a.per_message,
+                                      a.partitioned_messages)
+        f.update(pf2)
+        partitioned.report(pf2, say)
     return f
 
 
@@ -376,6 +382,8 @@ def main() -> int:
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     p.add_argument("--sensor-messages", type=int, default=20_000)
+    p.add_argument("--partitioned-messages", type=int, default=200,
+                   help="messages per enterprise for the partitioned path (0: skip it)")
     p.add_argument("--state-every-s", type=float, default=StateSettings().every_s,
                    help="the core's state saves (0: none, messages acknowledged once "
                         "written, as before state files)")

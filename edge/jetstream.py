@@ -50,6 +50,10 @@ class NatsSettings(BaseModel):
     partitions: int = Field(default=8, ge=1, le=1024,
                             description="fixed number of partitions (the subject mapping's)")
     replicas: int = Field(default=3, ge=1, le=5, description="stream replicas")
+    retention_h: float = Field(default=168, gt=0,
+                               description="how long the stream keeps a message (replay "
+                                           "after an outage, failover): storage per node "
+                                           "is this times the ingest rate")
     publish_timeout_s: float = Field(default=2.0, gt=0,
                                      description="one JetStream publish's wait for its ack")
     max_pending: int = Field(default=256, ge=1,

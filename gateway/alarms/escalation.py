@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from alerting.engine import ANNUNCIATING, AlarmEvent
 from alerting.escalation import UNHANDLED_STATES, Contacts, EscalationConfig, Role
 from gateway.alarms.outbox import enqueue_for_roles, feed_message
-from gateway.store.models import Alarm, AlarmHistory, Database, Escalation
+from gateway.store.models import Alarm, AlarmHistory, Database, Escalation, ours
 
 # The escalation "step" of the notice that an emergency alarm was shelved or taken out of
 # service (below every real step; the report's "escalated" counts steps ≥ 1 only).
@@ -49,31 +49,35 @@ class Fired:
     fired_ms: int
 
 
-def record_events(s: Session, events: list[AlarmEvent]) -> None:
-    """Record events in the caller's transaction: a history row each (who, when, why), and
-    the occurrence they open, update or close (an operator action lands with its audit
-    record in one transaction: ``gateway.api.alarms``). An event recorded before (the same
-    alarm, time and event) is skipped whole."""
+def record_events(s: Session, events: list[AlarmEvent], enterprise: str = "") -> None:
+    """Record ``enterprise``'s events in the caller's transaction: a history row each (who,
+    when, why), and the occurrence they open, update or close (an operator action lands
+    with its audit record in one transaction: ``gateway.api.alarms``). An event recorded
+    before (the same alarm, time and event) is skipped whole."""
     for e in events:
         if e.point is None and e.alarm_type not in ("vote", "device"):
             continue                  # flood events are about the system, not a point
         if s.execute(select(AlarmHistory.id).where(
+                ours(AlarmHistory.enterprise, enterprise),
                 AlarmHistory.alarm_id == e.alarm_id, AlarmHistory.ts_ms == e.ts,
                 AlarmHistory.event == e.event).limit(1)).first() is not None:
             # the same event again: messages redelivered after a crash are evaluated
             # again from the state saved before them, and make the same events
             continue
-        s.add(AlarmHistory(alarm_id=e.alarm_id, ts_ms=e.ts, event=e.event,
+        s.add(AlarmHistory(enterprise=enterprise, alarm_id=e.alarm_id, ts_ms=e.ts,
+                           event=e.event,
                            from_state=e.prev_state, to_state=e.state,
                            level_name=e.level_name, priority=e.priority,
                            value=_finite(e.value), limit=_finite(e.limit),
                            user=e.user, reason=e.reason))
-        row = s.execute(select(Alarm).where(Alarm.alarm_id == e.alarm_id,
+        row = s.execute(select(Alarm).where(ours(Alarm.enterprise, enterprise),
+                                            Alarm.alarm_id == e.alarm_id,
                                             Alarm.handled_ms.is_(None))
                         ).scalar_one_or_none()
         if e.state in UNHANDLED_STATES:
             if row is None and e.annunciated and e.event in ANNUNCIATING:
-                s.add(Alarm(alarm_id=e.alarm_id, annunciated_ms=e.ts, source=e.source,
+                s.add(Alarm(enterprise=enterprise, alarm_id=e.alarm_id,
+                            annunciated_ms=e.ts, source=e.source,
                             point=e.point, priority=e.priority,
                             level_name=e.level_name, value=e.value, limit=e.limit,
                             state=e.state))
@@ -108,15 +112,16 @@ class Escalator:
     def record(self, events: list[AlarmEvent]) -> None:
         """Open an occurrence when an alarm is annunciated, close it when it is handled."""
         with self.db.session.begin() as s:
-            record_events(s, events)
+            record_events(s, events, self.enterprise)
 
     def tick(self, now_ms: int) -> list[Fired]:
         """Fire every step that is due; returns them (for the notifiers)."""
         fired: list[Fired] = []
         try:
             with self.db.session.begin() as s:
-                for row in s.execute(select(Alarm).where(Alarm.handled_ms.is_(None))
-                                     .order_by(Alarm.id)).scalars():
+                for row in s.execute(select(Alarm).where(
+                        ours(Alarm.enterprise, self.enterprise), Alarm.handled_ms.is_(None))
+                        .order_by(Alarm.id)).scalars():
                     policy = self.cfg.policy_for(row.source, row.priority)
                     if policy is None:
                         continue
@@ -147,7 +152,8 @@ class Escalator:
                                            Escalation.step == HIDDEN_NOTICE).exists()
         out: list[Fired] = []
         for row in s.execute(select(Alarm).where(
-                Alarm.priority == 1, Alarm.handled_event.in_(("shelve", "remove")), ~told)
+                Alarm.priority == 1, Alarm.handled_event.in_(("shelve", "remove")), ~told,
+                ours(Alarm.enterprise, self.enterprise))
                 ).scalars():
             policy = self.cfg.policy_for(row.source, row.priority)
             if policy is None:
@@ -166,7 +172,8 @@ class Escalator:
     def _enqueue(self, s: Session, f: Fired, kind: str = "escalation",
                  by: str | None = None) -> None:
         assert self.contacts is not None
-        base = f"{f.alarm_id}@{f.annunciated_ms}/" + (
+        # the enterprise in the key: alarm ids repeat across enterprises, keys must not
+        base = f"{self.enterprise}/{f.alarm_id}@{f.annunciated_ms}/" + (
             f"step{f.step}" if f.step != HIDDEN_NOTICE else kind)
         message = feed_message(
             key=base, enterprise=self.enterprise, source=f.source,
@@ -181,13 +188,15 @@ class Escalator:
     def history(self, alarm_id: str) -> list[AlarmHistory]:
         """Every recorded event of an alarm, oldest first."""
         with self.db.session() as s:
-            return list(s.execute(select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
-                                  .order_by(AlarmHistory.id)).scalars())
+            return list(s.execute(select(AlarmHistory).where(
+                ours(AlarmHistory.enterprise, self.enterprise),
+                AlarmHistory.alarm_id == alarm_id).order_by(AlarmHistory.id)).scalars())
 
     def steps_fired(self, alarm_id: str) -> list[tuple[int, int]]:
         """(step, fired_ms) of the latest occurrence of an alarm."""
         with self.db.session() as s:
-            row = s.execute(select(Alarm).where(Alarm.alarm_id == alarm_id)
+            row = s.execute(select(Alarm).where(ours(Alarm.enterprise, self.enterprise),
+                                                Alarm.alarm_id == alarm_id)
                             .order_by(Alarm.id.desc()).limit(1)).scalar_one_or_none()
             if row is None:
                 return []
@@ -205,7 +214,8 @@ def escalation_state(db: Database) -> list[dict[str, object]]:
             steps = [{"step": e.step, "roles": e.roles.split(","), "fired_ms": e.fired_ms}
                      for e in s.execute(select(Escalation).where(Escalation.alarm_row == row.id)
                                         .order_by(Escalation.step)).scalars()]
-            out.append({"alarm_id": row.alarm_id, "annunciated_ms": row.annunciated_ms,
+            out.append({"enterprise": row.enterprise, "alarm_id": row.alarm_id,
+                        "annunciated_ms": row.annunciated_ms,
                         "source": row.source, "priority": row.priority,
                         "level_name": row.level_name, "state": row.state, "steps": steps})
         return out

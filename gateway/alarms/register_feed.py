@@ -22,7 +22,7 @@ from alerting.engine import AlarmEvent
 from alerting.escalation import Contacts
 from alerting.register import Level, RegisterRules, Source
 from gateway.alarms.outbox import enqueue_for_roles
-from gateway.store.models import Alarm, RegisterEntry
+from gateway.store.models import Alarm, RegisterEntry, ours
 from gateway.store.register import Register
 
 INTEGRITY_TYPES = ("tamper", "flatline")
@@ -73,7 +73,7 @@ class RegisterFeed:
             return
         with self.register.db.session() as s:
             rows = list(s.execute(select(Alarm).where(
-                Alarm.handled_ms.is_(None),
+                ours(Alarm.enterprise, self.enterprise), Alarm.handled_ms.is_(None),
                 Alarm.annunciated_ms <= now_ms - int(limit * 1000))).scalars())
         for row in rows:
             if row.point is None:

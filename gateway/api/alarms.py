@@ -24,7 +24,7 @@ from gateway.api.auth import ApiContext, Ctx, errors, may
 from gateway.api.models import CommentOut, CommentText, HistoryRow, Occurrence, Reason
 from gateway.settings import ApiUser
 from gateway.store import audit
-from gateway.store.models import AlarmHistory, AuditRecord
+from gateway.store.models import AlarmHistory, AuditRecord, ours
 from gateway.stream.core import Record
 
 router = APIRouter(tags=["alarms"])
@@ -96,7 +96,7 @@ async def _act(ctx: ApiContext, u: ApiUser, alarm_id: str, action: str,
     def record(event: AlarmEvent) -> None:
         with ctx.register.db.session.begin() as s:
             audit.append(s, u.name, f"alarm.{action}", f"alarm/{alarm_id}", detail, event.ts)
-            record_events(s, [event])
+            record_events(s, [event], ctx.core.enterprise)
     try:
         event = await do(record)
     except PolicyRefusalError as exc:
@@ -195,7 +195,8 @@ def history(ctx: Ctx, alarm_id: str, _: Annotated[ApiUser, may("read")]) -> list
     """Every lifecycle event of an alarm, oldest first (runs in a worker thread: SQL only)."""
     with ctx.register.db.session() as s:
         return [HistoryRow.model_validate(r) for r in s.execute(
-            select(AlarmHistory).where(AlarmHistory.alarm_id == alarm_id)
+            select(AlarmHistory).where(ours(AlarmHistory.enterprise, ctx.core.enterprise),
+                                       AlarmHistory.alarm_id == alarm_id)
             .order_by(AlarmHistory.id)).scalars()]
 
 

@@ -96,9 +96,12 @@ class Alarm(Base):
     """One annunciated occurrence of an alarm, as long as escalation needs to follow it."""
 
     __tablename__ = "alarm"
-    __table_args__ = (UniqueConstraint("alarm_id", "annunciated_ms",
+    __table_args__ = (UniqueConstraint("enterprise", "alarm_id", "annunciated_ms",
                                        name="uq_alarm_occurrence"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # whose (alarm ids are unique within an enterprise only: many share one database);
+    # '' on rows written before the column existed, read as the reader's own
+    enterprise: Mapped[str] = mapped_column(String(32), server_default="")
     alarm_id: Mapped[str] = mapped_column(String(128))
     annunciated_ms: Mapped[int] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(64))
@@ -120,6 +123,7 @@ class AlarmHistory(Base):
 
     __tablename__ = "alarm_history"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    enterprise: Mapped[str] = mapped_column(String(32), server_default="")
     alarm_id: Mapped[str] = mapped_column(String(128), index=True)
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     event: Mapped[str] = mapped_column(String(32))
@@ -226,6 +230,12 @@ class ThresholdSnapshot(Base):
 def as_dict(row: Base) -> dict[str, Any]:
     """A stored row's columns by name (what the API returns)."""
     return {c.name: getattr(row, c.name) for c in row.__table__.columns}
+
+
+def ours(column: Any, enterprise: str) -> Any:
+    """A filter on the rows of ``enterprise`` (and on those written before rows carried
+    their enterprise: a database of one enterprise, upgraded)."""
+    return column.in_((enterprise, "")) if enterprise else column == ""
 
 
 def normalise_url(url: str) -> str:

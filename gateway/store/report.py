@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 from alerting.escalation import ACK_WITHIN_S as ESCALATION_ACK_WITHIN_S
 from gateway.influx import query as influxql
 from gateway.settings import InfluxSettings
-from gateway.store.models import Alarm, Database, Escalation, RegisterEntry
+from gateway.store.models import Alarm, Database, Escalation, RegisterEntry, ours
 from gateway.store.register import Register
 
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -70,16 +70,18 @@ def online_points(influx: InfluxSettings, enterprise: str, start_ms: int, end_ms
 
 
 def alarm_figures(db: Database, start: int, end: int, ack_within_s: float,
-                  ) -> dict[str, Any]:
-    """The ``alarms`` figures of [start, end) (definitions in the module docstring)."""
+                  enterprise: str = "") -> dict[str, Any]:
+    """The ``alarms`` figures of [start, end) of ``enterprise`` (definitions in the module
+    docstring)."""
     with db.session() as s:
         rows = s.execute(select(Alarm.id, Alarm.annunciated_ms, Alarm.handled_ms,
                                 Alarm.handled_event).where(
-            (Alarm.annunciated_ms >= start) & (Alarm.annunciated_ms < end))).all()
+            (Alarm.annunciated_ms >= start) & (Alarm.annunciated_ms < end),
+            ours(Alarm.enterprise, enterprise))).all()
         steps = (select(Escalation.alarm_row, func.max(Escalation.step))
                  .join(Alarm, Alarm.id == Escalation.alarm_row)
                  .where((Alarm.annunciated_ms >= start) & (Alarm.annunciated_ms < end)
-                        & (Escalation.step >= 0))
+                        & (Escalation.step >= 0) & ours(Alarm.enterprise, enterprise))
                  .group_by(Escalation.alarm_row))
         fired: dict[int, int] = {row: step for row, step in s.execute(steps)}
     limit_ms = ack_within_s * 1000
@@ -111,19 +113,24 @@ def report(db: Database, enterprise: str, total_points: int, day: date,
     start, end = day_bounds(day)
     with db.session() as s:
         closed = s.execute(select(func.count()).select_from(RegisterEntry).where(
-            (RegisterEntry.closed_ms >= start) & (RegisterEntry.closed_ms < end))).scalar_one()
+            (RegisterEntry.closed_ms >= start) & (RegisterEntry.closed_ms < end),
+            RegisterEntry.enterprise == enterprise)).scalar_one()
     reg = Register(db)
-    open_entries = [e for e in reg.open_entries() if e.created_ms < end]
+
+    def mine(entries: list[RegisterEntry]) -> list[RegisterEntry]:
+        # one database holds many enterprises' registers: the report is of one
+        return [e for e in entries if e.created_ms < end and e.enterprise == enterprise]
+    open_entries = mine(reg.open_entries())
     return {
         "enterprise": enterprise, "day": day.isoformat(),
         "points": {"total": total_points, "online": online,
                    "online_rate": round(online / total_points, 4)
                    if online is not None and total_points else None},
-        "alarms": alarm_figures(db, start, end, ack_within_s),
+        "alarms": alarm_figures(db, start, end, ack_within_s, enterprise),
         "hazards": {"open": len(open_entries),
-                    "overdue": len([e for e in reg.overdue(end) if e.created_ms < end]),
+                    "overdue": len(mine(reg.overdue(end))),
                     "major_open": sum(e.level == "major" for e in open_entries),
-                    "supervised": len([e for e in reg.supervised(end) if e.created_ms < end]),
+                    "supervised": len(mine(reg.supervised(end))),
                     "closed": closed},
     }
 

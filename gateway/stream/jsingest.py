@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 256
 DUPLICATE_WINDOW_S = 120.0
-MAX_AGE_S = 7 * 24 * 3600.0     # how long the stream keeps a message (replay, failover)
 IDLE_CHECK = 5                  # empty fetches (of 1 s) before the consumer is asked
 INACTIVE_S = 30.0               # a consumer nobody reads from is removed by the server
 PARTITIONED = f"{PARTITION_PREFIX}.>"
@@ -53,7 +52,7 @@ def enterprise_filter(enterprise: str) -> str:
 
 async def ensure_stream(js: Any, s: NatsSettings) -> None:
     """The wire stream, created when missing (file storage, ``s.replicas``, a duplicate
-    window for the edges' dedup ids, kept ``MAX_AGE_S``; when full, new messages are
+    window for the edges' dedup ids, kept ``s.retention_h``; when full, new messages are
     refused rather than old ones dropped: the edges then spool). An existing stream is used
     as it is, said when its replicas differ from the setting."""
     from nats.js.api import DiscardPolicy, StorageType, StreamConfig
@@ -64,7 +63,7 @@ async def ensure_stream(js: Any, s: NatsSettings) -> None:
         await js.add_stream(StreamConfig(
             name=s.stream, subjects=[PARTITIONED], num_replicas=s.replicas,
             storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S,
-            max_age=MAX_AGE_S, discard=DiscardPolicy.NEW))
+            max_age=s.retention_h * 3600, discard=DiscardPolicy.NEW))
         log.info("jetstream: stream %s created (R%d, subjects %s; the servers need the "
                  "mapping %s -> %s)", s.stream, s.replicas, PARTITIONED, *mapping(s.partitions))
         return

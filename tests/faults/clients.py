@@ -64,10 +64,10 @@ async def through_the_gateway(port: int, client_id: str, site: SiteConfig, setti
 
 def steps(got: list[dict[str, Any]], alarm_type: str = "process") -> dict[tuple[str, int], int]:
     """How often each (alarm, step) of one alarm type was notified (the feed's key is
-    ``<alarm>@<ts>/step<n>/...``)."""
+    ``<enterprise>/<alarm>@<ts>/step<n>/...``)."""
     out: dict[tuple[str, int], int] = {}
     for d in got:
-        alarm = d["key"].split("@")[0]
+        alarm = d["key"].split("@")[0].split("/", 1)[1]
         if alarm.endswith(f":{alarm_type}"):
             out[(alarm, d["step"])] = out.get((alarm, d["step"]), 0) + 1
     return out

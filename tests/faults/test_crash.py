@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import paho.mqtt.client as mqtt
@@ -53,9 +54,10 @@ def values(seq: int) -> np.ndarray:
 
 
 def site_file(path: Path, code: str = ENTERPRISE, points: list[str] = POINTS,
-              **enterprise: str) -> Path:
+              sections: dict[str, Any] | None = None, **enterprise: str) -> Path:
     """A tank farm of level points (high limit 10 m) on one Modbus edge ``EDGE``;
-    ``enterprise``: more fields of it (a deployment's division and industry)."""
+    ``enterprise``: more fields of it (a deployment's division and industry); ``sections``:
+    more sections of the file (escalation, contacts)."""
     limits = {pid: {"kind": "level", "unit": "m", "range_low": 0, "range_high": 12,
                     "hi": 10, "on_delay_s": 0, "off_delay_s": 0} for pid in points}
     path.write_text(yaml.safe_dump({
@@ -68,7 +70,7 @@ def site_file(path: Path, code: str = ENTERPRISE, points: list[str] = POINTS,
         "edges": {EDGE: {"modbus": {"plc": {
             "host": "127.0.0.1", "port": 1502,
             "registers": {pid: {"address": 2 * i, "type": "float32"}
-                          for i, pid in enumerate(points)}}}}}}))
+                          for i, pid in enumerate(points)}}}}}, **(sections or {})}))
     return path
 
 

@@ -12,6 +12,7 @@ partitions taken by another instance (printed; the bench has its own figure)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -21,6 +22,7 @@ import threading
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +30,7 @@ from edge import wire
 from edge.jetstream import JetStreamUplink, NatsSettings, Pending
 from tests import services
 from tests.conftest import fresh_postgres
+from tests.faults.clients import client
 from tests.faults.test_crash import EDGE, engine_events, site_file, wait_for
 from tests.nats_cluster import NatsCluster, nats_cluster
 from tests.services import Server, influx_query
@@ -50,10 +53,19 @@ def values(seq: int) -> np.ndarray:
     return vals
 
 
+FEED = "partitioned/regulator-feed"
+# every alarm told to the regulator at once (step 0) and again after 2 s while unhandled
+ESCALATION = {"escalation": {"default": {p: {"steps": [
+    {"after_s": 0, "roles": ["regulator"]}, {"after_s": 2, "roles": ["regulator"]}]}
+    for p in (1, 2, 3)}},
+    "contacts": {"default": {"regulator": [{"channel": "mqtt", "target": FEED}]}}}
+
+
 def write_deployment(d: Path) -> Path:
     d.mkdir(parents=True)
     for code in ENTERPRISES:
-        site_file(d / f"{code}.yaml", code, POINTS, division="320582", industry="C2614")
+        site_file(d / f"{code}.yaml", code, POINTS, ESCALATION, division="320582",
+                  industry="C2614")
     return d
 
 
@@ -164,11 +176,13 @@ def test_instances_and_a_node_killed_and_one_added_lose_nothing_and_keep_the_tim
         tmp_path: Path, influx_server: Server, influx_db: str) -> None:
     dep = write_deployment(tmp_path / "deployment")
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    notices: list[dict[str, Any]] = []
     with nats_cluster(tmp_path / "nats") as cluster, fresh_postgres() as pg, \
-            services.mosquitto(tmp_path / "mq") as broker:
+            services.mosquitto(tmp_path / "mq") as broker, contextlib.ExitStack() as stack:
         def start(name: str) -> None:
             procs[name] = start_instance(tmp_path, name, cluster, pg, influx_server,
                                          influx_db, broker)
+        stack.enter_context(client(broker.port, "regulator-feed", FEED, notices))
         try:
             start("gw-a")
             wait_for(lambda: len(taken(tmp_path, "gw-a")) == cluster.partitions, 90,
@@ -198,6 +212,7 @@ def test_instances_and_a_node_killed_and_one_added_lose_nothing_and_keep_the_tim
                 procs[name].send_signal(signal.SIGTERM)
             for name in ("gw-b", "gw-c"):
                 assert procs[name].wait(90) == 0, log_of(tmp_path, name)[-3000:]
+            time.sleep(1)                           # the last notices on their way
         finally:
             for p in procs.values():
                 if p.poll() is None:
@@ -214,6 +229,14 @@ def test_instances_and_a_node_killed_and_one_added_lose_nothing_and_keep_the_tim
     assert not lost, f"{len(sent - got)} of {len(sent)} readings lost: " + "; ".join(
         f"{e}: {len(t)} from {min(t)} to {max(t)}" for e, t in sorted(lost.items()))
     assert got == sent
+    # no notification sent twice, each about an activation that happened
+    keys = [d["key"] for d in notices]
+    twice = {k for k in keys if keys.count(k) > 1}
+    assert not twice, f"{len(twice)} notifications sent twice: {sorted(twice)[:3]}"
+    activations = {(e, p, ts) for e, p, ts, ev, _ in
+                   expected_events(dep, edges.messages) if ev == "activate"}
+    told = {(d["enterprise"], d["point"], d["annunciated_ms"]) for d in notices}
+    assert told and told <= activations
     want, have = expected_events(dep, edges.messages), stored_events(influx_server, influx_db)
     assert len(want) >= len(ENTERPRISES) * SECONDS * RATE_S // HOT_FOR
     assert not want - have, f"alarm events lost: {sorted(want - have)[:5]}"

@@ -129,3 +129,21 @@ def test_shelving_an_emergency_alarm_is_told_to_the_whole_chain_once(db: Databas
             select(Outbox).where(Outbox.key.like("%/shelved/%"))).scalars()]
     assert sorted((m["kind"], m["by"], m["step"]) for m in told) == [
         ("shelved", "safety.wang", -1)] * 2        # the operator's and the regulator's
+
+
+def test_enterprises_on_one_database_keep_their_own_alarms(db: Database) -> None:
+    """Two enterprises with the same point ids on one database (a partitioned deployment):
+    each has its own occurrence, history and steps, and its clock fires only its own.
+    Seen before: the second enterprise's activation was taken for a replay of the first's
+    (the same alarm id and time), and each clock fired every enterprise's alarms."""
+    a, b = Escalator(db, CFG, enterprise="ENT-A"), Escalator(db, CFG, enterprise="ENT-B")
+    a.record([event("V101_level:process", T0, "activate", "unack")])
+    b.record([event("V101_level:process", T0, "activate", "unack")])
+    assert [f.alarm_id for f in a.tick(T0)] == ["V101_level:process"]
+    assert [f.alarm_id for f in b.tick(T0)] == ["V101_level:process"]    # its own, once
+    assert a.tick(T0 + 1) == [] and b.tick(T0 + 1) == []
+    a.record([event("V101_level:process", T0 + 5 * S, "acknowledge", "ack", user="op")])
+    assert a.tick(T0 + 300 * S) == []                       # A's is handled ...
+    assert [f.step for f in b.tick(T0 + 300 * S)] == [1]     # ... B's climbs on
+    assert [e.event for e in a.history("V101_level:process")] == ["activate", "acknowledge"]
+    assert [e.event for e in b.history("V101_level:process")] == ["activate"]
