@@ -25,6 +25,8 @@ import contextlib
 import hashlib
 import logging
 import re
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, SecretStr
@@ -186,6 +188,7 @@ class JetStreamUplink:
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(s.max_pending)
         self._head: Pending | None = None
         self._failing = False
+        self._marks: deque[tuple[int, Callable[[], None]]] = deque()
         self._connector = asyncio.create_task(self._connect(), name=f"{who}-nats-connect")
         self._pump = asyncio.create_task(self._run(), name=f"{who}-nats-publish")
 
@@ -224,8 +227,11 @@ class JetStreamUplink:
         log.debug("%s: NATS: %s", self.who, exc)
 
     async def send(self, topic: str, payload: bytes) -> Pending:
-        """Queue a message (waits while ``max_pending`` are queued)."""
-        subject = subject_of(topic)
+        """Queue a wire message (waits while ``max_pending`` are queued)."""
+        return await self.send_to(subject_of(topic), payload)
+
+    async def send_to(self, subject: str, payload: bytes) -> Pending:
+        """Queue a message for a subject of its own (alarm events)."""
         p = Pending(subject, payload, msg_id(subject, payload))
         if self._queue.full():
             self.publish_waits += 1
@@ -248,6 +254,8 @@ class JetStreamUplink:
             p.done = True
             self._head = None
             self.acknowledged += 1
+            while self._marks and self._marks[0][0] <= self.acknowledged:
+                self._marks.popleft()[1]()
 
     async def _publish_one(self, p: Pending) -> bool:
         js = self._js
@@ -265,6 +273,13 @@ class JetStreamUplink:
             log.warning("%s: JetStream publishes acknowledged again", self.who)
             self._failing = False
         return True
+
+    def mark(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once everything queued so far is acknowledged (in order)."""
+        if self.acknowledged >= self.published:
+            done()
+        else:
+            self._marks.append((self.published, done))
 
     def all_acknowledged(self) -> bool:
         """Whether JetStream acked every message sent so far."""

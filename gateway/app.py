@@ -25,7 +25,7 @@ from edge.settings import EdgeSettings
 from edge.signing import Verifier
 from edge.stats import stats_topic
 from edge.supervise import Loops, describe, supervised
-from gateway.alarms.publisher import AlarmPublisher
+from gateway.alarms.publisher import AlarmPublisher, JetStreamAlarms
 from gateway.alarms.service import EscalationService
 from gateway.influx.schema import anchor_line
 from gateway.influx.targets import NullSink
@@ -157,7 +157,8 @@ async def gateway_session(site: SiteConfig | CompiledSite, settings: Settings
     else:
         ingest = MqttIngest(settings.mqtt, [wire.readings_topic(code, "+"),
                                             stats_topic(code, "+")], buffer)
-    publisher = AlarmPublisher(code, settings.mqtt)
+    publisher: AlarmPublisher | JetStreamAlarms = AlarmPublisher(code, settings.mqtt) \
+        if settings.transport == "mqtt" else JetStreamAlarms(code, settings.nats)
     sinks: list[AlarmSink] = [publisher]
     running: list[Core] = []        # for the register's evidence snapshots, once it exists
     feeding = asyncio.Event()       # set at the stop, once what was taken is acknowledged

@@ -209,6 +209,9 @@ class ClusterSettings(BaseModel):
                                       "(default: the host name)")
     lease_every_s: float = Field(default=1.0, gt=0, le=30,
                                  description="how often partitions are taken or given up")
+    stats_every_s: float = Field(default=30.0, gt=0,
+                                 description="how often each enterprise's gateway_stats "
+                                             "line is written")
 
 
 class Settings(BaseSettings):

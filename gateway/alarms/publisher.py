@@ -29,15 +29,23 @@ The model (field descriptions, JSON Schema) is ``gateway.alarms.model.AlarmMessa
 
 The publisher waits rather than drop when paho's queue is full: alarm events are never lost
 to backpressure.
+
+On the NATS transport the same messages go to JetStream instead (``JetStreamAlarms``):
+subject ``hazgw.alarms.<enterprise>`` of the stream ``<wire stream>_ALARMS`` (R3, made by
+``gateway.stream.jsingest.ensure_stream``), in order, each with a dedup id that is a digest of
+subject and message: an event made again after a failover (the next owner replays from the
+saved state) is stored once within the stream's duplicate window.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from alerting.engine import AlarmEvent
+from edge.jetstream import JetStreamUplink, NatsSettings
 from edge.mqtt import MqttSettings, MqttUplink
 from gateway.alarms.model import AlarmMessage
 
@@ -68,4 +76,34 @@ class AlarmPublisher:
 
     async def close(self) -> None:
         """Wait (bounded) for the broker to acknowledge, then disconnect."""
+        await self.uplink.close()
+
+
+def alarms_subject(enterprise: str) -> str:
+    """Where a gateway on the NATS transport publishes its enterprise's alarm events."""
+    return f"hazgw.alarms.{enterprise.replace('.', '~')}"
+
+
+class JetStreamAlarms:
+    """Publishes every alarm event of one enterprise to JetStream, in order."""
+
+    def __init__(self, enterprise: str, s: NatsSettings) -> None:
+        self.enterprise = enterprise
+        self.subject = alarms_subject(enterprise)
+        self.uplink = JetStreamUplink(s, f"alarms-{enterprise}")
+
+    async def __call__(self, events: list[AlarmEvent]) -> None:
+        """Queue the events in order (acknowledged by the stream one after another)."""
+        for e in events:
+            await self.uplink.send_to(self.subject,
+                                      orjson.dumps(alarm_message(self.enterprise, e)))
+
+    def mark(self, done: Callable[[], None]) -> None:
+        """Call ``done`` once the stream has every event queued so far: a saved state covers
+        only events that are there (``gateway.stream.state``), so that a failover neither
+        loses one nor, within the duplicate window, doubles one."""
+        self.uplink.mark(done)
+
+    async def close(self) -> None:
+        """Wait (bounded) for the stream's acknowledgements, then close."""
         await self.uplink.close()

@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from dataclasses import dataclass
 
 from edge.jetstream import partition_of
-from edge.supervise import describe
-from gateway.app import gateway_session
+from edge.supervise import describe, supervised
+from gateway.app import Ingest, gateway_session
 from gateway.cluster.lease import PartitionLeases
 from gateway.deployment import Deployment
 from gateway.settings import Settings
 from gateway.stream.compiled import CompiledSite, as_compiled
+from gateway.stream.core import Core
+from gateway.stream.selfmetrics import snapshot, stats_line
 
 log = logging.getLogger(__name__)
+
 
 
 def partitions_of(dep: Deployment, partitions: int) -> dict[int, list[str]]:
@@ -65,13 +69,23 @@ class Owned:
 async def _run_partition(p: int, sites: list[CompiledSite], settings: Settings,
                          stop: asyncio.Event) -> None:
     async with contextlib.AsyncExitStack() as stack:
-        for site in sites:
-            await stack.enter_async_context(
-                gateway_session(site, enterprise_settings(settings, site.enterprise)))
+        sessions = [await stack.enter_async_context(
+            gateway_session(site, enterprise_settings(settings, site.enterprise)))
+            for site in sites]
         log.info("cluster: partition %d running (%s)", p,
                  ", ".join(s.enterprise for s in sites))
-        await stop.wait()
+        async with asyncio.TaskGroup() as tg:
+            for core, ingest in sessions:
+                tg.create_task(supervised(core.loops, "stats", functools.partial(
+                    _stats_step, core, ingest, settings.cluster.instance), stop,
+                    settings.cluster.stats_every_s), name=f"stats-{core.enterprise}")
     log.info("cluster: partition %d drained", p)
+
+
+async def _stats_step(core: Core, ingest: Ingest, instance: str) -> None:
+    """The enterprise's ``gateway_stats`` line, tagged with this instance."""
+    await core.writer.put(stats_line(core.enterprise, instance, snapshot(core, None, ingest),
+                                     core.clock.now_ms()), 1)
 
 
 async def run_instance(dep: Deployment, settings: Settings, stop: asyncio.Event) -> None:

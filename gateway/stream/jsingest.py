@@ -43,6 +43,8 @@ DUPLICATE_WINDOW_S = 120.0
 IDLE_CHECK = 5                  # empty fetches (of 1 s) before the consumer is asked
 INACTIVE_S = 30.0               # a consumer nobody reads from is removed by the server
 PARTITIONED = f"{PARTITION_PREFIX}.>"
+ALARM_SUBJECTS = "hazgw.alarms.>"
+STREAM_NAME_IN_USE = 10058      # JetStream's error code: another session made it first
 
 
 def enterprise_filter(enterprise: str) -> str:
@@ -51,25 +53,50 @@ def enterprise_filter(enterprise: str) -> str:
 
 
 async def ensure_stream(js: Any, s: NatsSettings) -> None:
-    """The wire stream, created when missing (file storage, ``s.replicas``, a duplicate
-    window for the edges' dedup ids, kept ``s.retention_h``; when full, new messages are
-    refused rather than old ones dropped: the edges then spool). An existing stream is used
-    as it is, said when its replicas differ from the setting."""
+    """The wire stream and the alarm stream beside it, created when missing (file storage,
+    ``s.replicas``, a duplicate window for the dedup ids, kept ``s.retention_h``; when full,
+    new messages are refused rather than old ones dropped: the edges then spool). An
+    existing stream is used as it is, said when its replicas differ from the setting; one
+    made meanwhile by another session is taken as found."""
     from nats.js.api import DiscardPolicy, StorageType, StreamConfig
     from nats.js.errors import NotFoundError
     try:
         info = await js.stream_info(s.stream)
     except NotFoundError:
-        await js.add_stream(StreamConfig(
+        await _add(js, StreamConfig(
             name=s.stream, subjects=[PARTITIONED], num_replicas=s.replicas,
             storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S,
             max_age=s.retention_h * 3600, discard=DiscardPolicy.NEW))
         log.info("jetstream: stream %s created (R%d, subjects %s; the servers need the "
                  "mapping %s -> %s)", s.stream, s.replicas, PARTITIONED, *mapping(s.partitions))
-        return
-    if info.config.num_replicas != s.replicas:
-        log.warning("jetstream: stream %s has %d replicas, the setting says %d", s.stream,
-                    info.config.num_replicas, s.replicas)
+    else:
+        if info.config.num_replicas != s.replicas:
+            log.warning("jetstream: stream %s has %d replicas, the setting says %d",
+                        s.stream, info.config.num_replicas, s.replicas)
+    alarms = alarm_stream(s)
+    try:
+        await js.stream_info(alarms)
+    except NotFoundError:
+        await _add(js, StreamConfig(
+            name=alarms, subjects=[ALARM_SUBJECTS], num_replicas=s.replicas,
+            storage=StorageType.FILE, duplicate_window=DUPLICATE_WINDOW_S,
+            max_age=s.retention_h * 3600, discard=DiscardPolicy.NEW))
+        log.info("jetstream: stream %s created (R%d, alarm events on %s)", alarms,
+                 s.replicas, ALARM_SUBJECTS)
+
+
+async def _add(js: Any, config: Any) -> None:
+    from nats.js.errors import BadRequestError
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if exc.err_code != STREAM_NAME_IN_USE:
+            raise
+
+
+def alarm_stream(s: NatsSettings) -> str:
+    """The stream of alarm events beside the wire stream."""
+    return f"{s.stream}_ALARMS"
 
 
 class JetStreamIngest:

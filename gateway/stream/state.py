@@ -26,9 +26,10 @@ import logging
 import os
 import zipfile
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import orjson
@@ -123,6 +124,13 @@ def load(path: Path) -> tuple[Snapshot, dict[str, Any], int, int | None] | None:
         return None
 
 
+@runtime_checkable
+class MarksDurable(Protocol):
+    """An alarm sink that says when what it was given is durable (JetStream alarms)."""
+
+    def mark(self, done: Callable[[], None]) -> None: ...
+
+
 def _resolve(f: asyncio.Future[None]) -> None:
     if not f.done():            # a save given up at the stop no longer waits for it
         f.set_result(None)
@@ -136,7 +144,7 @@ class _Capture:
     snap: Snapshot
     sequences: dict[str, Any]
     tokens: list[int]
-    durable: asyncio.Future[None]
+    durable: asyncio.Future[Any]
     position: int | None
 
 
@@ -185,6 +193,21 @@ class StateKeeper:
                  len(sequences), (core.clock.now_ms() - saved_ms) / 1000, self.path)
         return True
 
+    def _durable(self) -> asyncio.Future[Any]:
+        """Resolved once what came before now is durable: written or spooled, and in the
+        stream of every alarm sink that tells when (``MarksDurable``)."""
+        loop = asyncio.get_running_loop()
+        marks: list[asyncio.Future[None]] = []
+        makers: list[Callable[[Callable[[], None]], None]] = [self.core.writer.mark]
+        for sink in self.core.alarm_sinks:
+            if isinstance(sink, MarksDurable):
+                makers.append(sink.mark)
+        for mark in makers:
+            f: asyncio.Future[None] = loop.create_future()
+            mark(functools.partial(_resolve, f))
+            marks.append(f)
+        return marks[0] if len(marks) == 1 else asyncio.gather(*marks)
+
     async def capture(self) -> None:
         """Take a snapshot under the step lock, unless nothing is new or ``MAX_PENDING``
         wait already (the next one then covers more)."""
@@ -194,8 +217,7 @@ class StateKeeper:
         async with core.step_lock:
             if core.version == self._captured_version and not (acks and acks.waiting):
                 return
-            durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            core.writer.mark(functools.partial(_resolve, durable))
+            durable = self._durable()
             reuse = self._free.pop() if self._free else None
             tokens = acks.take() if acks is not None else []
             if self.positions and tokens:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import signal
@@ -28,6 +29,7 @@ import numpy as np
 
 from edge import wire
 from edge.jetstream import JetStreamUplink, NatsSettings, Pending
+from gateway.stream.jsingest import alarm_stream
 from tests import services
 from tests.conftest import fresh_postgres
 from tests.faults.clients import client
@@ -117,7 +119,7 @@ class Edges:
 
 def start_instance(tmp: Path, name: str, cluster: NatsCluster, pg: str, influx: Server,
                    db: str, broker: Server) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "HAZGW_CLUSTER__INSTANCE": name,
+    env = {**os.environ, "HAZGW_CLUSTER__INSTANCE": name, "HAZGW_CLUSTER__STATS_EVERY_S": "1",
            "HAZGW_NATS__SERVERS": "[" + ",".join(f'"{u}"' for u in cluster.urls) + "]",
            "HAZGW_NATS__PARTITIONS": str(cluster.partitions),
            "HAZGW_MQTT__PORT": str(broker.port), "HAZGW_DATABASE_URL": pg,
@@ -142,6 +144,23 @@ def taken(tmp: Path, name: str) -> dict[int, float]:
         out[int(m.group(2))] = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f"
                                                  ).timestamp()
     return out
+
+
+async def alarm_stream_events(s: NatsSettings) -> list[Event]:
+    """The process alarm events in the alarm stream, in stream order."""
+    import nats
+    nc = await nats.connect(servers=s.servers)
+    try:
+        js = nc.jetstream()
+        info = await js.stream_info(alarm_stream(s))
+        out: list[Event] = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            m = json.loads((await js.get_msg(alarm_stream(s), seq)).data or b"{}")
+            if m["alarm_type"] == "process":
+                out.append((m["enterprise"], m["point"], m["ts"], m["event"], m["state"]))
+        return out
+    finally:
+        await nc.close()
 
 
 def stored(influx: Server, db: str) -> set[tuple[str, str, int]]:
@@ -202,6 +221,11 @@ def test_instances_and_a_node_killed_and_one_added_lose_nothing_and_keep_the_tim
                 wait_for(lambda: owned_a <= {p for p, t in taken(tmp_path, "gw-b").items()
                                              if t >= killed_at}, 60, "gw-b takes over")
                 failover = max(taken(tmp_path, "gw-b")[p] for p in owned_a) - killed_at
+                restored_ages = sorted({int(m.group(2)) for m in re.finditer(
+                    r"^(\S+ \S+) INFO \S+: state: restored .* saved (\d+) s before",
+                    log_of(tmp_path, "gw-b"), re.M)
+                    if datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    >= killed_at})
                 time.sleep(2)
                 start("gw-c")                       # an instance joins
                 wait_for(lambda: bool(taken(tmp_path, "gw-c")), 60, "gw-c takes its share")
@@ -213,13 +237,15 @@ def test_instances_and_a_node_killed_and_one_added_lose_nothing_and_keep_the_tim
             for name in ("gw-b", "gw-c"):
                 assert procs[name].wait(90) == 0, log_of(tmp_path, name)[-3000:]
             time.sleep(1)                           # the last notices on their way
+            on_stream = asyncio.run(alarm_stream_events(cluster.settings()))
         finally:
             for p in procs.values():
                 if p.poll() is None:
                     p.kill()
                     p.wait(30)
     print(f"failover: {failover:.2f} s from SIGKILL to the last of {len(owned_a)} "
-          f"partitions taken by gw-b")
+          f"partitions taken by gw-b; the states it restored were saved {restored_ages} s "
+          f"before: at most that long of messages ({RATE_S}/s per enterprise) read again")
     assert sum(map(len, edges.messages.values())) >= \
         len(ENTERPRISES) * SECONDS * RATE_S * 9 // 10
     got = stored(influx_server, influx_db)
@@ -242,3 +268,6 @@ def test_instances_and_a_node_killed_and_one_added_lose_nothing_and_keep_the_tim
     assert not want - have, f"alarm events lost: {sorted(want - have)[:5]}"
     assert not have - want, f"alarm events not made by the uninterrupted engines: " \
                             f"{sorted(have - want)[:5]}"
+    # the alarm stream: each event once, the same as InfluxDB holds
+    assert len(on_stream) == len(set(on_stream)), "alarm events twice on the stream"
+    assert set(on_stream) == want
