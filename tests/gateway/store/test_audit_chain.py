@@ -258,13 +258,21 @@ def test_a_long_backlog_is_sealed_in_steps(keyed: Database, database_url: str,
     assert "alarm_history rows 3–4 do not match their seal" in capsys.readouterr().out
 
 
-def test_appends_from_many_sessions_at_once_make_one_chain(postgres_url: str) -> None:
+def test_appends_from_many_sessions_at_once_make_one_chain() -> None:
     """Eight threads, each its own session, append at once (instances of a partitioned
     deployment, or one process's enterprise sessions): one intact chain, nothing lost.
     Seen before: 'duplicate key value violates unique constraint "audit_log_pkey"' when
-    two transactions read the same newest record."""
+    two transactions read the same newest record. A database of its own: the session's
+    must stay empty of tables for the harness test."""
+    from tests.conftest import fresh_postgres
+    with fresh_postgres() as url:
+        appended_at_once(url)
+
+
+def appended_at_once(url: str) -> None:
+    """The body of the test above, on the fresh database ``url``."""
     import threading
-    db = Database(postgres_url)
+    db = Database(url)
     barrier = threading.Barrier(8)
     errors: list[BaseException] = []
     with db.session() as s:
