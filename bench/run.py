@@ -382,7 +382,7 @@ def main() -> int:
     p.add_argument("--poll-s", type=float, default=10.0)
     p.add_argument("--out", default=str(ROOT / "bench" / "results" / "latest.json"))
     p.add_argument("--sensor-messages", type=int, default=20_000)
-    p.add_argument("--partitioned-messages", type=int, default=200,
+    p.add_argument("--partitioned-messages", type=int, default=600,
                    help="messages per enterprise for the partitioned path (0: skip it)")
     p.add_argument("--state-every-s", type=float, default=StateSettings().every_s,
                    help="the core's state saves (0: none, messages acknowledged once "

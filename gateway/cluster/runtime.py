@@ -51,9 +51,14 @@ def partitions_of(dep: Deployment, partitions: int) -> dict[int, list[str]]:
 
 def enterprise_settings(settings: Settings, code: str) -> Settings:
     """An enterprise's session settings: client ids and state name of the enterprise
-    alone, so that the next owner finds its state and its outbox claims."""
+    alone, so that the next owner finds its state and its outbox claims; a spool of its
+    own (the instance's spool directory is the instance's: never shared)."""
+    influx = settings.influx
+    if influx.spool_dir is not None:
+        # a spool per enterprise: the writers of one process would take each other's files
+        influx = influx.model_copy(update={"spool_dir": influx.spool_dir / code})
     return settings.model_copy(update={
-        "transport": "nats",
+        "transport": "nats", "influx": influx,
         "mqtt": settings.mqtt.model_copy(update={"client_id": f"hazgw-{code}"})})
 
 

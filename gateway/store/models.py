@@ -24,9 +24,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -247,12 +249,31 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# the advisory lock (one bigint key) that lets one process at a time migrate a database
+MIGRATION_LOCK = 0x687A_0D0B
+
+
 def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema."""
+    """Bring the database at ``url`` to the newest schema. On PostgreSQL one process at a
+    time, under an advisory lock held on a session of its own: instances started together
+    on a fresh database raced to create the same tables ('duplicate key value violates
+    unique constraint "pg_type_typname_nsp_index"') and one of them stopped."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", normalise_url(url))
-    command.upgrade(cfg, "head")
+    if not normalise_url(url).startswith("postgresql"):
+        command.upgrade(cfg, "head")
+        return
+    engine = create_engine(normalise_url(url), poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+            try:
+                command.upgrade(cfg, "head")
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+    finally:
+        engine.dispose()
 
 
 _MIGRATING = threading.Lock()
