@@ -60,7 +60,7 @@ class Api:
 async def api(db: Database) -> AsyncIterator[Api]:
     async with BatchingWriter(NullSink()) as writer:
         core = Core(small_site(1502), writer)
-        history = Escalator(db, EscalationConfig())
+        history = Escalator(db, EscalationConfig(), enterprise=core.enterprise)   # as the service
 
         async def record(events: list[AlarmEvent]) -> None:
             history.record(events)
