@@ -120,11 +120,6 @@ def partition_of(enterprise: str, partitions: int) -> int:
     return h % partitions
 
 
-def partition_subject(partition: int) -> str:
-    """The filter of one partition's messages."""
-    return f"{PARTITION_PREFIX}.{partition}.>"
-
-
 def mapping(partitions: int) -> tuple[str, str]:
     """The server config's subject mapping (source, destination) that partitions ingest."""
     return (f"{IN_PREFIX}.*.*.*",

@@ -66,7 +66,6 @@ def enterprise_settings(settings: Settings, code: str) -> Settings:
 class Owned:
     """A partition this instance runs: its stop and its task."""
 
-    epoch: int
     stop: asyncio.Event
     task: asyncio.Task[None]
 
@@ -134,7 +133,7 @@ async def run_instance(dep: Deployment, settings: Settings, stop: asyncio.Event)
                 for p, epoch in step.gained.items():
                     sites = [compiled[c] for c in by_partition.get(p, [])]
                     ev = asyncio.Event()
-                    owned[p] = Owned(epoch, ev, tg.create_task(
+                    owned[p] = Owned(ev, tg.create_task(
                         _run_partition(p, sites, settings, ev),
                         name=f"partition-{p}"))
                     log.info("cluster: partition %d taken (epoch %d)", p, epoch)

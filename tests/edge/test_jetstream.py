@@ -69,6 +69,15 @@ def test_subjects_round_trip_and_dedup_ids() -> None:
         topic_of("hazgw.p.1.a.b")
 
 
+def test_settings_out_of_range_are_refused_by_name() -> None:
+    from pydantic import ValidationError
+    for bad, field in (({"partitions": 0}, "partitions"), ({"stream": "a.b"}, "stream"),
+                       ({"servers": []}, "servers"), ({"replicas": 6}, "replicas"),
+                       ({"retention_h": 0}, "retention_h")):
+        with pytest.raises(ValidationError, match=field):
+            NatsSettings.model_validate(bad)
+
+
 async def stored_subjects(s: NatsSettings) -> list[str]:
     import nats
     nc = await nats.connect(servers=s.servers)
